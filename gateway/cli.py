@@ -1,0 +1,424 @@
+"""The `clearinghouse` command line (SPEC.md "Command line"): parse, build an App, call.
+
+Every command is a thin layer: it loads the configuration once, builds one `App`, calls
+the module that does the work and prints the result, as text or with `--json`. Errors
+from the project's exception tree print one line and exit with their exit code.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from gateway.app import App
+from gateway.config import load_config
+from gateway.errors import ClearinghouseError, StorageError
+from gateway.views import emit, key_row, message_row, outbox_row, submission_row, team_row
+
+pass_app = click.make_pass_decorator(App)
+
+
+class _Group(click.Group):
+    """Turns the project's errors into one line on stderr and their exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ClearinghouseError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+def _json_option(f: Any) -> Any:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(f)
+
+
+@click.group(cls=_Group)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              envvar="CLEARINGHOUSE_CONFIG", help="TOML configuration (default: built-in).")
+@click.option("-v", "--verbose", is_flag=True, help="Log debug details.")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None, verbose: bool) -> None:
+    """Clearinghouse: secure email intake for CSIRT statistics."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )  # fmt: skip
+    if ctx.invoked_subcommand == "demo":
+        return
+    try:
+        ctx.obj = App(load_config(config_path))
+    except ClearinghouseError as exc:
+        click.echo(f"error: {exc}", err=True)
+        ctx.exit(75 if ctx.invoked_subcommand == "ingest" else exc.exit_code)
+
+
+@cli.command()
+@click.option("--name", default=None, help="Name on the gateway key (default: config name).")
+@click.option("--email", default=None, help="Address on the gateway key.")
+@pass_app
+def init(app: App, name: str | None, email: str | None) -> None:
+    """Create the data dir, the schema and the gateway key; print its fingerprint."""
+    from keys.identity import create_identity
+
+    app.create_schema()
+    core = app.config.clearinghouse
+    identity = create_identity(app.gpg, name or core.name, email or core.gateway_address)
+    click.echo(identity.fingerprint)
+
+
+@cli.group("gateway-key", invoke_without_command=True)
+@click.pass_context
+def gateway_key(ctx: click.Context) -> None:
+    """Print the gateway public key, ASCII-armored (teams encrypt to it)."""
+    if ctx.invoked_subcommand is None:
+        app: App = ctx.obj
+        click.echo(app.gpg.export_public(app.identity.fingerprint), nl=False)
+
+
+@gateway_key.command("import")
+@click.argument("file", type=click.File("rb"))
+@click.option("--passphrase-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pass_app
+def gateway_key_import(app: App, file: Any, passphrase_file: Path | None) -> None:
+    """Adopt an existing gateway secret key, so teams need not change anything."""
+    from keys.identity import import_identity
+
+    app.create_schema()
+    passphrase = passphrase_file.read_text().rstrip("\n") if passphrase_file else None
+    identity = import_identity(app.gpg, file.read(), passphrase)
+    click.echo(identity.fingerprint)
+
+
+# --- teams, keys, coordinators -----------------------------------------------------------
+
+
+@cli.group()
+def teams() -> None:
+    """The teams allowed to submit."""
+
+
+@teams.command("add")
+@click.argument("handle")
+@click.option("--name", required=True)
+@click.option("--email", required=True, help="Registered contact: the only reply address.")
+@click.option("--status", default="accredited", show_default=True,
+              type=click.Choice(["listed", "accredited", "certified", "suspended"]))
+@click.option("--country", default=None, help="ISO 3166 two-letter code.")
+@pass_app
+def teams_add(app: App, handle: str, name: str, email: str, status: str,
+              country: str | None) -> None:  # fmt: skip
+    """Register a team."""
+    team = app.registry.add_team(handle, name=name, email=email, status=status, country=country)
+    click.echo(f"team {team.handle} added ({team.status}); next: "
+               f"clearinghouse keys import {team.handle} KEYFILE")  # fmt: skip
+
+
+@teams.command("list")
+@_json_option
+@pass_app
+def teams_list(app: App, as_json: bool) -> None:
+    """List the teams."""
+    from store.registry import list_teams
+    from store.db import open_session
+
+    with open_session(app.engine) as s:
+        rows = [team_row(s, t) for t in list_teams(s)]
+    emit(rows, as_json, ["handle", "status", "email", "country", "keys", "name"])
+
+
+@teams.command("show")
+@click.argument("handle")
+@_json_option
+@pass_app
+def teams_show(app: App, handle: str, as_json: bool) -> None:
+    """Show one team, its keys and its last submission."""
+    from store.db import open_session
+
+    with open_session(app.engine) as s:
+        row = team_row(s, app.registry.team(s, handle), with_keys=True)
+    emit(row, as_json)
+
+
+@teams.command("set-status")
+@click.argument("handle")
+@click.argument("status", type=click.Choice(["listed", "accredited", "certified", "suspended"]))
+@pass_app
+def teams_set_status(app: App, handle: str, status: str) -> None:
+    """Change a team's status (which statuses may submit is policy)."""
+    team = app.registry.set_status(handle, status)
+    allowed = status in app.config.policy.allowed_statuses
+    click.echo(f"team {team.handle} is now {status} ({'may' if allowed else 'may not'} submit)")
+
+
+@cli.group("keys")
+def keys_group() -> None:
+    """Team keys in the registry and the gateway keyring."""
+
+
+@keys_group.command("import")
+@click.argument("handle")
+@click.argument("file", type=click.File("rb"))
+@pass_app
+def keys_import(app: App, handle: str, file: Any) -> None:
+    """Bind the public key(s) in FILE to team HANDLE."""
+    for key in app.registry.import_keys(handle, file.read()):
+        verb = "refreshed" if key.updated else "bound"
+        expiry = f"expires {key.expires_at:%Y-%m-%d}" if key.expires_at else "no expiry"
+        click.echo(f"{verb} {key.fingerprint} to {handle} ({expiry})"
+                   f"{' REVOKED' if key.revoked else ''}")  # fmt: skip
+        for uid in key.user_ids:
+            click.echo(f"  {uid}")
+
+
+@keys_group.command("list")
+@_json_option
+@pass_app
+def keys_list(app: App, as_json: bool) -> None:
+    """List bound keys."""
+    from store.db import open_session
+    from store.registry import list_keys
+
+    with open_session(app.engine) as s:
+        rows = [key_row(s, k) for k in list_keys(s)]
+    emit(rows, as_json, ["fingerprint", "team", "expires_at", "revoked_at", "user_ids"])
+
+
+@keys_group.command("revoke")
+@click.argument("fingerprint")
+@click.option("--reason", default=None)
+@pass_app
+def keys_revoke(app: App, fingerprint: str, reason: str | None) -> None:
+    """Stop accepting signatures by a key."""
+    key = app.registry.revoke_key(fingerprint, reason)
+    click.echo(f"revoked {key.fingerprint}; its signatures are now refused (key-revoked)")
+
+
+@cli.group()
+def coordinators() -> None:
+    """Coordinators receive monthly summaries."""
+
+
+@coordinators.command("add")
+@click.argument("email")
+@click.option("--key", "key_file", type=click.File("rb"), required=True)
+@click.option("--name", default=None)
+@pass_app
+def coordinators_add(app: App, email: str, key_file: Any, name: str | None) -> None:
+    """Register a coordinator with their public key."""
+    c = app.registry.add_coordinator(email, key_file.read(), name)
+    click.echo(f"coordinator {c.email} added with key {c.fingerprint}")
+
+
+@coordinators.command("list")
+@_json_option
+@pass_app
+def coordinators_list(app: App, as_json: bool) -> None:
+    """List coordinators."""
+    from store.db import open_session
+    from store.registry import list_coordinators
+
+    with open_session(app.engine) as s:
+        rows = [{"email": c.email, "name": c.name, "fingerprint": c.fingerprint}
+                for c in list_coordinators(s)]  # fmt: skip
+    emit(rows, as_json, ["email", "name", "fingerprint"])
+
+
+@coordinators.command("remove")
+@click.argument("email")
+@pass_app
+def coordinators_remove(app: App, email: str) -> None:
+    """Remove a coordinator."""
+    app.registry.remove_coordinator(email)
+    click.echo(f"coordinator {email} removed")
+
+
+# --- doors and engine --------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("file", type=click.File("rb"), default="-")
+@pass_app
+def ingest(app: App, file: Any) -> None:
+    """Spool one raw message (MTA pipe). Exit 0 once stored, 75 if it could not be."""
+    from gateway.intake import accept
+
+    try:
+        raw = file.read()
+        if not raw:
+            raise StorageError("empty input: nothing to store")
+        message_id, _ = accept(app.engine, raw, "ingest")
+    except ClearinghouseError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(StorageError.exit_code)
+    except Exception as exc:  # the MTA must retry whatever went wrong
+        click.echo(f"error: could not store the message ({type(exc).__name__})", err=True)
+        sys.exit(StorageError.exit_code)
+    click.echo(f"stored as message {message_id}")
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="Process what is spooled now, then exit.")
+@pass_app
+def process(app: App, once: bool) -> None:
+    """Run the pipeline over spooled messages (and deliver the outbox)."""
+    from gateway.service import run_worker_until_stopped, worker_for
+
+    worker = worker_for(app)
+    if once:
+        counts = worker.run_once()
+        sent = worker.flush()
+        summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "nothing"
+        click.echo(f"processed: {summary}; outbox: {sent.sent} sent, {sent.retrying} retrying, "
+                   f"{sent.failed} failed")  # fmt: skip
+        return
+    run_worker_until_stopped(worker)
+
+
+@cli.command()
+@click.option("--smtp", "listen", default=None, metavar="HOST:PORT",
+              help="Listen address (default: [smtp] listen).")
+@pass_app
+def serve(app: App, listen: str | None) -> None:
+    """SMTP listener + worker + outbox."""
+    from gateway.config import split_host_port
+    from gateway.service import serve as run_service
+
+    host, port = split_host_port(listen) if listen else (app.config.smtp.host, app.config.smtp.port)
+    run_service(app, host, port)
+
+
+# --- listings ---------------------------------------------------------------------------
+
+
+@cli.group()
+def messages() -> None:
+    """Incoming messages and their states."""
+
+
+@messages.command("list")
+@click.option("--state", default=None,
+              type=click.Choice(["received", "accepted", "rejected", "duplicate", "quarantined"]))
+@click.option("--limit", type=int, default=None)
+@_json_option
+@pass_app
+def messages_list(app: App, state: str | None, limit: int | None, as_json: bool) -> None:
+    """List messages (oldest first)."""
+    from store.db import open_session
+    from store.spool import list_messages
+
+    with open_session(app.engine) as s:
+        rows = [message_row(s, m) for m in list_messages(s, state=state, limit=limit)]
+    emit(rows, as_json, ["id", "state", "reason", "team", "channel", "received_at"])
+
+
+@messages.command("show")
+@click.argument("message_id", type=int)
+@click.option("--raw", is_flag=True, help="Print the raw message as received.")
+@_json_option
+@pass_app
+def messages_show(app: App, message_id: int, raw: bool, as_json: bool) -> None:
+    """Show one message: state, reason explained, what was stored."""
+    from store.db import open_session
+    from store.spool import get_message
+
+    with open_session(app.engine) as s:
+        message = get_message(s, message_id)
+        if message is None:
+            raise ClearinghouseError(f"no message {message_id}; see `messages list`")
+        if raw:
+            sys.stdout.buffer.write(message.raw)
+            return
+        emit(message_row(s, message, detailed=True), as_json)
+
+
+@messages.command("reprocess")
+@click.argument("message_id", type=int, required=False)
+@click.option("--quarantined", is_flag=True, help="Reprocess every quarantined message.")
+@pass_app
+def messages_reprocess(app: App, message_id: int | None, quarantined: bool) -> None:
+    """Run a message (or all quarantined ones) through the pipeline again."""
+    from gateway.service import reprocess
+
+    if (message_id is None) == (not quarantined):
+        raise click.UsageError("give a message ID or --quarantined (not both)")
+    for mid, outcome in reprocess(app, message_id):
+        click.echo(f"message {mid}: {outcome.state}"
+                   f"{f' ({outcome.reason})' if outcome.reason else ''}")  # fmt: skip
+
+
+@cli.group()
+def submissions() -> None:
+    """Stored reports."""
+
+
+@submissions.command("list")
+@click.option("--team", default=None)
+@click.option("--period", default=None, metavar="YYYY-MM")
+@click.option("--type", "type_", default=None, type=click.Choice(["type1", "type2"]))
+@_json_option
+@pass_app
+def submissions_list(app: App, team: str | None, period: str | None, type_: str | None,
+                     as_json: bool) -> None:  # fmt: skip
+    """List stored submissions, every revision."""
+    from store.db import open_session
+    from store.submissions import list_submissions
+
+    with open_session(app.engine) as s:
+        rows = [submission_row(r) for r in list_submissions(s, team=team, period=period,
+                                                             type=type_)]  # fmt: skip
+    emit(rows, as_json, ["id", "team", "type", "period", "revision", "message_id"])
+
+
+@cli.group()
+def outbox() -> None:
+    """Sealed replies waiting for delivery."""
+
+
+@outbox.command("list")
+@click.option("--state", default=None, type=click.Choice(["pending", "sent", "failed"]))
+@_json_option
+@pass_app
+def outbox_list(app: App, state: str | None, as_json: bool) -> None:
+    """List outbox entries."""
+    from store.db import open_session
+    from store.outbox import list_outbox
+
+    with open_session(app.engine) as s:
+        rows = [outbox_row(e) for e in list_outbox(s, state=state)]
+    emit(rows, as_json, ["id", "kind", "recipient", "state", "attempts", "next_attempt_at",
+                         "last_error"])  # fmt: skip
+
+
+@outbox.command("flush")
+@pass_app
+def outbox_flush(app: App) -> None:
+    """Deliver every due entry now."""
+    from gateway.service import worker_for
+
+    result = worker_for(app).flush()
+    click.echo(f"{result.sent} sent, {result.retrying} retrying, {result.failed} failed")
+    if result.retrying or result.failed:
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--keep", is_flag=True, help="Keep the temporary directory afterwards.")
+def demo(keep: bool) -> None:
+    """A complete run in a temporary directory: gateway, three teams, SMTP, receipts."""
+    from gateway.demo import run_demo
+
+    run_demo(echo=click.echo, keep=keep)
+
+
+def main() -> None:
+    cli(prog_name="clearinghouse")
+
+
+if __name__ == "__main__":
+    main()
+

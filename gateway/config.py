@@ -1,0 +1,468 @@
+"""Configuration: one TOML file read once into frozen, typed, validated values.
+
+This is the only module that reads configuration; everything else is handed a `Config`
+(or the one section it needs). In: a path to a TOML file, or nothing for the built-in
+defaults. Out: a `Config`, or a `ConfigError` that names the file, the key, what was
+expected and what was found.
+
+Every key has a default (SPEC.md "Configuration (TOML)", plus the keys marked "added"
+below; all of them, commented, in `clearinghouse.example.toml`). Unknown sections and keys
+are refused, so a misspelt key never silently falls back to its default. Relative paths
+resolve against the current working directory at load time. `database_url`,
+`[outbound] maildir` and `[reports] output_dir`, when not given, derive from `home`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+import typing
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Literal
+from urllib.parse import unquote, urlsplit
+
+from gateway.errors import ConfigError
+
+TeamStatus = Literal["listed", "accredited", "certified", "suspended"]
+TEAM_STATUSES: tuple[TeamStatus, ...] = typing.get_args(TeamStatus)
+OutboundTransport = Literal["maildir", "smtp"]
+ImapSecurity = Literal["tls", "starttls", "none"]
+SenderBinding = Literal["off", "domain", "address"]
+
+DEFAULT_HOME = Path("var")
+
+
+@dataclass(frozen=True)
+class CoreConfig:
+    """[clearinghouse]: who we are and where the data lives."""
+
+    name: str = "Clearinghouse"
+    home: Path = DEFAULT_HOME
+    database_url: str = "sqlite:///var/clearinghouse.db"
+    intake_addresses: tuple[str, ...] = ("stats@clearinghouse.example",)
+    gateway_address: str = "stats@clearinghouse.example"
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    """[smtp]: the SMTP intake listener."""
+
+    listen: str = "127.0.0.1:2525"
+    max_message_bytes: int = 10485760
+    tls_cert: Path | None = None  # "" in TOML: no STARTTLS
+    tls_key: Path | None = None
+    require_starttls: bool = False
+    max_recipients: int = 10  # added
+
+    @property
+    def host(self) -> str:
+        return split_host_port(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        return split_host_port(self.listen)[1]
+
+
+@dataclass(frozen=True)
+class ImapConfig:
+    """[imap]: the mailbox door; off unless `host` is set."""
+
+    host: str = ""
+    port: int = 993
+    security: ImapSecurity = "tls"
+    ca_file: Path | None = None
+    username: str = ""
+    password_file: Path | None = None
+    folder: str = "INBOX"
+    processed_folder: str = "Processed"
+    failed_folder: str = "Failed"
+    idle: bool = True
+    poll_seconds: int = 60
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.host)
+
+    def read_password(self) -> str:
+        """The password from `password_file`, without its trailing newline."""
+        if self.password_file is None:
+            raise ConfigError("[imap] password_file is not set")
+        try:
+            return self.password_file.read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or type(exc).__name__
+            raise ConfigError(f"[imap] password_file {self.password_file}: {reason}") from None
+
+
+@dataclass(frozen=True)
+class OutboundConfig:
+    """[outbound]: how replies and reports leave the gateway."""
+
+    transport: OutboundTransport = "maildir"
+    maildir: Path = DEFAULT_HOME / "outgoing"
+    relay: str = "smtp://127.0.0.1:25"
+    max_attempts: int = 12  # added: outbox delivery attempts before giving up
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """[policy]: who may submit and what an acceptable message is."""
+
+    require_encryption: bool = True
+    max_signature_age_days: int = 30
+    allowed_statuses: tuple[TeamStatus, ...] = ("accredited", "certified")
+    reply_to_unauthenticated: bool = False
+    sender_binding: SenderBinding = "domain"
+
+
+@dataclass(frozen=True)
+class ReportsConfig:
+    """[reports]: the monthly statistics run."""
+
+    day_of_month: int = 5
+    output_dir: Path = DEFAULT_HOME / "reports"
+    min_teams_for_public: int = 3
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """[limits] (added): caps on what untrusted input may cost us."""
+
+    max_decrypted_bytes: int = 26214400
+    max_mime_depth: int = 16
+    max_mime_parts: int = 200
+    signature_future_skew_minutes: int = 15
+
+
+@dataclass(frozen=True)
+class TaxonomyConfig:
+    """[taxonomy] (added): a TOML file extending the shipped type 2 taxonomy."""
+
+    extra_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration, one attribute per TOML section."""
+
+    core: CoreConfig = field(default_factory=CoreConfig)
+    smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    imap: ImapConfig = field(default_factory=ImapConfig)
+    outbound: OutboundConfig = field(default_factory=OutboundConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    reports: ReportsConfig = field(default_factory=ReportsConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    taxonomy: TaxonomyConfig = field(default_factory=TaxonomyConfig)
+
+    @property
+    def clearinghouse(self) -> CoreConfig:
+        """The [clearinghouse] section under its TOML name (the same object as `core`)."""
+        return self.core
+
+    @property
+    def gnupg_home(self) -> Path:
+        return self.core.home / "gnupg"
+
+
+# TOML section name -> (attribute of Config, section class)
+_SECTIONS: dict[str, tuple[str, type]] = {
+    "clearinghouse": ("core", CoreConfig),
+    "smtp": ("smtp", SmtpConfig),
+    "imap": ("imap", ImapConfig),
+    "outbound": ("outbound", OutboundConfig),
+    "policy": ("policy", PolicyConfig),
+    "reports": ("reports", ReportsConfig),
+    "limits": ("limits", LimitsConfig),
+    "taxonomy": ("taxonomy", TaxonomyConfig),
+}
+
+
+def default_config(home: Path) -> Config:
+    """All defaults, with the data directory (and what derives from it) at `home`."""
+    home = _absolute(home)
+    return Config(
+        core=CoreConfig(home=home, database_url=f"sqlite:///{home / 'clearinghouse.db'}"),
+        outbound=OutboundConfig(maildir=home / "outgoing"),
+        reports=ReportsConfig(output_dir=home / "reports"),
+    )
+
+
+def load_config(path: Path | None) -> Config:
+    """Read and validate `path`; None means the built-in defaults under ./var."""
+    if path is None:
+        return default_config(DEFAULT_HOME)
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return config_from_mapping(data, str(path))
+
+
+def config_from_mapping(data: Mapping[str, object], source: str = "<config>") -> Config:
+    """Validate parsed TOML (a dict of sections); `source` names it in error messages."""
+    given: dict[str, dict[str, object]] = {}
+    for name, value in data.items():
+        if name not in _SECTIONS:
+            what = "section" if isinstance(value, dict) else "top-level key"
+            known = ", ".join(f"[{s}]" for s in _SECTIONS)
+            raise ConfigError(f"{source}: unknown {what} {name!r} (known sections: {known})")
+        given[name] = _read_section(source, name, value, _SECTIONS[name][1])
+    core = given.get("clearinghouse", {})
+    if "database_url" in core:
+        core["database_url"] = _absolute_sqlite(str(core["database_url"]))
+    base = default_config(typing.cast(Path, core.get("home", DEFAULT_HOME)))
+    sections = {
+        attr: replace(getattr(base, attr), **given.get(name, {}))
+        for name, (attr, _) in _SECTIONS.items()
+    }
+    config = replace(base, **sections)
+    first = next(_problems(config), None)  # one problem at a time: fix, rerun
+    if first is not None:
+        section, key, problem = first
+        raise ConfigError(f"{source}: [{section}] {key}: {problem}")
+    return config
+
+
+def _read_section(source: str, section: str, table: object, cls: type) -> dict[str, object]:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source}: [{section}] must be a table, found {_describe(table)}")
+    hints = typing.get_type_hints(cls)
+    values: dict[str, object] = {}
+    for key, value in table.items():
+        if key not in hints:
+            known = ", ".join(hints)
+            raise ConfigError(f"{source}: unknown key {key!r} in [{section}] (known: {known})")
+        try:
+            values[key] = _convert(value, hints[key])
+        except _Mismatch as exc:
+            raise ConfigError(
+                f"{source}: [{section}] {key}: expected {exc.expected}, found {exc.found}"
+            ) from None
+    return values
+
+
+class _Mismatch(Exception):
+    def __init__(self, expected: str, value: object) -> None:
+        super().__init__(expected)
+        self.expected = expected
+        self.found = _describe(value)
+
+
+def _convert(value: object, hint: object) -> object:
+    """Check one TOML value against a field's type hint and turn it into that type."""
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise _Mismatch("a boolean (true or false)", value)
+    if hint is int:
+        # bool is a subclass of int, but `true` where a number belongs is a mistake.
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise _Mismatch("an integer", value)
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise _Mismatch("a string", value)
+    if hint is Path:
+        if isinstance(value, str) and value:
+            return _absolute(Path(value))
+        raise _Mismatch("a non-empty path", value)
+    if hint == Path | None:
+        if isinstance(value, str):
+            return _absolute(Path(value)) if value else None
+        raise _Mismatch('a path ("" for none)', value)
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Literal:
+        if isinstance(value, str) and value in args:
+            return value
+        raise _Mismatch("one of " + ", ".join(map(repr, args)), value)
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        if not isinstance(value, list):
+            raise _Mismatch("an array", value)
+        items = []
+        for index, item in enumerate(value):
+            try:
+                items.append(_convert(item, args[0]))
+            except _Mismatch as exc:
+                mismatch = _Mismatch(f"an array whose items are {exc.expected}", item)
+                mismatch.found += f" as item {index + 1}"
+                raise mismatch from None
+        return tuple(items)
+    raise TypeError(f"no TOML conversion for {hint!r}")  # a bug in a section class
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, int):
+        return f"an integer ({value})"
+    if isinstance(value, float):
+        return f"a float ({value})"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return f"a string ({shown!r})"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, datetime | date | time):
+        return f"a date/time ({value.isoformat()})"
+    return type(value).__name__
+
+
+def _absolute(path: Path) -> Path:
+    # abspath, not resolve(): normalise against the cwd without chasing symlinks.
+    return Path(os.path.abspath(path))
+
+
+def _absolute_sqlite(url: str) -> str:
+    """Anchor a relative SQLite file path to the cwd, like every other path here."""
+    match = re.fullmatch(r"(sqlite(?:\+\w+)?:///)([^?]*)(\?.*)?", url)
+    if not match or not match[2] or match[2] == ":memory:" or match[2].startswith(("/", "file:")):
+        return url
+    return match[1] + os.path.abspath(match[2]) + (match[3] or "")
+
+
+# --- validation of values whose type is right --------------------------------------------
+
+_ADDRESS = re.compile(
+    r"[^@\s<>()\[\],;:\"\\]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
+)
+_HOST_PORT = re.compile(
+    r"\[(?P<v6>[0-9A-Fa-f:.]+)\]:(?P<p6>\d{1,5})|(?P<h>[^\s:\[\]]+):(?P<p>\d{1,5})"
+)
+
+
+def is_address(text: str) -> bool:
+    """A bare `local@domain` address (no display name, no angle brackets)."""
+    return _ADDRESS.fullmatch(text) is not None
+
+
+def split_host_port(text: str) -> tuple[str, int]:
+    """Split `HOST:PORT` or `[IPV6]:PORT` into (host, port); ValueError if it is neither."""
+    match = _HOST_PORT.fullmatch(text)
+    if match is None or int(match["p6"] or match["p"]) > 65535:
+        raise ValueError(f"expected HOST:PORT or [IPV6]:PORT, found {text!r}")
+    return match["v6"] or match["h"], int(match["p6"] or match["p"])
+
+
+@dataclass(frozen=True)
+class RelayURL:
+    """A parsed `[outbound] relay`; the password never appears in its repr."""
+
+    implicit_tls: bool  # smtps://
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+
+def parse_relay_url(url: str) -> RelayURL:
+    """Parse smtp[s]://[user:pass@]host[:port]; ValueError messages never echo the URL."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("smtp", "smtps"):
+        raise ValueError("expected smtp:// or smtps://")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError("the port is not a number from 1 to 65535") from None
+    if not parts.hostname or port == 0:
+        raise ValueError("expected smtp[s]://[user:pass@]host[:port], with a host")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError("expected nothing after host[:port]")
+    if (parts.username is None) != (parts.password is None):
+        raise ValueError("give both user and password (user:pass@), or neither")
+    return RelayURL(
+        implicit_tls=parts.scheme == "smtps",
+        host=parts.hostname,
+        port=port or (465 if parts.scheme == "smtps" else 25),
+        username=None if parts.username is None else unquote(parts.username),
+        password=None if parts.password is None else unquote(parts.password),
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost" or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+_Problem = tuple[str, str, str]  # (section, key, what is wrong)
+
+
+def _problems(c: Config) -> Iterator[_Problem]:
+    """Every value that has the right type but is unusable, section by section."""
+    yield from _core_problems(c.core)
+    yield from _smtp_problems(c.smtp)
+    yield from _imap_problems(c.imap)
+    try:
+        parse_relay_url(c.outbound.relay)
+    except ValueError as exc:
+        yield "outbound", "relay", str(exc)
+    yield from _at_least(1, "outbound", c.outbound, "max_attempts")
+    yield from _at_least(1, "policy", c.policy, "max_signature_age_days")
+    if not 1 <= c.reports.day_of_month <= 28:
+        yield "reports", "day_of_month", f"must be 1..28, found {c.reports.day_of_month}"
+    yield from _at_least(1, "reports", c.reports, "min_teams_for_public")
+    yield from _at_least(
+        1, "limits", c.limits, "max_decrypted_bytes", "max_mime_depth", "max_mime_parts"
+    )
+    yield from _at_least(0, "limits", c.limits, "signature_future_skew_minutes")
+
+
+def _core_problems(core: CoreConfig) -> Iterator[_Problem]:
+    if not core.name.strip():
+        yield "clearinghouse", "name", "must not be empty"
+    if not re.match(r"[A-Za-z][\w+.-]*://", core.database_url):
+        yield "clearinghouse", "database_url", "expected an SQLAlchemy URL such as sqlite:///..."
+    if not core.intake_addresses:
+        yield "clearinghouse", "intake_addresses", "must list at least one address"
+    for address in core.intake_addresses:
+        if not is_address(address):
+            yield "clearinghouse", "intake_addresses", f"{address!r} is not local@domain"
+    if not is_address(core.gateway_address):
+        yield "clearinghouse", "gateway_address", f"{core.gateway_address!r} is not local@domain"
+
+
+def _smtp_problems(smtp: SmtpConfig) -> Iterator[_Problem]:
+    try:
+        split_host_port(smtp.listen)
+    except ValueError as exc:
+        yield "smtp", "listen", str(exc)
+    if (smtp.tls_cert is None) != (smtp.tls_key is None):
+        yield "smtp", "tls_key", "tls_cert and tls_key must be set together"
+    if smtp.require_starttls and smtp.tls_cert is None:
+        yield "smtp", "require_starttls", "needs tls_cert and tls_key"
+    yield from _at_least(1, "smtp", smtp, "max_message_bytes", "max_recipients")
+
+
+def _imap_problems(imap: ImapConfig) -> Iterator[_Problem]:
+    if not 1 <= imap.port <= 65535:
+        yield "imap", "port", f"must be 1..65535, found {imap.port}"
+    if imap.enabled and imap.security == "none" and not _is_loopback(imap.host):
+        yield "imap", "security", f'"none" is allowed only for a loopback host, not {imap.host!r}'
+    if imap.enabled and not (imap.username and imap.password_file):
+        yield "imap", "username", "an IMAP host needs username and password_file"
+    for key in ("folder", "processed_folder", "failed_folder"):
+        if not getattr(imap, key):
+            yield "imap", key, "must not be empty"
+    yield from _at_least(1, "imap", imap, "poll_seconds")
+
+
+def _at_least(low: int, section: str, values: object, *keys: str) -> Iterator[_Problem]:
+    for key in keys:
+        value = getattr(values, key)
+        if value < low:
+            yield section, key, f"must be at least {low}, found {value}"

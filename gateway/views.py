@@ -1,0 +1,110 @@
+"""How records look to an admin: rows for listings, printed as aligned text or JSON.
+
+The JSON field names are a contract (SPEC.md "Message states and reason codes").
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import click
+from sqlmodel import Session
+
+from gateway.reasons import explain
+from store.models import Message, OutboxEntry, Team, TeamKey
+from store.registry import get_team_by_id, keys_of_team, last_submission_at
+from store.submissions import SubmissionRow, list_submissions
+
+Row = dict[str, Any]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral() else float(value)
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def emit(rows: Row | Sequence[Row], as_json: bool, columns: Sequence[str] = ()) -> None:
+    """Print one record (key: value lines) or a table of records, or JSON."""
+    data = _plain(rows)
+    if as_json:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    if isinstance(data, dict):
+        width = max((len(k) for k in data), default=0)
+        for key, value in data.items():
+            text = json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else value
+            click.echo(f"{key:<{width}}  {'' if text is None else text}")
+        return
+    if not data:
+        click.echo("(none)")
+        return
+    cells = [[("" if r.get(c) is None else str(r.get(c))) for c in columns] for r in data]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    click.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)))
+    for row in cells:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def message_row(s: Session, m: Message, *, detailed: bool = False) -> Row:
+    team = get_team_by_id(s, m.team_id) if m.team_id else None
+    row: Row = {
+        "id": m.id, "state": m.state, "reason": m.reason,
+        "team": team.handle if team else None,
+        "received_at": m.received_at, "channel": m.channel,
+    }  # fmt: skip
+    if detailed:
+        meaning, todo = explain(m.reason)
+        row |= {
+            "size": m.size, "envelope_from": m.envelope_from, "envelope_to": m.envelope_to,
+            "processed_at": m.processed_at, "signer_fingerprint": m.signer_fingerprint,
+            "detail": m.detail, "explanation": meaning or None, "next_step": todo or None,
+            "submissions": [r.id for r in list_submissions(s) if r.message_id == m.id],
+        }  # fmt: skip
+    return row
+
+
+def team_row(s: Session, t: Team, *, with_keys: bool = False) -> Row:
+    keys = keys_of_team(s, t.id or 0)
+    row: Row = {"handle": t.handle, "name": t.name, "email": t.email, "status": t.status,
+                "country": t.country, "keys": len(keys)}  # fmt: skip
+    if with_keys:
+        row["keys"] = [_key_fields(k) for k in keys]
+        row["last_submission_at"] = last_submission_at(s, t.id or 0)
+        row["created_at"] = t.created_at
+    return row
+
+
+def _key_fields(k: TeamKey) -> Row:
+    return {"fingerprint": k.fingerprint, "user_ids": k.user_ids.split("\n") if k.user_ids else [],
+            "expires_at": k.expires_at, "revoked_at": k.revoked_at,
+            "revoke_reason": k.revoke_reason}  # fmt: skip
+
+
+def key_row(s: Session, k: TeamKey) -> Row:
+    team = get_team_by_id(s, k.team_id)
+    return {"team": team.handle if team else None} | _key_fields(k)
+
+
+def submission_row(r: SubmissionRow) -> Row:
+    return {"id": r.id, "team": r.team, "type": r.type, "period": r.period,
+            "revision": r.revision, "message_id": r.message_id,
+            "supersedes_id": r.supersedes_id, "created_at": r.created_at,
+            "values": dict(r.values)}  # fmt: skip
+
+
+def outbox_row(e: OutboxEntry) -> Row:
+    return {"id": e.id, "kind": e.kind, "recipient": e.recipient, "state": e.state,
+            "attempts": e.attempts, "next_attempt_at": e.next_attempt_at,
+            "last_error": e.last_error, "message_id": e.message_id,
+            "created_at": e.created_at, "sent_at": e.sent_at}  # fmt: skip

@@ -1,0 +1,78 @@
+"""Build a team's submission the way a mail client would (the team side of the wire).
+
+In: report text, the team's own GnuPG home (its secret key, the gateway's public key).
+Out: RFC 5322 bytes in one of the three accepted shapes: PGP/MIME combined
+sign+encrypt, PGP/MIME encrypting a multipart/signed (RFC 3156 §6.1), or inline PGP.
+Used by `clearinghouse demo`, by the tests, and by teams that submit from cron.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import secrets
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+from keys.gpg import GnuPG
+from keys.wrap import Envelope, encrypted_envelope, new_message_id, protected_payload
+
+FORMS = ("combined", "signed-then-encrypted", "inline")
+
+
+def _envelope(sender: str, to: str, subject: str) -> Envelope:
+    domain = sender.rpartition("@")[2] or "localhost"
+    return Envelope(sender, to, subject, datetime.now(timezone.utc), new_message_id(domain))
+
+
+def multipart_signed(gpg: GnuPG, content: bytes, signer: str) -> bytes:
+    """A multipart/signed entity over `content` (a MIME entity, canonicalised to CRLF)."""
+    content = content.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n").rstrip(b"\r\n")
+    signature = gpg.sign_detached(content, signer).encode("ascii")
+    boundary = "sig-" + secrets.token_hex(12)
+    head = (
+        f'Content-Type: multipart/signed; micalg="pgp-sha512";\r\n'
+        f' protocol="application/pgp-signature"; boundary="{boundary}"\r\n\r\n'
+    )
+    return (
+        head.encode()
+        + f"--{boundary}\r\n".encode()
+        + content
+        + f"\r\n--{boundary}\r\n".encode()
+        + b'Content-Type: application/pgp-signature; name="signature.asc"\r\n\r\n'
+        + signature
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+
+
+def compose(
+    gpg: GnuPG,
+    report: str,
+    *,
+    signer: str,
+    recipients: Sequence[str],
+    sender: str,
+    to: str,
+    subject: str = "Monthly statistics",
+    form: str = "combined",
+) -> bytes:
+    """A ready-to-send submission, signed by `signer`, encrypted to `recipients`."""
+    env = _envelope(sender, to, subject)
+    outer_fields = [("From", sender), ("To", to), ("Subject", "[...]"),
+                    ("Message-ID", env.message_id), ("Date", format_datetime(env.date))]  # type: ignore[arg-type]  # fmt: skip
+    if form == "inline":
+        armored = gpg.sign_encrypt(report.encode("utf-8"), list(recipients), signer)
+        msg = EmailMessage(policy=email.policy.SMTP)
+        for name, value in outer_fields:
+            msg[name] = value
+        msg.set_content(armored, cte="7bit")
+        return msg.as_bytes()
+    payload = protected_payload(env, report)
+    if form == "combined":
+        armored = gpg.sign_encrypt(payload, list(recipients), signer)
+    elif form == "signed-then-encrypted":
+        armored = gpg.encrypt(multipart_signed(gpg, payload, signer), list(recipients))
+    else:
+        raise ValueError(f"unknown form {form!r}; one of {', '.join(FORMS)}")
+    return encrypted_envelope(outer_fields, armored)

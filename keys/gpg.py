@@ -1,0 +1,332 @@
+"""The only module that talks to GnuPG: one isolated home, strict options, typed results.
+
+Everything else in the gateway sees `CryptoResult`, `SignatureFact` and `KeyDetails`,
+never a python-gnupg result: `valid` there means only "GOODSIG" (not trusted, not ours),
+so the facts are read from GnuPG's status lines here and judged in `keys/policy.py`.
+
+gpg always runs with `--batch --no-tty --no-verbose` (python-gnupg adds those), an
+explicit trust model (`always`: trust comes from the registry's fingerprint pins, never
+from the GnuPG web of trust), no key retrieval or import from messages, and a cap on the
+bytes it may output (compression bombs). Recipients are named by fingerprint only.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import gnupg  # type: ignore[import-untyped]
+
+from gateway.errors import GnuPGError
+
+STATUS_PREFIX = "[GNUPG:] "
+
+
+def _options(max_output: int) -> list[str]:
+    return [
+        "--trust-model", "always",
+        "--no-auto-key-retrieve",
+        "--no-auto-key-import",
+        "--auto-key-locate", "local",
+        "--no-include-key-block",
+        "--disable-dirmngr",
+        "--no-greeting",
+        "--no-symkey-cache",
+        "--max-output", str(max_output),
+    ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SignatureFact:
+    """One signature as GnuPG reported it (one NEWSIG ... block)."""
+
+    outcome: str  # good | bad | expired-sig | expired-key | revoked-key | error
+    keyid: str | None = None
+    signing_fingerprint: str | None = None  # the (sub)key that made it, from VALIDSIG
+    primary_fingerprint: str | None = None  # its primary key, from VALIDSIG
+    created: datetime | None = None
+    error_code: int | None = None  # ERRSIG rc: 9 = no public key
+
+
+@dataclass(frozen=True)
+class CryptoResult:
+    """What one decrypt or verify produced, with every fact the policy needs."""
+
+    returncode: int
+    data: bytes = b""
+    decrypted: bool = False  # DECRYPTION_OKAY and END_DECRYPTION seen, no failure
+    encrypted: bool = False  # the input was encrypted at all (BEGIN_DECRYPTION/ENC_TO)
+    no_secret_key: bool = False
+    signatures: tuple[SignatureFact, ...] = ()
+    plaintext_packets: int = 0
+    problems: tuple[str, ...] = ()  # ERROR/FAILURE/BADMDC/... status keywords
+    output_limited: bool = False  # gpg stopped at --max-output (a compression bomb?)
+
+    @property
+    def clean(self) -> bool:
+        """GnuPG exited 0 and reported no problem: the precondition of everything."""
+        return self.returncode == 0 and not self.problems
+
+
+@dataclass(frozen=True)
+class SubkeyDetails:
+    fingerprint: str
+    capabilities: str
+    created: datetime | None
+    expires: datetime | None
+    revoked: bool
+
+
+@dataclass(frozen=True)
+class KeyDetails:
+    fingerprint: str  # primary
+    user_ids: tuple[str, ...]
+    capabilities: str
+    created: datetime | None
+    expires: datetime | None
+    revoked: bool
+    subkeys: tuple[SubkeyDetails, ...] = field(default=())
+
+    def owns(self, fingerprint: str) -> bool:
+        fpr = fingerprint.upper()
+        return fpr == self.fingerprint or any(s.fingerprint == fpr for s in self.subkeys)
+
+    def key_for(self, fingerprint: str) -> KeyDetails | SubkeyDetails | None:
+        fpr = fingerprint.upper()
+        if fpr == self.fingerprint:
+            return self
+        return next((s for s in self.subkeys if s.fingerprint == fpr), None)
+
+
+_PROBLEM_KEYWORDS = frozenset(
+    {"ERROR", "FAILURE", "BADMDC", "DECRYPTION_FAILED", "NODATA", "UNEXPECTED", "BADARMOR"}
+)
+
+
+def _timestamp(value: str) -> datetime | None:
+    if not value or not value.isdigit() or value == "0":
+        return None
+    return datetime.fromtimestamp(int(value), tz=timezone.utc)
+
+
+def _status_lines(stderr: str) -> Iterable[tuple[str, list[str]]]:
+    for line in stderr.splitlines():
+        if line.startswith(STATUS_PREFIX):
+            keyword, *args = line[len(STATUS_PREFIX) :].split(" ")
+            yield keyword, args
+
+
+class _SignatureCollector:
+    """Groups status lines into one `SignatureFact` per NEWSIG block."""
+
+    _OUTCOMES = {
+        "GOODSIG": "good",
+        "BADSIG": "bad",
+        "EXPSIG": "expired-sig",
+        "EXPKEYSIG": "expired-key",
+        "REVKEYSIG": "revoked-key",
+        "ERRSIG": "error",
+    }
+
+    def __init__(self) -> None:
+        self.facts: list[dict[str, object]] = []
+
+    def feed(self, keyword: str, args: list[str]) -> None:
+        if keyword == "NEWSIG":
+            self.facts.append({"outcome": "error"})
+            return
+        if not self.facts and (keyword in self._OUTCOMES or keyword == "VALIDSIG"):
+            self.facts.append({"outcome": "error"})  # gpg < 2.1 emits no NEWSIG
+        if keyword in self._OUTCOMES:
+            current = self.facts[-1]
+            current["outcome"] = self._OUTCOMES[keyword]
+            current["keyid"] = args[0] if args else None
+            if keyword == "ERRSIG" and len(args) >= 6:
+                current["error_code"] = int(args[5]) if args[5].isdigit() else None
+                current["created"] = _timestamp(args[4])
+        elif keyword == "VALIDSIG" and len(args) >= 3:
+            current = self.facts[-1]
+            current["signing_fingerprint"] = args[0].upper()
+            current["created"] = _timestamp(args[2])
+            current["primary_fingerprint"] = (args[9] if len(args) >= 10 else args[0]).upper()
+
+    def result(self) -> tuple[SignatureFact, ...]:
+        return tuple(SignatureFact(**f) for f in self.facts)  # type: ignore[arg-type]
+
+
+def parse_status(returncode: int, stderr: str, data: bytes) -> CryptoResult:
+    """Turn GnuPG's status stream into a `CryptoResult` (pure; tested directly)."""
+    sigs = _SignatureCollector()
+    seen: set[str] = set()
+    problems: list[str] = []
+    plaintexts = 0
+    for keyword, args in _status_lines(stderr):
+        seen.add(keyword)
+        sigs.feed(keyword, args)
+        if keyword == "PLAINTEXT":
+            plaintexts += 1
+        if keyword in _PROBLEM_KEYWORDS:
+            problems.append(keyword + (" " + " ".join(args) if args else ""))
+    decrypted = (
+        "DECRYPTION_OKAY" in seen and "END_DECRYPTION" in seen and "DECRYPTION_FAILED" not in seen
+    )
+    return CryptoResult(
+        returncode=returncode,
+        data=data,
+        decrypted=decrypted,
+        encrypted=bool(seen & {"BEGIN_DECRYPTION", "ENC_TO", "NO_SECKEY", "DECRYPTION_FAILED"}),
+        no_secret_key="NO_SECKEY" in seen and not decrypted,
+        signatures=sigs.result(),
+        plaintext_packets=plaintexts,
+        problems=tuple(problems),
+        # Not a status line: gpg only logs it. Safe to read from stderr because gpg runs
+        # with --no-verbose, so no attacker-chosen text (literal file names) is logged.
+        output_limited="exceeded --max-output limit" in stderr,
+    )
+
+
+class GnuPG:
+    """One isolated GnuPG home. Thread-safe in the way gpg itself is (one process a call)."""
+
+    def __init__(self, home: Path, *, max_output: int = 26_214_400,
+                 extra_options: Sequence[str] = ()) -> None:  # fmt: skip
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(home, 0o700)
+        self.home = home
+        options = _options(max_output) + list(extra_options)
+        self._gpg = gnupg.GPG(gnupghome=str(home), options=options)
+        self._gpg.encoding = "utf-8"
+
+    # --- keys -------------------------------------------------------------------------
+
+    def generate_key(self, name: str, email: str, *, expire: str = "0") -> str:
+        """Make an ed25519 signing key with a cv25519 encryption subkey, no passphrase."""
+        params = (
+            "Key-Type: EDDSA\nKey-Curve: ed25519\nKey-Usage: sign\n"
+            "Subkey-Type: ECDH\nSubkey-Curve: cv25519\nSubkey-Usage: encrypt\n"
+            f"Name-Real: {name}\nName-Email: {email}\nExpire-Date: {expire}\n"
+            "%no-protection\n%commit\n"
+        )
+        result = self._gpg.gen_key(params)
+        if not result.fingerprint:
+            raise GnuPGError(f"key generation failed: {result.stderr[-300:]}")
+        return str(result.fingerprint).upper()
+
+    def scan(self, data: bytes) -> list[dict[str, object]]:
+        """List the keys in `data` without importing them."""
+        return list(self._gpg.scan_keys_mem(data))
+
+    def contains_secret(self, data: bytes) -> bool:
+        return any(k.get("type") in ("sec", "ssb") for k in self.scan(data))
+
+    def import_keys(self, data: bytes, passphrase: str | None = None) -> list[str]:
+        """Import `data`; returns the primary fingerprints it carried."""
+        extra = ["--pinentry-mode", "loopback"] if passphrase is not None else None
+        result = self._gpg.import_keys(data, passphrase=passphrase, extra_args=extra)
+        fprs = {str(f).upper() for f in result.fingerprints if f}
+        primaries = {str(k["fingerprint"]).upper() for k in self.scan(data)}
+        return sorted(fprs & primaries or primaries & set(self._known()))
+
+    def _known(self) -> list[str]:
+        return [str(k["fingerprint"]).upper() for k in self._gpg.list_keys()]
+
+    def details(self, fingerprint: str, *, secret: bool = False) -> KeyDetails | None:
+        keys = self._gpg.list_keys(secret=secret, keys=[fingerprint])
+        match = [k for k in keys if str(k["fingerprint"]).upper() == fingerprint.upper()]
+        return _details(match[0]) if match else None
+
+    def export_public(self, fingerprint: str) -> str:
+        armored = str(self._gpg.export_keys(fingerprint, minimal=True))
+        if "BEGIN PGP PUBLIC KEY BLOCK" not in armored:
+            raise GnuPGError(f"no public key {fingerprint} in the gateway keyring")
+        return armored
+
+    def delete_public(self, fingerprint: str) -> None:
+        self._gpg.delete_keys(fingerprint)
+
+    # --- decrypt and verify -------------------------------------------------------------
+
+    def decrypt(self, data: bytes, passphrase: str | None = None) -> CryptoResult:
+        extra = ["--pinentry-mode", "loopback"] if passphrase is not None else None
+        result = self._gpg.decrypt(data, passphrase=passphrase, extra_args=extra)
+        return parse_status(result.returncode or 0, result.stderr or "", result.data or b"")
+
+    def verify_detached(self, signed: bytes, signature: bytes) -> CryptoResult:
+        with tempfile.TemporaryDirectory(dir=self.home, prefix="sig-") as tmp:
+            sig_path = Path(tmp) / "signature.asc"
+            sig_path.write_bytes(signature)
+            result = self._gpg.verify_data(str(sig_path), signed)
+        return parse_status(result.returncode or 0, result.stderr or "", b"")
+
+    def verify_clearsigned(self, data: bytes) -> CryptoResult:
+        """Verify an inline (cleartext-signed) message and return the signed text."""
+        result = self._gpg.decrypt(data)  # gpg's default action outputs the signed text
+        return parse_status(result.returncode or 0, result.stderr or "", result.data or b"")
+
+    # --- sign and encrypt ---------------------------------------------------------------
+
+    def sign_encrypt(
+        self, data: bytes, recipients: list[str], signer: str, passphrase: str | None = None
+    ) -> str:
+        """One combined OpenPGP message, signed by `signer`, encrypted to `recipients`."""
+        result = self._gpg.encrypt(
+            data,
+            [r.upper() for r in recipients],
+            sign=signer,
+            armor=True,
+            always_trust=True,
+            passphrase=passphrase,
+            extra_args=["--pinentry-mode", "loopback"] if passphrase is not None else None,
+        )
+        if not result.ok:
+            raise GnuPGError(f"sign+encrypt failed: {result.status}")
+        return str(result.data.decode("ascii"))
+
+    def sign_detached(self, data: bytes, signer: str, passphrase: str | None = None) -> str:
+        result = self._gpg.sign(
+            data,
+            keyid=signer,
+            detach=True,
+            passphrase=passphrase,
+            extra_args=["--pinentry-mode", "loopback"] if passphrase is not None else None,
+        )
+        if not result.data:
+            raise GnuPGError(f"signing failed: {result.status}")
+        return str(result.data.decode("ascii"))
+
+    def encrypt(self, data: bytes, recipients: list[str]) -> str:
+        result = self._gpg.encrypt(data, [r.upper() for r in recipients], armor=True)
+        if not result.ok:
+            raise GnuPGError(f"encryption failed: {result.status}")
+        return str(result.data.decode("ascii"))
+
+
+def _details(raw: dict[str, object]) -> KeyDetails:
+    subs = []
+    info = raw.get("subkey_info") or {}
+    assert isinstance(info, dict)
+    for sub in info.values():
+        subs.append(
+            SubkeyDetails(
+                fingerprint=str(sub.get("fingerprint", "")).upper(),
+                capabilities=str(sub.get("cap", "")),
+                created=_timestamp(str(sub.get("date", ""))),
+                expires=_timestamp(str(sub.get("expires", ""))),
+                revoked=sub.get("trust") == "r",
+            )
+        )
+    uids = raw.get("uids") or []
+    assert isinstance(uids, list)
+    return KeyDetails(
+        fingerprint=str(raw["fingerprint"]).upper(),
+        user_ids=tuple(str(u) for u in uids),
+        capabilities=str(raw.get("cap", "")),
+        created=_timestamp(str(raw.get("date", ""))),
+        expires=_timestamp(str(raw.get("expires", ""))),
+        revoked=raw.get("trust") == "r",
+        subkeys=tuple(subs),
+    )

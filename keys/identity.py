@@ -1,0 +1,72 @@
+"""The gateway's own key: create it, adopt an existing one, and find it again.
+
+The fingerprint is recorded in `<gnupg home>/gateway-key.fpr`; a passphrase, when the
+adopted key has one, in `gateway-key.passphrase` (mode 0600) beside it, so the service
+can sign unattended. Every gateway instance sharing one database holds the same key.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway.errors import GnuPGError, RegistryError
+from keys.gpg import GnuPG
+
+FPR_FILE = "gateway-key.fpr"
+PASSPHRASE_FILE = "gateway-key.passphrase"
+
+
+@dataclass(frozen=True)
+class GatewayIdentity:
+    fingerprint: str
+    passphrase: str | None = None
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def load_identity(gpg: GnuPG) -> GatewayIdentity:
+    fpr_path = gpg.home / FPR_FILE
+    if not fpr_path.exists():
+        raise GnuPGError(f"no gateway key in {gpg.home}: run `clearinghouse init` first")
+    fpr = fpr_path.read_text().strip()
+    secret = gpg.home / PASSPHRASE_FILE
+    return GatewayIdentity(fpr, secret.read_text() if secret.exists() else None)
+
+
+def create_identity(gpg: GnuPG, name: str, email: str) -> GatewayIdentity:
+    """Generate the gateway key (ed25519 + cv25519) unless one exists already."""
+    if (gpg.home / FPR_FILE).exists():
+        return load_identity(gpg)
+    fpr = gpg.generate_key(name, email)
+    _write_private(gpg.home / FPR_FILE, fpr + "\n")
+    return GatewayIdentity(fpr)
+
+
+def import_identity(gpg: GnuPG, data: bytes, passphrase: str | None) -> GatewayIdentity:
+    """Adopt an existing secret key, so teams keep encrypting to the key they know."""
+    secrets = [k for k in gpg.scan(data) if k.get("type") == "sec"]
+    if len(secrets) != 1:
+        raise RegistryError(f"the file must hold exactly one secret key, found {len(secrets)}")
+    fpr = str(secrets[0]["fingerprint"]).upper()
+    gpg.import_keys(data, passphrase=passphrase)
+    if gpg.details(fpr, secret=True) is None:
+        raise RegistryError("GnuPG did not import the secret key (wrong passphrase?)")
+    identity = GatewayIdentity(fpr, passphrase)
+    try:  # prove the key can sign and be encrypted to before adopting it
+        gpg.sign_encrypt(b"probe", [fpr], fpr, passphrase)
+    except GnuPGError as exc:
+        raise RegistryError(f"the key cannot sign and encrypt unattended: {exc}") from exc
+    if passphrase is not None:
+        _write_private(gpg.home / PASSPHRASE_FILE, passphrase)
+    else:
+        (gpg.home / PASSPHRASE_FILE).unlink(missing_ok=True)
+    _write_private(gpg.home / FPR_FILE, fpr + "\n")
+    return identity

@@ -1,0 +1,141 @@
+"""The one rule that accepts a signature (SPEC.md "Flow of one message", step 3).
+
+In: an `Unwrapped` message, the registry binding of its signer, the signer's key as the
+gateway keyring knows it, the policy settings and the time. Out: an `Authenticated`
+(which team, which key, when signed) or a `Refusal` with a stable reason code.
+
+A signature is accepted only if ALL of these hold, checked in this order:
+  1. exactly one signature, and GnuPG exited 0 with no reported problem, GOODSIG;
+  2. VALIDSIG names the signing key, and its primary key is bound in the registry;
+  3. neither the primary key nor the signing subkey is revoked (keyring or registry);
+  4. neither was expired at the time of signing;
+  5. the team's status is one the policy allows to submit;
+  6. the signature time is inside the freshness window (not too old, not in the future);
+  7. protected headers (RFC 9788) naming a To name one of our intake addresses;
+  8. the outer (and any protected) From matches the team's registered address as
+     `sender_binding` demands.
+GnuPG trust and python-gnupg's `valid` play no part: the registry's pin does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from keys.gpg import KeyDetails, SignatureFact
+from keys.unwrap import Refusal, Unwrapped
+
+
+@dataclass(frozen=True)
+class Binding:
+    """What the registry says about a primary fingerprint."""
+
+    team_id: int
+    handle: str
+    status: str
+    email: str
+    fingerprint: str
+    revoked: bool
+
+
+@dataclass(frozen=True)
+class Policy:
+    allowed_statuses: tuple[str, ...] = ("accredited", "certified")
+    max_signature_age: timedelta = timedelta(days=30)
+    future_skew: timedelta = timedelta(minutes=15)
+    sender_binding: str = "domain"  # off | domain | address
+    intake_addresses: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Authenticated:
+    binding: Binding
+    signing_fingerprint: str
+    signed_at: datetime
+
+
+_OUTCOME_REASONS = {
+    "bad": "bad-signature",
+    "revoked-key": "key-revoked",
+    "expired-sig": "stale-signature",
+}
+
+
+def _single_signature(u: Unwrapped) -> SignatureFact | Refusal:
+    sigs = u.verification.signatures
+    if not sigs:
+        return Refusal("not-signed", "no signature found")
+    if len(sigs) > 1:
+        return Refusal("multiple-signatures", f"{len(sigs)} signatures")
+    sig = sigs[0]
+    if sig.outcome == "error":
+        reason = "unknown-key" if sig.error_code == 9 else "bad-signature"
+        return Refusal(reason, f"ERRSIG rc={sig.error_code} keyid={sig.keyid}")
+    if sig.outcome in _OUTCOME_REASONS:
+        return Refusal(_OUTCOME_REASONS[sig.outcome], f"{sig.outcome} keyid={sig.keyid}")
+    # "expired-key" is judged below against the signing time, not against today.
+    if not sig.signing_fingerprint or not sig.primary_fingerprint or not sig.created:
+        return Refusal("bad-signature", "no VALIDSIG for the signature")
+    problems = u.verification.problems
+    if problems or (u.verification.returncode != 0 and sig.outcome == "good"):
+        return Refusal("bad-signature", f"gpg exit {u.verification.returncode} {problems}")
+    return sig
+
+
+def _key_state(sig: SignatureFact, key: KeyDetails | None, binding: Binding) -> Refusal | None:
+    assert sig.signing_fingerprint and sig.created
+    if key is None or not key.owns(sig.signing_fingerprint):
+        return Refusal("unknown-key", "signing key not in the gateway keyring")
+    signing = key.key_for(sig.signing_fingerprint)
+    assert signing is not None
+    if binding.revoked or key.revoked or signing.revoked:
+        return Refusal("key-revoked", f"key {sig.signing_fingerprint} is revoked")
+    for expires in (key.expires, signing.expires):
+        if expires is not None and expires <= sig.created:
+            return Refusal("key-expired", f"key expired {expires:%Y-%m-%d} before signing")
+    return None
+
+
+def _domain(address: str) -> str:
+    return address.rpartition("@")[2].lower()
+
+
+def _sender_ok(mode: str, registered: str, senders: Sequence[str]) -> bool:
+    if mode == "off":
+        return True
+    if len(senders) != 1:
+        return False
+    if mode == "address":
+        return senders[0].lower() == registered.lower()
+    return _domain(senders[0]) == _domain(registered)
+
+
+def authenticate(
+    u: Unwrapped,
+    binding: Binding | None,
+    key: KeyDetails | None,
+    policy: Policy,
+    now: datetime,
+) -> Authenticated | Refusal:
+    """Apply the rule above. `binding` is the registry entry for the signer's primary key."""
+    sig = _single_signature(u)
+    if isinstance(sig, Refusal):
+        return sig
+    assert sig.signing_fingerprint and sig.created
+    if binding is None:
+        return Refusal("unknown-key", f"{sig.primary_fingerprint} is not bound to a team")
+    refusal = _key_state(sig, key, binding)
+    if refusal:
+        return refusal
+    if binding.status not in policy.allowed_statuses:
+        return Refusal("team-not-allowed", f"team {binding.handle} is {binding.status}")
+    if sig.created < now - policy.max_signature_age or sig.created > now + policy.future_skew:
+        return Refusal("stale-signature", f"signed at {sig.created:%Y-%m-%d %H:%M} UTC")
+    intake = {a.lower() for a in policy.intake_addresses}
+    if u.protected_to is not None and not intake & set(u.protected_to):
+        return Refusal("wrong-recipient", "protected To names another recipient")
+    for senders in (u.outer_from, u.protected_from or None):
+        if senders is not None and not _sender_ok(policy.sender_binding, binding.email, senders):
+            return Refusal("sender-mismatch", f"From {list(senders)[:2]} vs {binding.email}")
+    return Authenticated(binding, sig.signing_fingerprint, sig.created)

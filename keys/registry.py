@@ -1,0 +1,194 @@
+"""The trust registry: teams, their pinned keys, coordinators, and the rules binding them.
+
+In: admin commands (from the CLI) and fingerprint look-ups (from the pipeline). Out:
+rows in the store and keys in the gateway keyring, kept consistent. Rules enforced here:
+secret keys are refused; a key bound to one team is never bound to another; a team's
+email is the only address replies to it may go to; statuses are from a fixed set.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from gateway.errors import RegistryError
+from keys.gpg import GnuPG, KeyDetails, SubkeyDetails
+from keys.policy import Binding
+from store import registry as q
+from store.db import transaction
+from store.models import Coordinator, Team, TeamKey
+
+STATUSES = ("listed", "accredited", "certified", "suspended")
+HANDLE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+ADDRESS = re.compile(r"^[^@\s<>\"',;]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def check_address(address: str) -> str:
+    if not ADDRESS.match(address) or len(address) > 254:
+        raise RegistryError(f"{address!r} is not a usable email address (user@domain.tld)")
+    return address.lower()
+
+
+@dataclass(frozen=True)
+class ImportedKey:
+    fingerprint: str
+    user_ids: tuple[str, ...]
+    expires_at: datetime | None
+    revoked: bool
+    updated: bool  # already bound to this team: refreshed, not added
+
+
+class Registry:
+    """Registry operations over one store and one gateway keyring."""
+
+    def __init__(self, engine: Engine, gpg: GnuPG) -> None:
+        self.engine = engine
+        self.gpg = gpg
+
+    # --- teams --------------------------------------------------------------------------
+
+    def add_team(self, handle: str, *, name: str, email: str, status: str = "accredited",
+                 country: str | None = None) -> Team:  # fmt: skip
+        if not HANDLE.match(handle):
+            raise RegistryError(
+                f"team handle {handle!r} must be lower-case letters, digits, '.', '_' or '-'"
+            )
+        _check_status(status)
+        if country is not None and not re.fullmatch(r"[A-Za-z]{2}", country):
+            raise RegistryError(f"country {country!r} must be a two-letter ISO 3166 code")
+        with transaction(self.engine) as s:
+            if q.get_team(s, handle) is not None:
+                raise RegistryError(f"team {handle!r} exists; see `teams show {handle}`")
+            return q.add_team(s, handle=handle, name=name, email=check_address(email),
+                              status=status, country=country.upper() if country else None)  # fmt: skip
+
+    def set_status(self, handle: str, status: str) -> Team:
+        _check_status(status)
+        with transaction(self.engine) as s:
+            team = q.set_team_status(s, handle, status)
+            if team is None:
+                raise _no_team(handle)
+            return team
+
+    def team(self, session: Session, handle: str) -> Team:
+        team = q.get_team(session, handle)
+        if team is None:
+            raise _no_team(handle)
+        return team
+
+    # --- keys ---------------------------------------------------------------------------
+
+    def _public_keys(self, data: bytes) -> list[str]:
+        if self.gpg.contains_secret(data):
+            raise RegistryError("the file holds a SECRET key: export the public key only "
+                                "(gpg --export --armor FINGERPRINT) and import that")  # fmt: skip
+        fprs = sorted({str(k["fingerprint"]).upper() for k in self.gpg.scan(data)})
+        if not fprs:
+            raise RegistryError("no OpenPGP public key found in the file")
+        return fprs
+
+    def import_keys(self, handle: str, data: bytes) -> list[ImportedKey]:
+        """Bind every public key in `data` to team `handle` (all or nothing)."""
+        fprs = self._public_keys(data)
+        with transaction(self.engine) as s:
+            team = self.team(s, handle)
+            for fpr in fprs:
+                bound = q.team_for_fingerprint(s, fpr)
+                if bound is not None and bound[0].id != team.id:
+                    raise RegistryError(f"key {fpr} is bound to team {bound[0].handle!r}; "
+                                        "a key can belong to one team only")  # fmt: skip
+            self.gpg.import_keys(data)
+            return [self._bind(s, team, fpr) for fpr in fprs]
+
+    def _bind(self, s: Session, team: Team, fpr: str) -> ImportedKey:
+        details = self.gpg.details(fpr)
+        if details is None:
+            raise RegistryError(f"GnuPG did not import key {fpr}; is it a valid public key?")
+        existing = q.get_key(s, fpr)
+        row = existing or TeamKey(fingerprint=fpr, team_id=team.id or 0)
+        row.user_ids = "\n".join(details.user_ids)
+        row.created_at = details.created
+        row.expires_at = details.expires
+        if details.revoked and row.revoked_at is None:
+            row.revoked_at, row.revoke_reason = _now(), "revoked by its owner"
+        if existing is None:
+            q.add_key(s, row)
+        else:
+            s.add(row)
+        return ImportedKey(fpr, details.user_ids, details.expires, details.revoked,
+                           existing is not None)  # fmt: skip
+
+    def revoke_key(self, fingerprint: str, reason: str | None) -> TeamKey:
+        with transaction(self.engine) as s:
+            key = q.revoke_key(s, fingerprint.upper(), reason, _now())
+            if key is None:
+                raise RegistryError(f"no key {fingerprint} in the registry; see `keys list`")
+            return key
+
+    def binding(self, session: Session, primary_fingerprint: str) -> Binding | None:
+        found = q.team_for_fingerprint(session, primary_fingerprint.upper())
+        if found is None:
+            return None
+        team, key = found
+        return Binding(team.id or 0, team.handle, team.status, team.email,
+                       key.fingerprint, key.revoked_at is not None)  # fmt: skip
+
+    def key_details(self, fingerprint: str) -> KeyDetails | None:
+        return self.gpg.details(fingerprint)
+
+    def encryption_key(self, session: Session, team: Team) -> str:
+        """The team's newest key that can be encrypted to now (RegistryError if none)."""
+        now = _now()
+        usable = [k for k in q.keys_of_team(session, team.id or 0)
+                  if k.revoked_at is None and self._can_encrypt(k.fingerprint, now)]  # fmt: skip
+        if not usable:
+            raise RegistryError(f"team {team.handle!r} has no usable key to encrypt to; "
+                                f"import a current key with `keys import {team.handle} FILE`")  # fmt: skip
+        epoch = datetime.min.replace(tzinfo=timezone.utc)
+        return max(usable, key=lambda k: k.created_at or epoch).fingerprint
+
+    def _can_encrypt(self, fingerprint: str, now: datetime) -> bool:
+        key = self.gpg.details(fingerprint)
+        if key is None or key.revoked or (key.expires is not None and key.expires <= now):
+            return False
+        parts: list[KeyDetails | SubkeyDetails] = [key, *key.subkeys]
+        return any("e" in p.capabilities.lower() and not p.revoked
+                   and (p.expires is None or p.expires > now) for p in parts)  # fmt: skip
+
+    # --- coordinators -------------------------------------------------------------------
+
+    def add_coordinator(self, email: str, data: bytes, name: str | None = None) -> Coordinator:
+        fprs = self._public_keys(data)
+        if len(fprs) != 1:
+            raise RegistryError(f"the key file holds {len(fprs)} keys; give exactly one")
+        address = check_address(email)
+        with transaction(self.engine) as s:
+            if q.get_coordinator(s, address) is not None:
+                raise RegistryError(f"coordinator {address} exists; remove it first to re-key")
+            if q.team_for_fingerprint(s, fprs[0]) is not None:
+                raise RegistryError(f"key {fprs[0]} belongs to a team; coordinators need their own")
+            self.gpg.import_keys(data)
+            return q.add_coordinator(s, email=address, name=name, fingerprint=fprs[0])
+
+    def remove_coordinator(self, email: str) -> None:
+        with transaction(self.engine) as s:
+            if not q.remove_coordinator(s, email.lower()):
+                raise RegistryError(f"no coordinator {email}; see `coordinators list`")
+
+
+def _check_status(status: str) -> None:
+    if status not in STATUSES:
+        raise RegistryError(f"status {status!r} is not one of {', '.join(STATUSES)}")
+
+
+def _no_team(handle: str) -> RegistryError:
+    return RegistryError(f"no team {handle!r}; add it with `teams add {handle} --name ... "
+                         "--email ...` or see `teams list`")  # fmt: skip

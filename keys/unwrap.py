@@ -1,0 +1,274 @@
+"""Unwrap one incoming message: remove one encryption layer, find the one signed entity.
+
+In: the raw RFC 5322 bytes. Out: an `Unwrapped` (the signed entity, the bytes that were
+signed, GnuPG's facts about the signature) or a `Refusal` with a stable reason code.
+
+Accepted shapes (RFC 3156 and inline PGP), nothing else:
+- multipart/encrypted whose plaintext is signed by the same OpenPGP message (combined);
+- multipart/encrypted whose plaintext is a multipart/signed at its root (RFC 3156 §6.1);
+- a text/plain body that is exactly one armored PGP MESSAGE (inline), combined-signed or
+  holding exactly one cleartext-signed block;
+- with `require_encryption = false` only: a multipart/signed root or a cleartext-signed
+  body.
+Anything unsigned beside or around the signed entity is `partially-signed`. Ciphertext
+found inside the plaintext is never decrypted (no decryption oracle for nested
+ciphertext). Whether the signature is acceptable is decided in `keys/policy.py`.
+"""
+
+from __future__ import annotations
+
+import email
+import email.message
+import email.policy
+import hashlib
+import re
+from dataclasses import dataclass
+from email.utils import getaddresses
+
+from keys.gpg import CryptoResult, GnuPG
+
+ARMOR_MESSAGE = re.compile(rb"-----BEGIN PGP MESSAGE-----.*?-----END PGP MESSAGE-----", re.S)
+ARMOR_SIGNED = re.compile(
+    rb"-----BEGIN PGP SIGNED MESSAGE-----.*?-----END PGP SIGNATURE-----", re.S
+)
+ANY_ARMOR = re.compile(rb"-----BEGIN PGP (MESSAGE|SIGNED MESSAGE|SIGNATURE)-----")
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_mime_depth: int = 16
+    max_mime_parts: int = 200
+    max_decrypted_bytes: int = 26_214_400
+
+
+@dataclass(frozen=True)
+class Refusal:
+    reason: str
+    detail: str  # for the admin's eyes only
+
+
+@dataclass(frozen=True)
+class Unwrapped:
+    entity: email.message.Message  # the signed entity, the root of what was signed
+    signed_bytes: bytes  # exactly what the signature covers
+    verification: CryptoResult  # GnuPG's facts about the signature(s)
+    encrypted: bool
+    outer_from: tuple[str, ...]  # addresses in the outer From header(s)
+    protected_from: tuple[str, ...]  # From inside the signed entity (RFC 9788), if any
+    protected_to: tuple[str, ...] | None  # To inside the signed entity, None if absent
+
+    @property
+    def content_sha256(self) -> str:
+        return hashlib.sha256(self.signed_bytes).hexdigest()
+
+
+def _parse(raw: bytes) -> email.message.Message:
+    return email.message_from_bytes(raw, policy=email.policy.compat32)
+
+
+def _check_shape(msg: email.message.Message, limits: Limits) -> Refusal | None:
+    """Bound the MIME tree (depth and part count) before anything walks it."""
+    stack: list[tuple[email.message.Message, int]] = [(msg, 1)]
+    parts = 0
+    while stack:
+        part, depth = stack.pop()
+        parts += 1
+        if depth > limits.max_mime_depth:
+            return Refusal("malformed-mime", f"MIME nesting deeper than {limits.max_mime_depth}")
+        if parts > limits.max_mime_parts:
+            return Refusal("malformed-mime", f"more than {limits.max_mime_parts} MIME parts")
+        payload = part.get_payload()
+        if isinstance(payload, list):
+            stack.extend((p, depth + 1) for p in payload if isinstance(p, email.message.Message))
+    return None
+
+
+def _addresses(msg: email.message.Message, header: str) -> tuple[str, ...]:
+    values = [str(v) for v in msg.get_all(header, [])]
+    return tuple(addr.lower() for _, addr in getaddresses(values) if addr)
+
+
+def _body_bytes(part: email.message.Message) -> bytes:
+    body = part.get_payload(decode=True)
+    return body if isinstance(body, bytes) else b""
+
+
+def _only_armor(body: bytes, pattern: re.Pattern[bytes]) -> bytes | None | Refusal:
+    """The one armored block that is the whole body; None if there is none."""
+    found = list(pattern.finditer(body))
+    if not found:
+        return None
+    if len(found) > 1:
+        return Refusal("partially-signed", "more than one armored block in the body")
+    match = found[0]
+    if body[: match.start()].strip() or body[match.end() :].strip():
+        return Refusal("partially-signed", "unprotected text around the armored block")
+    return match.group(0)
+
+
+def _contains_pgp(msg: email.message.Message) -> bool:
+    for part in msg.walk():
+        ctype = part.get_content_type()
+        if ctype in ("multipart/encrypted", "multipart/signed", "application/pgp-signature"):
+            return True
+        if not part.is_multipart() and ANY_ARMOR.search(_body_bytes(part)):
+            return True
+    return False
+
+
+def _multipart_signed_halves(entity: bytes) -> tuple[bytes, bytes] | Refusal:
+    """Split a multipart/signed entity's bytes into (signed part, signature) exactly.
+
+    The signed part is taken from the bytes, not re-serialised, and canonicalised to CRLF
+    as RFC 3156 §5 requires of the signer.
+    """
+    msg = _parse(entity)
+    boundary = msg.get_boundary()
+    parts = msg.get_payload()
+    if not boundary or not isinstance(parts, list) or len(parts) != 2:
+        return Refusal("malformed-mime", "multipart/signed without exactly two parts")
+    if parts[1].get_content_type() != "application/pgp-signature":
+        return Refusal("malformed-mime", "multipart/signed whose second part is not a signature")
+    if str(msg.get_param("protocol", "")).lower() != "application/pgp-signature":
+        return Refusal("malformed-mime", "multipart/signed with another protocol")
+    crlf = re.sub(rb"\r?\n", b"\r\n", entity)
+    delimiter = b"\r\n--" + boundary.encode("ascii", "replace")
+    pieces = crlf.split(delimiter)
+    # pieces: [headers+preamble, part1, part2, "--" + epilogue]
+    if len(pieces) != 4 or not pieces[3].startswith(b"--"):
+        return Refusal("malformed-mime", "multipart/signed boundaries do not delimit two parts")
+    signed = pieces[1].split(b"\r\n", 1)
+    if len(signed) != 2 or signed[0].strip():
+        return Refusal("malformed-mime", "multipart/signed boundary line malformed")
+    return signed[1], _body_bytes(parts[1])
+
+
+class Unwrapper:
+    """Runs the unwrap for one message against one GnuPG home."""
+
+    def __init__(self, gpg: GnuPG, limits: Limits, *, require_encryption: bool = True) -> None:
+        self.gpg = gpg
+        self.limits = limits
+        self.require_encryption = require_encryption
+
+    def unwrap(self, raw: bytes) -> Unwrapped | Refusal:
+        try:
+            msg = _parse(raw)
+            refusal = _check_shape(msg, self.limits)
+            return refusal or self._unwrap(msg, raw)
+        except (RecursionError, LookupError, ValueError, TypeError, AttributeError) as exc:
+            return Refusal("malformed-mime", f"unparseable MIME: {type(exc).__name__}")
+
+    def _unwrap(self, msg: email.message.Message, raw: bytes) -> Unwrapped | Refusal:
+        outer_from = _addresses(msg, "From")
+        ctype = msg.get_content_type()
+        if ctype == "multipart/encrypted":
+            ciphertext = self._pgp_mime_ciphertext(msg)
+            if isinstance(ciphertext, Refusal):
+                return ciphertext
+            return self._decrypted(ciphertext, outer_from, mime=True)
+        if ctype == "text/plain" and not msg.is_multipart():
+            body = _body_bytes(msg)
+            block = _only_armor(body, ARMOR_MESSAGE)
+            if isinstance(block, Refusal):
+                return block
+            if block is not None:
+                return self._decrypted(block, outer_from, mime=False)
+        if self.require_encryption:
+            if _contains_pgp(msg) and ctype not in ("multipart/signed", "text/plain"):
+                return Refusal("partially-signed", "OpenPGP content not at the message root")
+            return Refusal("not-encrypted", "message is not encrypted to the gateway")
+        return self._signed(raw, msg, outer_from, encrypted=False)
+
+    def _pgp_mime_ciphertext(self, msg: email.message.Message) -> bytes | Refusal:
+        parts = msg.get_payload()
+        if not isinstance(parts, list) or len(parts) != 2:
+            return Refusal("malformed-mime", "multipart/encrypted without exactly two parts")
+        control, data = parts
+        if control.get_content_type() != "application/pgp-encrypted":
+            return Refusal("malformed-mime", "multipart/encrypted without pgp-encrypted control")
+        if data.get_content_type() != "application/octet-stream":
+            return Refusal("malformed-mime", "multipart/encrypted data part is not octet-stream")
+        return _body_bytes(data)
+
+    def _decrypted(self, ciphertext: bytes, outer_from: tuple[str, ...], *, mime: bool
+                   ) -> Unwrapped | Refusal:  # fmt: skip
+        result = self.gpg.decrypt(ciphertext)
+        if result.output_limited or len(result.data) >= self.limits.max_decrypted_bytes:
+            return Refusal("too-large", "decrypted content reached the size cap")
+        if not result.decrypted or result.problems or result.plaintext_packets != 1:
+            detail = "; ".join(result.problems) or "no clean single-packet decryption"
+            return Refusal("decrypt-failed", detail)
+        if result.returncode != 0 and all(s.outcome == "good" for s in result.signatures):
+            return Refusal("decrypt-failed", f"gpg exit status {result.returncode}")
+        if result.signatures:
+            return self._combined(result, outer_from, mime=mime)
+        if not mime:
+            return self._inline_signed(result.data, outer_from, encrypted=True)
+        inner = _parse(result.data)
+        refusal = _check_shape(inner, self.limits)
+        return refusal or self._signed(result.data, inner, outer_from, encrypted=True)
+
+    def _combined(self, result: CryptoResult, outer_from: tuple[str, ...], *, mime: bool
+                  ) -> Unwrapped | Refusal:  # fmt: skip
+        if mime:
+            entity = _parse(result.data)
+            refusal = _check_shape(entity, self.limits)
+            if refusal:
+                return refusal
+            if entity.get_content_type() == "multipart/signed":
+                return Refusal("multiple-signatures", "a signed entity inside a signed message")
+        else:
+            if ARMOR_SIGNED.search(result.data):
+                return Refusal("multiple-signatures", "a signed block inside a signed message")
+            entity = _text_entity(result.data)
+        return _result(entity, result.data, result, outer_from, encrypted=True)
+
+    def _signed(self, data: bytes, msg: email.message.Message, outer_from: tuple[str, ...], *,
+                encrypted: bool) -> Unwrapped | Refusal:  # fmt: skip
+        ctype = msg.get_content_type()
+        if ctype == "multipart/signed":
+            halves = _multipart_signed_halves(data)
+            if isinstance(halves, Refusal):
+                return halves
+            signed, signature = halves
+            result = self.gpg.verify_detached(signed, signature)
+            return _result(_parse(signed), signed, result, outer_from, encrypted=encrypted)
+        if ctype == "text/plain" and not msg.is_multipart():
+            return self._inline_signed(_body_bytes(msg), outer_from, encrypted=encrypted)
+        if _contains_pgp(msg):
+            return Refusal("partially-signed", "the signature does not cover the whole content")
+        return Refusal("not-signed", "no signature over the content")
+
+    def _inline_signed(self, text: bytes, outer_from: tuple[str, ...], *, encrypted: bool
+                       ) -> Unwrapped | Refusal:  # fmt: skip
+        block = _only_armor(text, ARMOR_SIGNED)
+        if isinstance(block, Refusal):
+            return block
+        if block is None:
+            if ANY_ARMOR.search(text):
+                return Refusal("partially-signed", "OpenPGP block inside unsigned text")
+            return Refusal("not-signed", "no signature over the content")
+        result = self.gpg.verify_clearsigned(block)
+        return _result(_text_entity(result.data), result.data, result, outer_from,
+                       encrypted=encrypted)  # fmt: skip
+
+
+def _text_entity(text: bytes) -> email.message.Message:
+    entity = email.message.Message()
+    entity.set_payload(text.decode("utf-8", "replace"), charset="utf-8")
+    return entity
+
+
+def _result(entity: email.message.Message, signed: bytes, verification: CryptoResult,
+            outer_from: tuple[str, ...], *, encrypted: bool) -> Unwrapped:  # fmt: skip
+    has_to = entity.get("To") is not None
+    return Unwrapped(
+        entity=entity,
+        signed_bytes=signed,
+        verification=verification,
+        encrypted=encrypted,
+        outer_from=outer_from,
+        protected_from=_addresses(entity, "From"),
+        protected_to=_addresses(entity, "To") if has_to else None,
+    )

@@ -1,0 +1,134 @@
+"""Seal outgoing mail: PGP/MIME (RFC 3156) signed and encrypted, headers protected.
+
+In: a body (and attachments), the real headers, the recipient's fingerprint. Out: the
+bytes of a complete RFC 5322 message whose outer header carries a neutral Subject and
+whose encrypted payload carries the real one (RFC 9788, `hp="cipher"`, with `HP-Outer`
+fields recording what the outer header shows; `protected-headers="v1"` too, for
+Thunderbird and K-9).
+
+Header values are set through the stdlib's strict SMTP policy, which refuses CR and LF
+(header injection), and non-ASCII is RFC 2047-encoded.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from email.message import EmailMessage, Message
+from email.mime.application import MIMEApplication
+from email.mime.base import MIMEBase
+from email.mime.multipart import MIMEMultipart
+from email.utils import format_datetime
+
+from keys.gpg import GnuPG
+
+NEUTRAL_SUBJECT = "[...]"
+STRICT = email.policy.SMTP.clone(max_line_length=78, raise_on_defect=True)
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content_type: str  # "application/pdf"
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Envelope:
+    sender: str
+    recipient: str
+    subject: str
+    date: object  # datetime; typed loosely to keep format_datetime's overloads happy
+    message_id: str
+    in_reply_to: str | None = None
+
+
+def new_message_id(domain: str) -> str:
+    return f"<{uuid.uuid4().hex}@{domain}>"
+
+
+def _clean(value: str) -> str:
+    if "\r" in value or "\n" in value or "\x00" in value:
+        raise ValueError("header value contains a line break or NUL")
+    return value
+
+
+def _header_fields(env: Envelope) -> list[tuple[str, str]]:
+    fields = [
+        ("From", env.sender),
+        ("To", env.recipient),
+        ("Date", format_datetime(env.date)),  # type: ignore[arg-type]
+        ("Message-ID", env.message_id),
+    ]
+    if env.in_reply_to:
+        fields.append(("In-Reply-To", env.in_reply_to))
+    return [(name, _clean(value)) for name, value in fields]
+
+
+def _payload(body: str, attachments: Sequence[Attachment]) -> Message:
+    text = EmailMessage(policy=STRICT)
+    text.set_content(body, charset="utf-8", cte="quoted-printable")
+    if not attachments:
+        return text
+    mixed = EmailMessage(policy=STRICT)
+    mixed.make_mixed()
+    mixed.attach(text)
+    for att in attachments:
+        maintype, _, subtype = att.content_type.partition("/")
+        part = EmailMessage(policy=STRICT)
+        part.set_content(att.data, maintype=maintype, subtype=subtype,
+                         filename=_clean(att.filename))  # fmt: skip
+        mixed.attach(part)
+    return mixed
+
+
+def protected_payload(env: Envelope, body: str, attachments: Sequence[Attachment] = ()) -> bytes:
+    """The cryptographic payload: the real headers on its root part (RFC 9788)."""
+    inner = _payload(body, attachments)
+    inner.set_param("hp", "cipher")
+    inner.set_param("protected-headers", "v1")
+    for name, value in _header_fields(env):
+        inner[name] = value
+    inner["Subject"] = _clean(env.subject)
+    inner["HP-Outer"] = f"Subject: {NEUTRAL_SUBJECT}"
+    for name, value in _header_fields(env):
+        inner["HP-Outer"] = f"{name}: {value}"
+    return inner.as_bytes(policy=STRICT)
+
+
+def encrypted_envelope(fields: Sequence[tuple[str, str]], armored: str) -> bytes:
+    """An RFC 3156 multipart/encrypted message around an armored OpenPGP message."""
+    outer = MIMEMultipart("encrypted", protocol="application/pgp-encrypted", policy=STRICT)
+    for name, value in fields:
+        outer[name] = _clean(value)
+    control = MIMEApplication(b"Version: 1\r\n", "pgp-encrypted", policy=STRICT)
+    control.replace_header("Content-Transfer-Encoding", "7bit")
+    control.set_payload("Version: 1\r\n")
+    control["Content-Description"] = "PGP/MIME version identification"
+    data = MIMEBase("application", "octet-stream", name="encrypted.asc", policy=STRICT)
+    data["Content-Description"] = "OpenPGP encrypted message"
+    data["Content-Disposition"] = 'inline; filename="encrypted.asc"'
+    data.set_payload(armored)
+    outer.attach(control)
+    outer.attach(data)
+    outer.preamble = "This is an OpenPGP/MIME encrypted message (RFC 4880 and 3156)"
+    return outer.as_bytes(policy=STRICT)
+
+
+def seal(
+    gpg: GnuPG,
+    env: Envelope,
+    body: str,
+    *,
+    recipient_fingerprints: Sequence[str],
+    signer: str,
+    passphrase: str | None = None,
+    attachments: Sequence[Attachment] = (),
+) -> bytes:
+    """Sign with `signer` and encrypt to the recipient's key(s), headers protected."""
+    payload = protected_payload(env, body, attachments)
+    armored = gpg.sign_encrypt(payload, list(recipient_fingerprints), signer, passphrase)
+    fields = [*_header_fields(env), ("Subject", NEUTRAL_SUBJECT)]
+    return encrypted_envelope(fields, armored)

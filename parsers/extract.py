@@ -1,0 +1,214 @@
+"""Find the reports in an authenticated MIME entity and hand each part to its format.
+
+In: the signed entity (already decrypted and authenticated by `keys/`), today's date and
+the taxonomy. Out: one `ParseOutcome` for the whole content. Hostile mail reaches this
+code, so nothing here raises on input: damaged encodings, unknown charsets, deep nesting
+and too many parts all become `ReportError`s.
+
+Which parts are read, by Content-Type:
+- `text/plain` -> `parsers.text`, unless it is an armored PGP block or has no `Report:`
+  line at all (a covering note, a signature file); such parts are skipped silently;
+- `text/csv` (and `text/comma-separated-values`, `application/csv`) -> `parsers.table`;
+- `application/json` -> `parsers.jsonfile`;
+- `application/octet-stream`, and `text/plain` attachments, named `*.csv` or `*.json` ->
+  by that extension (mail clients label attachments loosely);
+- everything else is ignored, and `application/pgp-encrypted`, `application/pgp-signature`,
+  `application/pgp-keys`, `message/rfc822` and `multipart/encrypted` are never opened:
+  what they hold is not the team's signed report.
+If no part yields a report or an error, the outcome is one "no report found" error.
+
+A part's `source` is "body" for the first unnamed part ("body part 2", ... after it), else
+its filename reduced to printable ASCII, at most 60 characters.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import quopri
+import re
+from dataclasses import dataclass
+from datetime import date
+from email.message import Message
+
+from parsers.jsonfile import read_json
+from parsers.model import ParseOutcome
+from parsers.table import read_csv
+from parsers.taxonomy import Taxonomy
+from parsers.text import has_report_line, read_text
+from parsers.validate import MAX_INPUT_BYTES, Collector
+
+MAX_PARTS = 100
+MAX_DEPTH = 10
+MAX_SOURCE_CHARS = 60
+
+NEVER_OPENED = frozenset({
+    "application/pgp-encrypted",
+    "application/pgp-signature",
+    "application/pgp-keys",
+    "message/rfc822",
+    "multipart/encrypted",
+})  # fmt: skip
+CSV_TYPES = frozenset({"text/csv", "text/comma-separated-values", "application/csv"})
+JSON_TYPES = frozenset({"application/json"})
+BY_EXTENSION = frozenset({"application/octet-stream", "text/plain"})
+NO_REPORT = (
+    'no report found; write it in the message body starting with "Report: type1" or'
+    ' "Report: type2", or attach it as a CSV or JSON file'
+)
+
+# The stdlib header parsers have raised unexpected exceptions on crafted headers before;
+# a part whose headers cannot be read is reported, not allowed to crash the worker.
+_HEADER_FAILURES = (ValueError, LookupError, TypeError, IndexError, AttributeError)
+_BAD_QP_ESCAPE = re.compile(rb"=(?![0-9A-Fa-f]{2}|[ \t]*(?:\r?\n|\r|$))")
+_WHITESPACE = re.compile(rb"\s+")
+
+
+@dataclass
+class _Part:
+    """A leaf part worth reading: its format, its headers as read, and its entity."""
+
+    entity: Message
+    fmt: str  # "text" | "csv" | "json"
+    filename: str | None
+    charset: str | None
+    encoding: str
+
+
+def parse_signed_content(entity: Message, today: date, taxonomy: Taxonomy) -> ParseOutcome:
+    """Every report in the signed content, or every problem that stops it being accepted."""
+    into = Collector()
+    parts = _parts(entity, into)
+    unnamed = 0
+    for part in parts:
+        source = _sanitise(part.filename) if part.filename else None
+        if source is None:
+            unnamed += 1
+            source = "body" if unnamed == 1 else f"body part {unnamed}"
+        _read_part(part, source, today, taxonomy, into)
+    if not into.reports and not into.errors:
+        into.error("message", None, NO_REPORT)
+    return into.outcome()
+
+
+def _parts(root: Message, into: Collector) -> list[_Part]:
+    """The readable leaf parts in document order; none if the structure is out of bounds."""
+    found: list[_Part] = []
+    stack: list[tuple[Message, int]] = [(root, 1)]
+    seen = 0
+    while stack:
+        entity, depth = stack.pop()
+        seen += 1
+        if seen > MAX_PARTS or depth > MAX_DEPTH:
+            limit = f"more than {MAX_PARTS} parts" if seen > MAX_PARTS else "nested too deeply"
+            into.error("message", None, f"the message has {limit}; it was not read")
+            return []
+        try:
+            ctype = entity.get_content_type()
+        except _HEADER_FAILURES:
+            into.error("message", None, "a part of the message has unreadable headers")
+            continue
+        if ctype in NEVER_OPENED:
+            continue
+        if entity.is_multipart():
+            children = entity.get_payload()
+            if isinstance(children, list):
+                stack.extend((c, depth + 1) for c in reversed(children) if isinstance(c, Message))
+            continue
+        part = _describe(entity, ctype, into)
+        if part is not None:
+            found.append(part)
+    return found
+
+
+def _describe(entity: Message, ctype: str, into: Collector) -> _Part | None:
+    try:
+        filename = entity.get_filename()
+        charset = entity.get_content_charset()
+        encoding = str(entity.get("Content-Transfer-Encoding", "7bit")).strip().lower()
+    except _HEADER_FAILURES:
+        into.error("message", None, "a part of the message has unreadable headers")
+        return None
+    fmt = _format(ctype, filename)
+    return None if fmt is None else _Part(entity, fmt, filename, charset, encoding)
+
+
+def _format(ctype: str, filename: str | None) -> str | None:
+    extension = (filename or "").rpartition(".")[2].strip().lower()
+    if ctype in BY_EXTENSION and filename and extension in ("csv", "json"):
+        return extension
+    if ctype == "text/plain":
+        return "text"
+    if ctype in CSV_TYPES:
+        return "csv"
+    if ctype in JSON_TYPES:
+        return "json"
+    return None
+
+
+def _sanitise(filename: str) -> str | None:
+    base = re.split(r"[/\\]", filename)[-1]
+    printable = "".join(ch for ch in base if " " <= ch <= "~").strip()
+    return printable[:MAX_SOURCE_CHARS] or None
+
+
+def _read_part(part: _Part, source: str, today: date, taxonomy: Taxonomy, into: Collector) -> None:
+    raw = _body_bytes(part, source, into)
+    if raw is None:
+        return
+    if len(raw) > MAX_INPUT_BYTES:
+        into.error(source, None, f"larger than {MAX_INPUT_BYTES // 1024} KiB; not read")
+        return
+    text = _decode_charset(raw, part.charset)
+    if part.fmt == "csv":
+        read_csv(text, source, today, taxonomy, into)
+    elif part.fmt == "json":
+        read_json(text, source, today, taxonomy, into)
+    elif not text.lstrip().startswith("-----BEGIN PGP") and has_report_line(text):
+        read_text(text, source, today, taxonomy, into)
+
+
+def _body_bytes(part: _Part, source: str, into: Collector) -> bytes | None:
+    """The part's body with its Content-Transfer-Encoding undone; None if it is damaged."""
+    payload = part.entity.get_payload()
+    if isinstance(payload, bytes):
+        data = payload
+    elif isinstance(payload, str):
+        try:  # the parser keeps undecodable bytes as surrogates: get them back
+            data = payload.encode("ascii", "surrogateescape")
+        except UnicodeEncodeError:  # a part built in code from a non-ASCII str
+            data = payload.encode("utf-8", "surrogateescape")
+    else:
+        return None
+    if part.encoding == "base64":
+        return _base64(data, source, into)
+    if part.encoding == "quoted-printable":
+        if _BAD_QP_ESCAPE.search(data):
+            into.error(source, None, "the quoted-printable encoding is damaged; not read")
+            return None
+        return quopri.decodestring(data)
+    if part.encoding not in ("7bit", "8bit", "binary", ""):
+        into.error(source, None, "unknown Content-Transfer-Encoding; use base64 or none")
+        return None
+    return data
+
+
+def _base64(data: bytes, source: str, into: Collector) -> bytes | None:
+    compact = _WHITESPACE.sub(b"", data)
+    if len(compact) % 4 in (2, 3):  # some mailers leave out the final padding
+        compact += b"=" * (4 - len(compact) % 4)
+    try:
+        return base64.b64decode(compact, validate=True)
+    except binascii.Error:
+        into.error(source, None, "the base64 encoding is damaged; not read")
+        return None
+
+
+def _decode_charset(raw: bytes, charset: str | None) -> str:
+    """Text in the declared charset; UTF-8 when undeclared, ASCII or unknown. Never raises."""
+    if charset is None or charset in ("us-ascii", "ascii"):
+        charset = "utf-8"  # US-ASCII labels on UTF-8 text are common, and UTF-8 is a superset
+    try:
+        return raw.decode(charset, "replace")
+    except (LookupError, ValueError):  # unknown or non-text codec (e.g. "zlib"), or "idna"
+        return raw.decode("utf-8", "replace")

@@ -1,0 +1,74 @@
+"""Validated report records: what the parsers produce and the store keeps.
+
+Parsers turn untrusted text into these values or into `ReportError`s; they never
+raise for bad input. The pipeline stores `Type1Report`/`Type2Report` and shows
+`ReportError`s to the team in the error reply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Literal
+
+ReportType = Literal["type1", "type2"]
+
+# Canonical type 1 field names, in the order of the original form.
+TYPE1_FIELDS: tuple[str, ...] = (
+    "requests",
+    "incidents-opened",
+    "incidents-closed",
+    "inbound-communication",
+    "outbound-communication",
+    "organisations-involved",
+    "hours-spent",
+)
+
+
+@dataclass(frozen=True)
+class ReportError:
+    """One problem in one report, located so that a person can fix it."""
+
+    source: str  # "body", or the attachment's filename
+    line: int | None  # 1-based line (CSV row, JSON: None unless known)
+    message: str  # plain English, safe to mail back to the team
+
+    def __str__(self) -> str:
+        where = f"{self.source}, line {self.line}" if self.line else self.source
+        return f"{where}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Type1Report:
+    period: str  # "YYYY-MM"
+    values: dict[str, Decimal]  # every key of TYPE1_FIELDS; integers except hours-spent
+    source: str = "body"
+    claimed_team: str | None = None  # a `Team:` line, never trusted
+
+    type: ReportType = field(default="type1", init=False)
+
+
+@dataclass(frozen=True)
+class Type2Report:
+    period: str
+    # (class slug, type slug or None for class-only) -> count
+    counts: dict[tuple[str, str | None], int]
+    source: str = "body"
+    claimed_team: str | None = None
+
+    type: ReportType = field(default="type2", init=False)
+
+
+Report = Type1Report | Type2Report
+
+
+@dataclass(frozen=True)
+class ParseOutcome:
+    """Everything found in one signed content: reports if all valid, else errors."""
+
+    reports: tuple[Report, ...] = ()
+    errors: tuple[ReportError, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.reports) and not self.errors

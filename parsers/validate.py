@@ -1,0 +1,310 @@
+"""The report rules, once for every format: a report as written becomes a record or errors.
+
+In: a `Draft` (report type, `Field`s with their lines, where it came from), today's date
+and the taxonomy. Out: a `Type1Report`/`Type2Report` or `ReportError`s, gathered in a
+`Collector` that turns into the `ParseOutcome` of a whole signed content. Text, CSV and
+JSON readers only cut their input into drafts; every rule lives here.
+
+Rules beyond the SPEC's wording, decided here:
+- `Period` must be a real month from 1990-01 on and not after today's month. The current
+  month is allowed although it is not over: teams may send early and resend later (each
+  resend is a new revision); months after today's month are refused.
+- Counts are whole decimal numbers of at most 12 digits (`0`-`9` only, no sign, no
+  thousands separators); hours-spent may have up to 2 decimal places.
+- Type 2: naming the same class/type twice, by any eCSIRT spelling, is an error. Different
+  RSIT names that map onto the same eCSIRT class/type (e.g. Malicious Code / C2 Server and
+  Malicious Code / Infected System) are added together; that is what the mapping means.
+- Two reports of the same type and period in one message are an error: which one counts
+  would otherwise depend on their order.
+- Error messages quote at most `ECHO` characters of what was written, non-printable
+  characters replaced by `?`: they are mailed back to the team.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+
+from parsers.fieldnames import (
+    PERIOD_KEY,
+    TEAM_KEY,
+    TYPE1_LABELS,
+    misnumbered,
+    normalise_key,
+    type1_field,
+)
+from parsers.model import TYPE1_FIELDS, ParseOutcome, Report, ReportError, Type1Report, Type2Report
+from parsers.taxonomy import Match, Target, Taxonomy
+
+MAX_INPUT_BYTES = 1024 * 1024  # one text, CSV or JSON document
+MAX_REPORT_LINES = 10_000
+MAX_ERRORS = 100
+ECHO = 60
+MAX_DIGITS = 12
+FIRST_YEAR = 1990
+
+_PERIOD = re.compile(r"([0-9]{4})-([0-9]{2})")
+_COUNT = re.compile(r"[0-9]+")
+_HOURS = re.compile(r"[0-9]+(?:\.[0-9]{1,2})?")
+_NEGATIVE = re.compile(r"-\s*[0-9]")
+_REPORT_TYPES = {"type1": "type1", "type-1": "type1", "type2": "type2", "type-2": "type2"}
+
+
+def clip(text: str) -> str:
+    """What was written, safe to quote in a reply: printable, at most ECHO characters."""
+    shown = "".join(ch if ch.isprintable() else "?" for ch in text.strip()[: ECHO + 1])
+    return shown if len(shown) <= ECHO else shown[: ECHO - 3] + "..."
+
+
+def too_large(text: str) -> bool:
+    return len(text) > MAX_INPUT_BYTES or len(text.encode("utf-8", "replace")) > MAX_INPUT_BYTES
+
+
+@dataclass(frozen=True)
+class Field:
+    key: str
+    value: str
+    line: int | None
+
+
+@dataclass(frozen=True)
+class Draft:
+    """One report as written, cut out of its document but not yet checked."""
+
+    kind: str  # the value of `Report:`, as written
+    fields: tuple[Field, ...]
+    source: str
+    line: int | None  # where the report starts; missing fields are reported here
+    prefix: str = ""  # put before each message where lines are unknown, e.g. "report 2: "
+
+
+@dataclass
+class Collector:
+    """Reports and errors of one signed content; at most MAX_ERRORS errors are kept."""
+
+    errors: list[ReportError] = field(default_factory=list)
+    reports: list[Report] = field(default_factory=list)
+    overflow: bool = False
+    _first: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def error(self, source: str, line: int | None, message: str) -> None:
+        if len(self.errors) < MAX_ERRORS:
+            self.errors.append(ReportError(source, line, message))
+        else:
+            self.overflow = True
+
+    def report(self, report: Report, line: int | None) -> None:
+        first = self._first.get((report.type, report.period))
+        if first is None:
+            self._first[(report.type, report.period)] = (
+                f"{report.source}, line {line}" if line else report.source
+            )
+            self.reports.append(report)
+        else:
+            kind = "type 1" if report.type == "type1" else "type 2"
+            self.error(
+                report.source,
+                line,
+                f"a second {kind} report for {report.period} (the first is in {first});"
+                " send one report per type and month",
+            )
+
+    def outcome(self) -> ParseOutcome:
+        """Errors in document order (per source, by line); reports only if there are none."""
+        order = {source: n for n, source in enumerate(dict.fromkeys(e.source for e in self.errors))}
+        errors = sorted(self.errors, key=lambda e: (order[e.source], e.line or 0))
+        if self.overflow:
+            errors.append(
+                ReportError(
+                    "message",
+                    None,
+                    f"more than {MAX_ERRORS} problems; only the first {MAX_ERRORS} are listed",
+                )
+            )
+        if errors:
+            return ParseOutcome(errors=tuple(errors))
+        return ParseOutcome(reports=tuple(self.reports))
+
+
+def report_kind(raw: str) -> str | None:
+    """The report type ("type1" or "type2") a `Report:` value names, else None."""
+    return _REPORT_TYPES.get(normalise_key(raw))
+
+
+@dataclass
+class _Check:
+    """The errors of one draft while it is being checked."""
+
+    draft: Draft
+    errors: list[tuple[int | None, str]] = field(default_factory=list)
+
+    def fail(self, line: int | None, message: str) -> None:
+        self.errors.append((line, self.draft.prefix + message))
+
+
+def build(draft: Draft, today: date, taxonomy: Taxonomy, into: Collector) -> None:
+    """Check one draft; add its report, or its errors, to `into`."""
+    check = _Check(draft)
+    kind = report_kind(draft.kind)
+    if kind is None:
+        check.fail(draft.line, f'unknown report type "{clip(draft.kind)}"; use type1 or type2')
+    elif not draft.fields:
+        check.fail(draft.line, "the report is empty")
+    else:
+        report = _build_kind(kind, check, today, taxonomy)
+        if report is not None:
+            into.report(report, draft.line)
+    for line, message in check.errors:
+        into.error(draft.source, line, message)
+
+
+def _build_kind(kind: str, check: _Check, today: date, taxonomy: Taxonomy) -> Report | None:
+    headers, body = _split_headers(check)
+    period = _period(headers.get(PERIOD_KEY), today, check)
+    team_field = headers.get(TEAM_KEY)
+    team = clip(team_field.value) if team_field is not None else None
+    source = check.draft.source
+    if kind == "type1":
+        values = _type1_values(body, check)
+        if period is None or check.errors:
+            return None
+        return Type1Report(period, values, source=source, claimed_team=team or None)
+    counts = _type2_counts(body, taxonomy, check)
+    if period is None or check.errors:
+        return None
+    return Type2Report(period, counts, source=source, claimed_team=team or None)
+
+
+def _split_headers(check: _Check) -> tuple[dict[str, Field], list[Field]]:
+    headers: dict[str, Field] = {}
+    body: list[Field] = []
+    for item in check.draft.fields:
+        name = normalise_key(item.key)
+        if name not in (PERIOD_KEY, TEAM_KEY):
+            body.append(item)
+        elif name in headers:
+            check.fail(item.line, f'"{name}" is given twice{_first_at(headers[name].line)}')
+        else:
+            headers[name] = item
+    return headers, body
+
+
+def _first_at(line: int | None) -> str:
+    return f" (first on line {line})" if line else ""
+
+
+def _period(item: Field | None, today: date, check: _Check) -> str | None:
+    if item is None:
+        check.fail(check.draft.line, "the period is missing; give the month as YYYY-MM")
+        return None
+    written = item.value.strip()
+    found = _PERIOD.fullmatch(written)
+    year, month = (int(found.group(1)), int(found.group(2))) if found else (0, 0)
+    if not 1 <= month <= 12 or year < FIRST_YEAR:
+        check.fail(
+            item.line,
+            f'the period "{clip(written)}" is not a month written as YYYY-MM, e.g. 2026-10',
+        )
+        return None
+    if (year, month) > (today.year, today.month):
+        check.fail(
+            item.line,
+            f"the period {written} is in the future; reports can be sent"
+            " for the current month or earlier months",
+        )
+        return None
+    return written
+
+
+def _number(item: Field, name: str, pattern: re.Pattern[str], check: _Check) -> Decimal | None:
+    written = item.value.strip()
+    if pattern.fullmatch(written) and len(written.partition(".")[0]) <= MAX_DIGITS:
+        return Decimal(written)
+    if _NEGATIVE.match(written):
+        check.fail(item.line, f'"{name}" must not be negative')
+    elif pattern.fullmatch(written):
+        check.fail(item.line, f'"{name}" is too large (more than {MAX_DIGITS} digits)')
+    elif pattern is _HOURS:
+        check.fail(
+            item.line,
+            f'"{name}" must be a number of hours with at most 2 decimal'
+            f' places, like 940.5, not "{clip(written)}"',
+        )
+    else:
+        check.fail(item.line, f'"{name}" must be a whole number, not "{clip(written)}"')
+    return None
+
+
+def _type1_values(body: list[Field], check: _Check) -> dict[str, Decimal]:
+    values: dict[str, Decimal] = {}
+    seen: dict[str, int | None] = {}
+    for item in body:
+        name = type1_field(item.key)
+        wrong = misnumbered(item.key) if name is None else None
+        if wrong is not None:
+            check.fail(
+                item.line,
+                f'"{clip(item.key)}" has the wrong number: on the form it is'
+                f' "{TYPE1_LABELS[wrong]}"',
+            )
+        elif name is None:
+            check.fail(
+                item.line,
+                f'unknown field "{clip(item.key)}" in a type 1 report;'
+                f" the fields are {', '.join(TYPE1_FIELDS)}",
+            )
+        elif name in seen:
+            check.fail(item.line, f'"{name}" is given twice{_first_at(seen[name])}')
+        else:
+            seen[name] = item.line
+            pattern = _HOURS if name == "hours-spent" else _COUNT
+            number = _number(item, name, pattern, check)
+            if number is not None:
+                values[name] = number
+    missing = [name for name in TYPE1_FIELDS if name not in seen]
+    if missing:
+        check.fail(check.draft.line, f"the type 1 report lacks {', '.join(missing)}")
+    return values
+
+
+def _type2_counts(body: list[Field], taxonomy: Taxonomy, check: _Check) -> dict[Target, int]:
+    counts: dict[Target, int] = {}
+    seen: dict[Match, int | None] = {}
+    for item in body:
+        match = _category(item, taxonomy, check)
+        if match is None:
+            continue
+        if match in seen:
+            check.fail(item.line, f'"{clip(item.key)}" is counted twice{_first_at(seen[match])}')
+            continue
+        seen[match] = item.line
+        number = _number(item, clip(item.key), _COUNT, check)
+        if number is not None:
+            counts[match.target] = counts.get(match.target, 0) + int(number)
+    if not body:
+        check.fail(
+            check.draft.line,
+            'the type 2 report has no counts; send at least one line such as "Other: 0"',
+        )
+    return counts
+
+
+def _category(item: Field, taxonomy: Taxonomy, check: _Check) -> Match | None:
+    class_name, slash, type_name = item.key.partition("/")
+    written_type = type_name.strip() if slash and type_name.strip() else None
+    match = taxonomy.lookup(class_name, written_type)
+    if match is not None:
+        return match
+    if not taxonomy.knows_class(class_name):
+        known = ", ".join(cls.name for cls in taxonomy)
+        check.fail(
+            item.line, f'unknown incident class "{clip(class_name)}"; the classes are {known}'
+        )
+    else:
+        check.fail(
+            item.line,
+            f'unknown incident type "{clip(written_type or "")}" in class "{clip(class_name)}"',
+        )
+    return None

@@ -1,0 +1,84 @@
+"""Engines, sessions and transactions: how the rest of the gateway reaches the database.
+
+In: a SQLAlchemy URL (SQLite for one instance, PostgreSQL for several sharing one
+store). Out: an `Engine` tuned for durability and concurrent workers, plain sessions,
+and `transaction()`, the one place where "stored" becomes "committed".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlmodel import Session, SQLModel
+
+import store.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+
+# Applied to every new SQLite connection. busy_timeout comes first so that switching
+# the journal mode waits for a concurrent connection instead of failing; FULL
+# synchronous makes a commit survive power loss in WAL mode, not just a crash.
+_SQLITE_PRAGMAS = (
+    "PRAGMA busy_timeout=10000",
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA synchronous=FULL",
+)
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url`; SQLite gets its directory, pragmas and thread freedom."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed)
+    if parsed.get_backend_name() == "postgresql":
+        # Several gateways share the server; a connection dropped by a restart or an
+        # idle timeout is noticed at checkout instead of failing a transaction.
+        return create_engine(parsed, pool_pre_ping=True)
+    return create_engine(parsed)
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    database = url.database or ""
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    # Workers, the SMTP listener and the outbox share one engine across threads.
+    engine = create_engine(url, connect_args={"check_same_thread": False})
+    event.listen(engine, "connect", _set_sqlite_pragmas)
+    return engine
+
+
+def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        for pragma in _SQLITE_PRAGMAS:
+            cursor.execute(pragma)
+    finally:
+        cursor.close()
+
+
+def create_schema(engine: Engine) -> None:
+    """Create every missing table and index; existing ones are left as they are."""
+    SQLModel.metadata.create_all(engine)
+
+
+def open_session(engine: Engine) -> Session:
+    """A session whose objects stay readable after commit (no reload per attribute)."""
+    return Session(engine, expire_on_commit=False)
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Session]:
+    """One unit of work: committed when the block ends, rolled back if it raises."""
+    session = open_session(engine)
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()

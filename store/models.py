@@ -1,0 +1,130 @@
+"""The database schema: registry, messages (the spool), submissions, outbox.
+
+Every table the gateway writes is here, as sqlmodel classes. The raw message is kept
+in the database, not on local disk, so that several gateway instances sharing one
+PostgreSQL see the same spool, and so that "stored" means one committed transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from sqlalchemy import Column, LargeBinary, Numeric, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    # Aware: sqlmodel maps `datetime` fields to its UTCDateTime type, which refuses
+    # naive values on write and returns aware UTC on read (TIMESTAMPTZ on PostgreSQL).
+    return datetime.now(UTC)
+
+
+class Team(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    handle: str = Field(unique=True, index=True)
+    name: str
+    email: str  # the registered contact address: the only place replies go
+    status: str = "accredited"  # listed | accredited | certified | suspended
+    country: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class TeamKey(SQLModel, table=True):
+    """A public key bound to one team, pinned by its primary fingerprint."""
+
+    fingerprint: str = Field(primary_key=True)  # primary key fingerprint, upper hex
+    team_id: int = Field(foreign_key="team.id", index=True)
+    user_ids: str = ""  # newline-separated, for display only
+    created_at: datetime | None = None  # key creation time
+    expires_at: datetime | None = None  # primary key expiry, None = never
+    revoked_at: datetime | None = None  # set by `keys revoke` (or a revocation cert)
+    revoke_reason: str | None = None
+    bound_at: datetime = Field(default_factory=utcnow)
+
+
+class Coordinator(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(unique=True, index=True)
+    name: str | None = None
+    fingerprint: str
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Message(SQLModel, table=True):
+    """One incoming email: the spool entry and its processing outcome."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str  # smtp | imap | ingest
+    received_at: datetime = Field(default_factory=utcnow, index=True)
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    raw_sha256: str = Field(index=True)
+    size: int
+    envelope_from: str | None = None
+    envelope_to: str | None = None  # comma-separated
+    # Channel-specific idempotency key (IMAP: mailbox + Message-ID + hash), unique so a
+    # re-fetched message is recognised instead of stored twice.
+    intake_key: str | None = Field(default=None, unique=True)
+    state: str = Field(default="received", index=True)
+    reason: str | None = None
+    detail: str | None = None  # for admins only: never mailed to the sender
+    team_id: int | None = Field(default=None, foreign_key="team.id")
+    signer_fingerprint: str | None = None
+    # Hash of the signed content; an authenticated message whose signed content equals
+    # an accepted one is a duplicate (replay or resend).
+    content_sha256: str | None = Field(default=None, index=True)
+    processed_at: datetime | None = None
+    attempts: int = 0
+    # Claim/lease so that several workers never process one message at once.
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+
+
+class Submission(SQLModel, table=True):
+    """One stored report: revision N of (team, type, period). The newest counts."""
+
+    __table_args__ = (UniqueConstraint("team_id", "type", "period", "revision"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: int = Field(foreign_key="team.id", index=True)
+    type: str  # type1 | type2
+    period: str = Field(index=True)  # YYYY-MM
+    revision: int
+    message_id: int = Field(foreign_key="message.id", index=True)
+    supersedes_id: int | None = Field(default=None, foreign_key="submission.id")
+    source: str = "body"
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Type1Value(SQLModel, table=True):
+    submission_id: int = Field(foreign_key="submission.id", primary_key=True)
+    field: str = Field(primary_key=True)  # one of parsers.model.TYPE1_FIELDS
+    value: Decimal = Field(sa_column=Column(Numeric(14, 2), nullable=False))
+
+
+class Type2Count(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    submission_id: int = Field(foreign_key="submission.id", index=True)
+    class_slug: str
+    type_slug: str | None = None  # None: the class-only line
+    count: int
+
+
+class OutboxEntry(SQLModel, table=True):
+    """A sealed (signed+encrypted) mail waiting for delivery, retried with backoff."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str  # receipt | rejection | duplicate | monthly | reminder | ...
+    message_id: int | None = Field(default=None, foreign_key="message.id", index=True)
+    recipient: str  # always an address from the registry
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    # Unique per logical mail ("receipt:42"), so reprocessing never sends twice.
+    dedupe_key: str = Field(unique=True)
+    state: str = Field(default="pending", index=True)  # pending | sent | failed
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow, index=True)
+    last_error: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = None
+    lease_owner: str | None = None
+    lease_until: datetime | None = None

@@ -1,0 +1,192 @@
+"""The durable outbox: sealed replies waiting for delivery, retried with backoff.
+
+In: already signed+encrypted mails, each with a dedupe key naming the logical mail
+("receipt:42"), added in the same transaction as the outcome they report. Out:
+entries leased to one sender at a time (same conditional-UPDATE claim as the spool),
+marked sent, or retried at growing intervals until they are given up as `failed`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, func, update
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import Session, col, select
+
+from store.db import transaction
+from store.models import OutboxEntry, utcnow
+from store.spool import lease_free
+
+PENDING = "pending"
+SENT = "sent"
+FAILED = "failed"
+
+_FIRST_DELAY = timedelta(minutes=1)
+_MAX_DELAY = timedelta(hours=6)
+
+
+def enqueue(
+    session: Session,
+    *,
+    kind: str,
+    recipient: str,
+    raw: bytes,
+    dedupe_key: str,
+    message_id: int | None = None,
+) -> OutboxEntry | None:
+    """Add a mail to the caller's transaction; None if `dedupe_key` is already queued."""
+    known = select(OutboxEntry.id).where(OutboxEntry.dedupe_key == dedupe_key)
+    if session.exec(known).first() is not None:
+        return None
+    entry = OutboxEntry(
+        kind=kind,
+        recipient=recipient,
+        raw=raw,
+        dedupe_key=dedupe_key,
+        message_id=message_id,
+    )
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+def _due(now: datetime) -> list[ColumnElement[bool]]:
+    return [
+        col(OutboxEntry.state) == PENDING,
+        col(OutboxEntry.next_attempt_at) <= now,
+        lease_free(col(OutboxEntry.lease_until), now),
+    ]
+
+
+def claim_due(
+    engine: Engine,
+    owner: str,
+    *,
+    now: datetime | None = None,
+    limit: int = 20,
+    lease_seconds: int = 300,
+) -> list[OutboxEntry]:
+    """Lease up to `limit` due entries to `owner` (commits), oldest due first."""
+    moment = now if now is not None else utcnow()
+    lease_until = moment + timedelta(seconds=lease_seconds)
+    with transaction(engine) as session:
+        candidates = session.exec(
+            select(OutboxEntry.id)
+            .where(*_due(moment))
+            .order_by(col(OutboxEntry.next_attempt_at), col(OutboxEntry.id))
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+        won = [
+            entry_id
+            for entry_id in candidates
+            if _take(session, entry_id, owner, moment, lease_until)
+        ]
+        if not won:
+            return []
+        query = (
+            select(OutboxEntry)
+            .where(col(OutboxEntry.id).in_(won))
+            .order_by(col(OutboxEntry.next_attempt_at), col(OutboxEntry.id))
+        )
+        return list(session.exec(query))
+
+
+def _take(
+    session: Session,
+    entry_id: int | None,
+    owner: str,
+    now: datetime,
+    lease_until: datetime,
+) -> bool:
+    result = session.exec(
+        update(OutboxEntry)
+        .where(col(OutboxEntry.id) == entry_id, *_due(now))
+        .values(lease_owner=owner, lease_until=lease_until)
+    )
+    return result.rowcount == 1
+
+
+def mark_sent(engine: Engine, entry_id: int) -> None:
+    """Record a delivery (commits)."""
+    with transaction(engine) as session:
+        result = session.exec(
+            update(OutboxEntry)
+            .where(col(OutboxEntry.id) == entry_id)
+            .values(state=SENT, sent_at=utcnow(), lease_owner=None, lease_until=None)
+        )
+        if result.rowcount != 1:
+            raise LookupError(f"no outbox entry {entry_id}")
+
+
+def retry_delay(attempts: int, *, rng: Callable[[], float] = random.random) -> timedelta:
+    """Wait after the `attempts`-th failure: 1 min, 2, 4, ... at most 6 h, jittered.
+
+    The jitter takes up to 10 % off, so that a batch that failed together does not
+    retry together, and each delay still exceeds the one before until the cap.
+    """
+    # The cap is reached after 9 doublings; the bound only keeps huge counts finite.
+    doublings = min(max(attempts - 1, 0), 16)
+    base = min(_FIRST_DELAY * (1 << doublings), _MAX_DELAY)
+    return base * (1 - 0.1 * rng())
+
+
+def mark_failed(engine: Engine, entry_id: int, error: str, *, max_attempts: int) -> str:
+    """Count a failed delivery and schedule the next one (commits); returns the state."""
+    with transaction(engine) as session:
+        # The increment is one UPDATE, so concurrent failures are all counted.
+        attempts = session.exec(
+            update(OutboxEntry)
+            .where(col(OutboxEntry.id) == entry_id)
+            .values(
+                attempts=col(OutboxEntry.attempts) + 1,
+                last_error=error,
+                lease_owner=None,
+                lease_until=None,
+            )
+            .returning(col(OutboxEntry.attempts))
+        ).scalar_one_or_none()
+        if attempts is None:
+            raise LookupError(f"no outbox entry {entry_id}")
+        state = FAILED if attempts >= max_attempts else PENDING
+        session.exec(
+            update(OutboxEntry)
+            .where(col(OutboxEntry.id) == entry_id)
+            .values(state=state, next_attempt_at=utcnow() + retry_delay(attempts))
+        )
+        return state
+
+
+def list_outbox(session: Session, *, state: str | None = None) -> list[OutboxEntry]:
+    query = select(OutboxEntry).order_by(col(OutboxEntry.id))
+    if state is not None:
+        query = query.where(OutboxEntry.state == state)
+    return list(session.exec(query))
+
+
+def backlog(session: Session) -> tuple[int, datetime | None]:
+    """How many mails wait for delivery, and since when the oldest has waited."""
+    query = select(func.count(), func.min(OutboxEntry.created_at)).where(
+        OutboxEntry.state == PENDING
+    )
+    count, oldest = session.exec(query).one()
+    return count, oldest
+
+
+def retry_failed(session: Session) -> int:
+    """Give every failed mail a fresh series of attempts, due now; returns how many."""
+    result = session.exec(
+        update(OutboxEntry)
+        .where(col(OutboxEntry.state) == FAILED)
+        .values(
+            state=PENDING,
+            attempts=0,
+            next_attempt_at=utcnow(),
+            lease_owner=None,
+            lease_until=None,
+        )
+    )
+    return result.rowcount

@@ -1,0 +1,143 @@
+"""Queries on the trust registry: teams, their pinned keys, coordinators.
+
+In: handles, fingerprints, addresses. Out: `Team`, `TeamKey` and `Coordinator` rows.
+Plain reads and writes in the caller's session, never committed here; which team may
+submit, and whether a key may be bound or is still usable, is decided by
+`keys/registry.py`. Fingerprints are compared as upper-case hex without spaces.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from store.models import Coordinator, Submission, Team, TeamKey
+
+
+def normalize_fingerprint(fingerprint: str) -> str:
+    return "".join(fingerprint.split()).upper()
+
+
+def get_team(session: Session, handle: str) -> Team | None:
+    return session.exec(select(Team).where(Team.handle == handle)).first()
+
+
+def get_team_by_id(session: Session, team_id: int) -> Team | None:
+    return session.get(Team, team_id)
+
+
+def add_team(
+    session: Session,
+    *,
+    handle: str,
+    name: str,
+    email: str,
+    status: str,
+    country: str | None,
+) -> Team:
+    team = Team(handle=handle, name=name, email=email, status=status, country=country)
+    session.add(team)
+    session.flush()
+    return team
+
+
+def list_teams(session: Session) -> list[Team]:
+    return list(session.exec(select(Team).order_by(col(Team.handle))))
+
+
+def team_handles(session: Session) -> dict[int, str]:
+    """Team id -> handle, for listings that show many rows with a team each."""
+    rows = session.exec(select(Team.id, Team.handle))
+    return {team_id: handle for team_id, handle in rows if team_id is not None}
+
+
+def set_team_status(session: Session, handle: str, status: str) -> Team | None:
+    team = get_team(session, handle)
+    if team is not None:
+        team.status = status
+        session.add(team)
+        session.flush()
+    return team
+
+
+def get_key(session: Session, fingerprint: str) -> TeamKey | None:
+    return session.get(TeamKey, normalize_fingerprint(fingerprint))
+
+
+def add_key(session: Session, key: TeamKey) -> None:
+    """Bind `key` (flushed, so a fingerprint bound already fails here)."""
+    key.fingerprint = normalize_fingerprint(key.fingerprint)
+    session.add(key)
+    session.flush()
+
+
+def list_keys(session: Session, team_id: int | None = None) -> list[TeamKey]:
+    query = select(TeamKey).order_by(
+        col(TeamKey.team_id), col(TeamKey.bound_at), col(TeamKey.fingerprint)
+    )
+    if team_id is not None:
+        query = query.where(TeamKey.team_id == team_id)
+    return list(session.exec(query))
+
+
+def keys_of_team(session: Session, team_id: int) -> list[TeamKey]:
+    return list_keys(session, team_id)
+
+
+def team_for_fingerprint(session: Session, fingerprint: str) -> tuple[Team, TeamKey] | None:
+    """The team a primary key fingerprint is bound to, with the binding itself."""
+    query = (
+        select(Team, TeamKey)
+        .join(TeamKey, col(TeamKey.team_id) == col(Team.id))
+        .where(TeamKey.fingerprint == normalize_fingerprint(fingerprint))
+    )
+    found = session.exec(query).first()
+    return None if found is None else (found[0], found[1])
+
+
+def revoke_key(
+    session: Session, fingerprint: str, reason: str | None, when: datetime
+) -> TeamKey | None:
+    key = get_key(session, fingerprint)
+    if key is not None:
+        key.revoked_at = when
+        key.revoke_reason = reason
+        session.add(key)
+        session.flush()
+    return key
+
+
+def add_coordinator(
+    session: Session, *, email: str, fingerprint: str, name: str | None = None
+) -> Coordinator:
+    coordinator = Coordinator(
+        email=email, name=name, fingerprint=normalize_fingerprint(fingerprint)
+    )
+    session.add(coordinator)
+    session.flush()
+    return coordinator
+
+
+def get_coordinator(session: Session, email: str) -> Coordinator | None:
+    query = select(Coordinator).where(Coordinator.email == email)
+    return session.exec(query).first()
+
+
+def list_coordinators(session: Session) -> list[Coordinator]:
+    return list(session.exec(select(Coordinator).order_by(col(Coordinator.email))))
+
+
+def remove_coordinator(session: Session, email: str) -> bool:
+    coordinator = get_coordinator(session, email)
+    if coordinator is None:
+        return False
+    session.delete(coordinator)
+    session.flush()
+    return True
+
+
+def last_submission_at(session: Session, team_id: int) -> datetime | None:
+    query = select(func.max(Submission.created_at)).where(Submission.team_id == team_id)
+    return session.exec(query).one()

@@ -1,0 +1,254 @@
+"""The spool: raw incoming messages, their leases and their processing outcome.
+
+In: raw RFC 5322 bytes from a door (SMTP, IMAP, `ingest`). Out: message ids that
+workers claim one at a time, and the final state each message ends in. The
+`message` table is the spool, so several gateways sharing PostgreSQL share it too.
+
+Claiming never relies on locks alone: a worker picks a candidate and then takes it
+with a conditional UPDATE whose row count says whether it won. That is correct on
+SQLite (one writer at a time) and on PostgreSQL, where `FOR UPDATE SKIP LOCKED`
+additionally keeps competing workers off the same candidate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, func, or_, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, defer
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import Session, col, select
+
+from store.db import open_session, transaction
+from store.models import Message, utcnow
+
+RECEIVED = "received"
+FINAL_STATES = frozenset({"accepted", "rejected", "duplicate", "quarantined"})
+
+# A lost race means someone else made progress, so the loop ends quickly in practice;
+# the bound only guards against a livelock nobody foresaw.
+_MAX_CLAIM_TRIES = 50
+
+
+class LeaseLostError(RuntimeError):
+    """The worker finishing a message no longer holds its lease (it expired)."""
+
+
+def spool_message(
+    engine: Engine,
+    raw: bytes,
+    channel: str,
+    *,
+    envelope_from: str | None = None,
+    envelope_to: Sequence[str] = (),
+    intake_key: str | None = None,
+) -> tuple[int, bool]:
+    """Store one message durably (commits). Returns (id, False) for a known intake_key."""
+    if intake_key is not None:
+        known = _id_for_intake_key(engine, intake_key)
+        if known is not None:
+            return known, False
+    message = Message(
+        channel=channel,
+        raw=raw,
+        raw_sha256=hashlib.sha256(raw).hexdigest(),
+        size=len(raw),
+        envelope_from=envelope_from,
+        envelope_to=",".join(envelope_to) or None,
+        intake_key=intake_key,
+    )
+    try:
+        with transaction(engine) as session:
+            session.add(message)
+            session.flush()
+            message_id = _id(message)
+    except IntegrityError:
+        # Another door stored the same intake_key between our lookup and our insert.
+        known = None if intake_key is None else _id_for_intake_key(engine, intake_key)
+        if known is None:
+            raise
+        return known, False
+    return message_id, True
+
+
+def envelope_recipients(message: Message) -> list[str]:
+    """The SMTP envelope recipients as stored by `spool_message`."""
+    return message.envelope_to.split(",") if message.envelope_to else []
+
+
+def _id_for_intake_key(engine: Engine, intake_key: str) -> int | None:
+    with open_session(engine) as session:
+        query = select(Message.id).where(Message.intake_key == intake_key)
+        return session.exec(query).first()
+
+
+def _id(message: Message) -> int:
+    if message.id is None:
+        raise RuntimeError("message has no id after flush")
+    return message.id
+
+
+def lease_free(lease_until: Mapped[datetime | None], now: datetime) -> ColumnElement[bool]:
+    """SQL condition: nobody holds the lease, or its holder let it expire."""
+    return or_(lease_until.is_(None), lease_until < now)
+
+
+def _claimable(now: datetime) -> ColumnElement[bool]:
+    return (col(Message.state) == RECEIVED) & lease_free(col(Message.lease_until), now)
+
+
+def claim_next_message(engine: Engine, owner: str, lease_seconds: int = 300) -> int | None:
+    """Lease the oldest unprocessed message to `owner` (commits); None if there is none."""
+    for _ in range(_MAX_CLAIM_TRIES):
+        with transaction(engine) as session:
+            now = utcnow()
+            candidate = session.exec(
+                select(Message.id)
+                .where(_claimable(now))
+                .order_by(col(Message.id))
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            ).first()
+            if candidate is None:
+                return None
+            won = session.exec(
+                update(Message)
+                .where(col(Message.id) == candidate, _claimable(now))
+                .values(
+                    lease_owner=owner,
+                    lease_until=now + timedelta(seconds=lease_seconds),
+                    attempts=col(Message.attempts) + 1,
+                )
+            )
+            if won.rowcount == 1:
+                return candidate
+    return None
+
+
+def release_message(engine: Engine, message_id: int, owner: str) -> None:
+    """Give a claimed message back for another attempt (commits); no-op if not ours."""
+    with transaction(engine) as session:
+        session.exec(
+            update(Message)
+            .where(col(Message.id) == message_id, col(Message.lease_owner) == owner)
+            .values(lease_owner=None, lease_until=None)
+        )
+
+
+def finish_message(
+    session: Session,
+    message_id: int,
+    *,
+    state: str,
+    reason: str | None,
+    detail: str | None = None,
+    team_id: int | None = None,
+    signer_fingerprint: str | None = None,
+    content_sha256: str | None = None,
+    owner: str | None = None,
+) -> None:
+    """Record a message's outcome and drop its lease, in the caller's transaction.
+
+    With `owner`, raises `LeaseLostError` unless that worker still holds the lease;
+    the UPDATE then keeps the row locked until the caller commits, so a worker that
+    reclaimed an expired lease cannot record a second outcome.
+    """
+    if state not in FINAL_STATES:
+        raise ValueError(f"not a final message state: {state!r}")
+    condition = col(Message.id) == message_id
+    if owner is not None:
+        condition &= col(Message.lease_owner) == owner
+    done = session.exec(
+        update(Message)
+        .where(condition)
+        .values(
+            state=state,
+            reason=reason,
+            detail=detail,
+            team_id=team_id,
+            signer_fingerprint=signer_fingerprint,
+            content_sha256=content_sha256,
+            processed_at=utcnow(),
+            lease_owner=None,
+            lease_until=None,
+        )
+    )
+    if done.rowcount != 1:
+        if session.get(Message, message_id) is None:
+            raise LookupError(f"no message {message_id}")
+        raise LeaseLostError(f"message {message_id} is no longer leased to {owner}")
+
+
+def get_message(session: Session, message_id: int) -> Message | None:
+    return session.get(Message, message_id)
+
+
+def list_messages(
+    session: Session, *, state: str | None = None, limit: int | None = None
+) -> list[Message]:
+    """Messages in id order (the first `limit`), without loading `raw` until it is read."""
+    lazy_raw = defer(Message.raw)  # type: ignore[arg-type]  # sqlmodel types it as bytes
+    query = select(Message).options(lazy_raw).order_by(col(Message.id))
+    if state is not None:
+        query = query.where(Message.state == state)
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.exec(query))
+
+
+def count_by_state(session: Session) -> dict[str, int]:
+    query = select(Message.state, func.count()).group_by(col(Message.state))
+    return {state: count for state, count in session.exec(query)}
+
+
+def _requeue_values() -> dict[str, object]:
+    # An admin's reprocess is a fresh start: the outcome and the attempt count go.
+    return {
+        "state": RECEIVED,
+        "reason": None,
+        "detail": None,
+        "team_id": None,
+        "signer_fingerprint": None,
+        "content_sha256": None,
+        "processed_at": None,
+        "attempts": 0,
+        "lease_owner": None,
+        "lease_until": None,
+    }
+
+
+def requeue_message(session: Session, message_id: int) -> bool:
+    """Put a message back to `received` for reprocessing; False if there is no such id."""
+    result = session.exec(
+        update(Message).where(col(Message.id) == message_id).values(_requeue_values())
+    )
+    return result.rowcount == 1
+
+
+def requeue_quarantined(session: Session) -> list[int]:
+    """Requeue every quarantined message; returns their ids in order."""
+    result = session.exec(
+        update(Message)
+        .where(col(Message.state) == "quarantined")
+        .values(_requeue_values())
+        .returning(col(Message.id))
+    )
+    return sorted(row[0] for row in result)
+
+
+def find_accepted_content(session: Session, team_id: int, content_sha256: str) -> Message | None:
+    """The first accepted message of `team_id` with this signed-content hash, if any."""
+    query = (
+        select(Message)
+        .where(
+            Message.state == "accepted",
+            Message.team_id == team_id,
+            Message.content_sha256 == content_sha256,
+        )
+        .order_by(col(Message.id))
+        .limit(1)
+    )
+    return session.exec(query).first()

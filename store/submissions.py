@@ -1,0 +1,230 @@
+"""Stored reports: each one a new revision of (team, type, period), with its values.
+
+In: validated `Type1Report`/`Type2Report` records and the message they came in.
+Out: `Submission` rows (revision N supersedes N-1; earlier revisions are kept, the
+newest counts), their values read back exactly, and flat rows for listings.
+
+Two workers storing the same (team, type, period) at the same moment both compute
+the same next revision; the unique constraint turns the loser's commit into an
+`IntegrityError`, and the pipeline's retry then stores it as the revision after.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import Session, col, select
+
+from parsers.model import TYPE1_FIELDS, Report, Type1Report
+from store.models import Submission, Team, Type1Value, Type2Count
+
+Values = dict[str, Decimal] | dict[str, int]
+
+# Type1Value.value is NUMERIC(14, 2): two decimals, twelve digits before the point.
+_CENT = Decimal("0.01")
+_TYPE1_LIMIT = Decimal(10) ** 12
+_FIELD_ORDER = {name: index for index, name in enumerate(TYPE1_FIELDS)}
+
+
+@dataclass(frozen=True)
+class SubmissionRow:
+    """One submission as listings and `submissions list --json` show it."""
+
+    id: int
+    team: str  # the team's handle
+    type: str
+    period: str
+    revision: int
+    message_id: int
+    supersedes_id: int | None
+    created_at: datetime
+    values: Values
+
+
+def store_report(session: Session, team_id: int, report: Report, message_id: int) -> Submission:
+    """Add `report` as the next revision for its team, type and period (no commit).
+
+    Raises ValueError, before writing anything, for a type 1 value that NUMERIC(14, 2)
+    would change (more than two decimals, or 10**12 and above).
+    """
+    if isinstance(report, Type1Report):
+        for value in report.values.values():
+            _check_storable(value)
+    previous = latest_submission(session, team_id, report.type, report.period)
+    submission = Submission(
+        team_id=team_id,
+        type=report.type,
+        period=report.period,
+        revision=previous.revision + 1 if previous else 1,
+        message_id=message_id,
+        supersedes_id=previous.id if previous else None,
+        source=report.source,
+    )
+    session.add(submission)
+    session.flush()
+    if submission.id is None:
+        raise RuntimeError("submission has no id after flush")
+    session.add_all(_value_rows(submission.id, report))
+    session.flush()
+    return submission
+
+
+def _value_rows(submission_id: int, report: Report) -> list[Type1Value | Type2Count]:
+    if isinstance(report, Type1Report):
+        return [
+            Type1Value(submission_id=submission_id, field=name, value=value)
+            for name, value in report.values.items()
+        ]
+    return [
+        Type2Count(submission_id=submission_id, class_slug=cls, type_slug=typ, count=count)
+        for (cls, typ), count in report.counts.items()
+    ]
+
+
+def _check_storable(value: Decimal) -> None:
+    # The column would round (PostgreSQL) or go through a float (SQLite); refuse
+    # instead, so that what the receipt shows is exactly what was stored.
+    if not value.is_finite() or abs(value) >= _TYPE1_LIMIT or value != value.quantize(_CENT):
+        raise ValueError(f"type 1 value {value} does not fit NUMERIC(14, 2)")
+
+
+def latest_submission(session: Session, team_id: int, type: str, period: str) -> Submission | None:
+    """The newest revision of (team, type, period), the one that counts."""
+    query = (
+        select(Submission)
+        .where(
+            Submission.team_id == team_id,
+            Submission.type == type,
+            Submission.period == period,
+        )
+        .order_by(col(Submission.revision).desc())
+        .limit(1)
+    )
+    return session.exec(query).first()
+
+
+def submission_values(session: Session, submission: Submission) -> Values:
+    """type1: field -> value in form order; type2: "class" or "class/type" -> count."""
+    if submission.type == "type1":
+        query1 = select(Type1Value).where(Type1Value.submission_id == submission.id)
+        return _type1_values(session.exec(query1))
+    query2 = (
+        select(Type2Count)
+        .where(Type2Count.submission_id == submission.id)
+        .order_by(col(Type2Count.id))
+    )
+    return _type2_values(session.exec(query2))
+
+
+def _type1_values(rows: Iterable[Type1Value]) -> dict[str, Decimal]:
+    found = {row.field: _exact(row.value) for row in rows}
+    return dict(
+        sorted(found.items(), key=lambda item: _FIELD_ORDER.get(item[0], len(_FIELD_ORDER)))
+    )
+
+
+def _exact(value: Decimal) -> Decimal:
+    # NUMERIC(14, 2) hands back 1204.00 for 1204 and 940.50 for 940.5; give back the
+    # numbers as they were written (equal, and printed the same way in receipts).
+    if value == value.to_integral_value():
+        return Decimal(int(value))
+    return value.normalize()
+
+
+def _type2_values(rows: Iterable[Type2Count]) -> dict[str, int]:
+    return {_type2_key(row): row.count for row in rows}
+
+
+def _type2_key(row: Type2Count) -> str:
+    if row.type_slug is None:
+        return row.class_slug
+    return f"{row.class_slug}/{row.type_slug}"
+
+
+def submissions_for_message(session: Session, message_id: int) -> list[Submission]:
+    """What one message stored, in the order it was stored."""
+    query = (
+        select(Submission).where(Submission.message_id == message_id).order_by(col(Submission.id))
+    )
+    return list(session.exec(query))
+
+
+def list_submissions(
+    session: Session,
+    *,
+    team: str | None = None,
+    period: str | None = None,
+    type: str | None = None,
+) -> list[SubmissionRow]:
+    """Submissions in id order, filtered by team handle, period and type.
+
+    Three queries whatever the number of rows: submissions, type 1 values, type 2
+    counts, each joined to the same filters.
+    """
+    where = _filters(team, period, type)
+    query = (
+        select(Submission, Team.handle)
+        .join(Team, col(Submission.team_id) == col(Team.id))
+        .where(*where)
+        .order_by(col(Submission.id))
+    )
+    found = list(session.exec(query))
+    values = _values_of(session, where)
+    return [_row(sub, handle, values.get(sub.id, {})) for sub, handle in found]
+
+
+def _filters(team: str | None, period: str | None, type: str | None) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    if team is not None:
+        where.append(col(Team.handle) == team)
+    if period is not None:
+        where.append(col(Submission.period) == period)
+    if type is not None:
+        where.append(col(Submission.type) == type)
+    return where
+
+
+def _values_of(session: Session, where: list[ColumnElement[bool]]) -> dict[int | None, Values]:
+    type1 = (
+        select(Type1Value)
+        .join(Submission, col(Type1Value.submission_id) == col(Submission.id))
+        .join(Team, col(Submission.team_id) == col(Team.id))
+        .where(*where)
+    )
+    type2 = (
+        select(Type2Count)
+        .join(Submission, col(Type2Count.submission_id) == col(Submission.id))
+        .join(Team, col(Submission.team_id) == col(Team.id))
+        .where(*where)
+        .order_by(col(Type2Count.id))
+    )
+    rows1: defaultdict[int, list[Type1Value]] = defaultdict(list)
+    for value in session.exec(type1):
+        rows1[value.submission_id].append(value)
+    rows2: defaultdict[int, list[Type2Count]] = defaultdict(list)
+    for count in session.exec(type2):
+        rows2[count.submission_id].append(count)
+    values: dict[int | None, Values] = {key: _type1_values(rows) for key, rows in rows1.items()}
+    values.update((key, _type2_values(rows)) for key, rows in rows2.items())
+    return values
+
+
+def _row(submission: Submission, handle: str, values: Values) -> SubmissionRow:
+    if submission.id is None:
+        raise RuntimeError("stored submission without id")
+    return SubmissionRow(
+        id=submission.id,
+        team=handle,
+        type=submission.type,
+        period=submission.period,
+        revision=submission.revision,
+        message_id=submission.message_id,
+        supersedes_id=submission.supersedes_id,
+        created_at=submission.created_at,
+        values=values,
+    )

@@ -1,0 +1,62 @@
+"""Fixtures shared by every test: a fresh gateway (data dir, SQLite, GnuPG home, key)
+and registered teams, each with its own GnuPG home and a freshly generated ed25519 key.
+
+No key material is committed: everything is generated per test in tmp_path (ed25519
+keys take a few tens of milliseconds).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway.app import App
+from gateway.config import Config, default_config
+from gateway.delivery import MaildirTransport
+from gateway.worker import Worker
+from keys.gpg import GnuPG
+from keys.identity import create_identity
+from support import INTAKE, TeamClient
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    return default_config(tmp_path / "var")
+
+
+@pytest.fixture
+def app(config: Config) -> Iterator[App]:
+    application = App(config)
+    application.create_schema()
+    create_identity(application.gpg, "Test Clearinghouse", INTAKE)
+    yield application
+    application.engine.dispose()
+
+
+@pytest.fixture
+def make_team(app: App, tmp_path: Path) -> Callable[..., TeamClient]:
+    """Register a team with a fresh key; returns its client side."""
+
+    def make(handle: str, *, email: str | None = None, status: str = "accredited",
+             expire: str = "0") -> TeamClient:  # fmt: skip
+        address = email or f"cert@{handle}.example"
+        team_gpg = GnuPG(tmp_path / f"team-{handle}")
+        fpr = team_gpg.generate_key(f"CERT {handle}", address, expire=expire)
+        team_gpg.import_keys(app.gpg.export_public(app.identity.fingerprint).encode())
+        app.registry.add_team(handle, name=f"CERT {handle.upper()}", email=address,
+                              status=status)  # fmt: skip
+        app.registry.import_keys(handle, team_gpg.export_public(fpr).encode())
+        return TeamClient(handle, address, team_gpg, fpr, app.identity.fingerprint)
+
+    return make
+
+
+@pytest.fixture
+def team(make_team: Callable[..., TeamClient]) -> TeamClient:
+    return make_team("alpha")
+
+
+@pytest.fixture
+def worker(app: App) -> Worker:
+    return Worker(app, MaildirTransport(app.config.outbound.maildir))

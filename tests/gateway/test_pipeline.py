@@ -1,0 +1,339 @@
+"""The pipeline end to end on the spool: each message state and each reason code.
+
+Every message here is built with real GnuPG keys; processing runs the real worker over
+SQLite; replies are decrypted with the team's own key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import email
+import subprocess
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from support import INTAKE, TYPE1, TYPE2, TeamClient, with_changes
+
+from gateway.app import App
+from gateway.intake import accept
+from gateway.worker import Worker
+from keys.compose import multipart_signed
+from keys.gpg import GnuPG
+from keys.wrap import encrypted_envelope
+from store import outbox, spool
+from store.db import open_session
+from store.submissions import list_submissions
+
+
+def run(app: App, raw: bytes, worker: Worker | None = None) -> tuple[str, str | None]:
+    message_id, _ = accept(app.engine, raw, "ingest")
+    (worker or Worker(app, transport=_NoTransport())).run_once()
+    with open_session(app.engine) as s:
+        message = spool.get_message(s, message_id)
+        assert message is not None
+        return message.state, message.reason
+
+
+class _NoTransport:
+    def deliver(self, recipient: str, raw: bytes, key: str) -> None:
+        raise AssertionError("nothing is delivered in these tests")
+
+
+def replies(app: App) -> list[tuple[str, str, bytes]]:
+    with open_session(app.engine) as s:
+        return [(e.kind, e.recipient, e.raw) for e in outbox.list_outbox(s)]
+
+
+def reply_text(team: TeamClient, raw: bytes) -> str:
+    result = team.decrypt(raw)
+    assert result.clean and result.decrypted
+    assert len(result.signatures) == 1 and result.signatures[0].outcome == "good"
+    inner = email.message_from_bytes(result.data)
+    body = inner.get_payload(decode=True) if not inner.is_multipart() else b""
+    return f"Subject: {inner['Subject']}\n\n" + (body or b"").decode()
+
+
+# --- accepted -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("form", ["combined", "signed-then-encrypted", "inline"])
+def test_each_accepted_form_stores_and_sends_a_receipt(app: App, team: TeamClient, form: str
+                                                       ) -> None:  # fmt: skip
+    assert run(app, team.submit(TYPE1 + "\n" + TYPE2, form=form)) == ("accepted", None)
+    with open_session(app.engine) as s:
+        rows = list_submissions(s)
+    assert [(r.team, r.type, r.period, r.revision) for r in rows] == [
+        ("alpha", "type1", "2026-10", 1), ("alpha", "type2", "2026-10", 1)]  # fmt: skip
+    assert str(rows[0].values["hours-spent"]) in ("940.5", "940.50")
+    [(kind, recipient, raw)] = replies(app)
+    assert (kind, recipient) == ("receipt", team.email)
+    text = reply_text(team, raw)
+    assert "requests:" in text and "1204" in text and "940.5" in text
+    assert "intrusions/" not in text.lower() or "3" in text
+    assert f"submission {rows[0].id}, revision 1" in text
+
+
+def test_receipt_outer_subject_is_neutral_and_from_is_the_gateway(app: App, team: TeamClient
+                                                                  ) -> None:  # fmt: skip
+    run(app, team.submit())
+    [(_, _, raw)] = replies(app)
+    outer = email.message_from_bytes(raw)
+    assert outer["Subject"] == "[...]"
+    assert outer["From"] == app.config.clearinghouse.gateway_address
+    assert outer["To"] == team.email
+    assert b"1204" not in raw
+    inner = email.message_from_bytes(team.decrypt(raw).data)
+    assert inner["Subject"].startswith("Receipt: stored type1 2026-10 rev. 1")
+    assert 'hp="cipher"' in inner["Content-Type"]
+
+
+def test_a_correction_is_a_new_revision_that_names_what_it_supersedes(
+        app: App, team: TeamClient) -> None:  # fmt: skip
+    run(app, team.submit(TYPE1))
+    corrected = TYPE1.replace("Requests: 1204", "Requests: 1300")
+    assert run(app, team.submit(corrected)) == ("accepted", None)
+    with open_session(app.engine) as s:
+        first, second = list_submissions(s)
+    assert (second.revision, second.supersedes_id) == (2, first.id)
+    assert second.values["requests"] == 1300 and first.values["requests"] == 1204
+    text = reply_text(team, replies(app)[-1][2])
+    assert f"supersedes submission {first.id}, revision 1" in text
+
+
+def test_team_line_is_ignored_in_favour_of_the_signing_key(app: App, team: TeamClient) -> None:
+    report = TYPE1.replace("Period:", "Team: bravo\nPeriod:")
+    assert run(app, team.submit(report)) == ("accepted", None)
+    with open_session(app.engine) as s:
+        assert [r.team for r in list_submissions(s)] == ["alpha"]
+    assert 'says "Team: bravo"' in reply_text(team, replies(app)[0][2])
+
+
+# --- duplicate ------------------------------------------------------------------------
+
+
+def test_the_same_message_again_is_a_duplicate_with_a_short_notice(app: App, team: TeamClient
+                                                                   ) -> None:  # fmt: skip
+    raw = team.submit()
+    assert run(app, raw) == ("accepted", None)
+    assert run(app, raw) == ("duplicate", None)
+    with open_session(app.engine) as s:
+        assert len(list_submissions(s)) == 1
+    kinds = [k for k, _, _ in replies(app)]
+    assert kinds == ["receipt", "duplicate"]
+    assert "identical to message 1" in " ".join(reply_text(team, replies(app)[1][2]).split())
+
+
+# --- rejected -------------------------------------------------------------------------
+
+
+def test_an_invalid_report_is_rejected_with_each_problem_and_its_line(
+        app: App, team: TeamClient) -> None:  # fmt: skip
+    bad = TYPE1.replace("Requests: 1204", "Requests: -4").replace("Hours-Spent: 940.5\n", "")
+    assert run(app, team.submit(bad)) == ("rejected", "invalid-report")
+    with open_session(app.engine) as s:
+        assert list_submissions(s) == []
+    [(kind, recipient, raw)] = replies(app)
+    assert (kind, recipient) == ("rejection", team.email)
+    text = reply_text(team, raw)
+    assert "line 3" in text  # the negative count
+    assert "hours" in text.lower()  # the missing field
+
+
+def test_signed_content_without_any_report_is_a_parse_error(app: App, team: TeamClient) -> None:
+    assert run(app, team.submit("Hello, here are our figures.\n")) == ("rejected", "parse-error")
+    assert [k for k, _, _ in replies(app)] == ["rejection"]
+
+
+# --- quarantined ----------------------------------------------------------------------
+
+
+def quarantined(app: App, raw: bytes, reason: str) -> None:
+    assert run(app, raw) == ("quarantined", reason)
+    with open_session(app.engine) as s:
+        assert list_submissions(s) == []
+    assert replies(app) == [], "no reply to an unauthenticated message by default"
+
+
+def test_plain_mail_is_not_encrypted(app: App, team: TeamClient) -> None:
+    raw = f"From: {team.email}\r\nTo: {INTAKE}\r\nSubject: x\r\n\r\n{TYPE1}".encode()
+    quarantined(app, raw, "not-encrypted")
+
+
+def test_encrypted_but_unsigned_is_not_signed(app: App, team: TeamClient) -> None:
+    armored = team.gpg.encrypt(TYPE1.encode(), [team.gateway_fingerprint])
+    raw = encrypted_envelope([("From", team.email), ("To", INTAKE)], armored)
+    quarantined(app, raw, "not-signed")
+
+
+def test_tampered_signed_part_is_a_bad_signature(app: App, team: TeamClient) -> None:
+    entity = multipart_signed(team.gpg, b"Content-Type: text/plain\r\n\r\n" + TYPE1.encode(),
+                              team.fingerprint).replace(b"Requests: 1204", b"Requests: 9999")  # fmt: skip
+    armored = team.gpg.encrypt(entity, [team.gateway_fingerprint])
+    raw = encrypted_envelope([("From", team.email), ("To", INTAKE)], armored)
+    quarantined(app, raw, "bad-signature")
+
+
+def test_signer_missing_from_the_keyring_is_an_unknown_key(app: App, tmp_path: Path,
+                                                           team: TeamClient) -> None:  # fmt: skip
+    stranger = GnuPG(tmp_path / "stranger")
+    fpr = stranger.generate_key("Stranger", "cert@alpha.example")
+    stranger.import_keys(app.gpg.export_public(app.identity.fingerprint).encode())
+    client = dataclasses.replace(team, gpg=stranger, fingerprint=fpr)
+    quarantined(app, client.submit(), "unknown-key")
+
+
+def test_key_in_the_keyring_but_bound_to_no_team_is_an_unknown_key(
+        app: App, tmp_path: Path, team: TeamClient) -> None:  # fmt: skip
+    other = GnuPG(tmp_path / "other")
+    fpr = other.generate_key("Other", "cert@alpha.example")
+    other.import_keys(app.gpg.export_public(app.identity.fingerprint).encode())
+    app.gpg.import_keys(other.export_public(fpr).encode())  # in the keyring, not the registry
+    quarantined(app, dataclasses.replace(team, gpg=other, fingerprint=fpr).submit(),
+                "unknown-key")  # fmt: skip
+
+
+def test_revoked_key(app: App, team: TeamClient) -> None:
+    app.registry.revoke_key(team.fingerprint, "compromised")
+    quarantined(app, team.submit(), "key-revoked")
+
+
+def _faked(home: Path, when: datetime, *args: str) -> None:
+    stamp = when.strftime("%Y%m%dT%H%M%S!")
+    subprocess.run(["gpg", "--homedir", str(home), "--batch", "--faked-system-time", stamp,
+                    *args], check=True, capture_output=True)  # fmt: skip
+
+
+def _expired_submission(app: App, tmp_path: Path, sign_after: timedelta) -> bytes:
+    """A submission signed at +sign_after by a key made 10 days ago that expired a day later."""
+    home = tmp_path / "expiring"
+    born = datetime.now(timezone.utc) - timedelta(days=10)
+    GnuPG(home)  # create the home with the right permissions
+    _faked(home, born, "--passphrase", "", "--quick-gen-key", "Exp <cert@exp.example>",
+           "ed25519", "sign", "0")  # fmt: skip
+    signer = GnuPG(home, extra_options=["--faked-system-time",
+                                        (born + sign_after).strftime("%Y%m%dT%H%M%S!")])  # fmt: skip
+    fpr = _first_fingerprint(home)
+    app.registry.add_team("exp", name="Exp", email="cert@exp.example")
+    # Signed in the past (faked time); encrypted today, to a gateway key made today.
+    content = b"Content-Type: text/plain\r\n\r\n" + TYPE1.encode()
+    entity = multipart_signed(signer, content, fpr)
+    encryptor = GnuPG(home)
+    encryptor.import_keys(app.gpg.export_public(app.identity.fingerprint).encode())
+    armored = encryptor.encrypt(entity, [app.identity.fingerprint])
+    submission = encrypted_envelope([("From", "cert@exp.example"), ("To", INTAKE)], armored)
+    _faked(home, born + timedelta(hours=1), "--quick-set-expire", fpr, "1d")
+    app.registry.import_keys("exp", GnuPG(home).export_public(fpr).encode())
+    return submission
+
+
+def _first_fingerprint(home: Path) -> str:
+    out = subprocess.run(["gpg", "--homedir", str(home), "--with-colons", "-k"],
+                         check=True, capture_output=True, text=True).stdout  # fmt: skip
+    return next(line.split(":")[9] for line in out.splitlines() if line.startswith("fpr"))
+
+
+def test_key_expired_at_signing_time(app: App, tmp_path: Path) -> None:
+    quarantined(app, _expired_submission(app, tmp_path, timedelta(days=2)), "key-expired")
+
+
+def test_key_expired_since_but_valid_when_it_signed_is_accepted(app: App, tmp_path: Path
+                                                                ) -> None:  # fmt: skip
+    assert run(app, _expired_submission(app, tmp_path, timedelta(hours=2))) == ("accepted", None)
+    assert replies(app) == []  # nothing left to encrypt a receipt to; the admin is told
+    with open_session(app.engine) as s:
+        message = spool.get_message(s, 1)
+        assert message is not None and "no receipt sent" in (message.detail or "")
+
+
+@pytest.mark.parametrize("status", ["listed", "suspended"])
+def test_team_whose_status_may_not_submit(app: App, make_team: Callable[..., TeamClient],
+                                          status: str) -> None:  # fmt: skip
+    quarantined(app, make_team("lima", status=status).submit(), "team-not-allowed")
+
+
+def test_signature_outside_the_freshness_window_is_stale(app: App, team: TeamClient) -> None:
+    raw = team.submit()
+    app.clock = lambda: datetime.now(timezone.utc) + timedelta(days=31)
+    quarantined(app, raw, "stale-signature")
+
+
+def test_from_in_another_domain_is_a_sender_mismatch(app: App, team: TeamClient) -> None:
+    quarantined(app, team.submit(sender="cert@elsewhere.example"), "sender-mismatch")
+
+
+def test_sender_binding_off_accepts_any_from(app: App, team: TeamClient) -> None:
+    app.config = with_changes(app.config, policy={"sender_binding": "off"})
+    app.__dict__.pop("policy", None)
+    assert run(app, team.submit(sender="someone@elsewhere.example")) == ("accepted", None)
+
+
+def test_protected_to_naming_another_clearinghouse_is_wrong_recipient(app: App,
+                                                                      team: TeamClient) -> None:  # fmt: skip
+    quarantined(app, team.submit(to="stats@other-clearinghouse.example"), "wrong-recipient")
+
+
+def test_encrypted_to_another_key_is_decrypt_failed(app: App, team: TeamClient) -> None:
+    armored = team.gpg.sign_encrypt(TYPE1.encode(), [team.fingerprint], team.fingerprint)
+    quarantined(app, encrypted_envelope([("From", team.email)], armored), "decrypt-failed")
+
+
+def test_multipart_encrypted_with_three_parts_is_malformed(app: App, team: TeamClient) -> None:
+    msg = email.message_from_bytes(team.submit())
+    msg.attach(email.message_from_string("Content-Type: text/plain\n\nextra"))
+    quarantined(app, msg.as_bytes(), "malformed-mime")
+
+
+def test_unsigned_text_around_the_ciphertext_is_partially_signed(app: App, team: TeamClient
+                                                                 ) -> None:  # fmt: skip
+    raw = team.submit(form="inline")
+    head, _, body = raw.partition(b"\r\n\r\n")
+    quarantined(app, head + b"\r\n\r\nPlease also note: Requests: 5\r\n\r\n" + body,
+                "partially-signed")  # fmt: skip
+
+
+def test_nested_signature_inside_a_signed_message_is_multiple_signatures(
+        app: App, team: TeamClient) -> None:  # fmt: skip
+    inner = multipart_signed(team.gpg, b"Content-Type: text/plain\r\n\r\n" + TYPE1.encode(),
+                             team.fingerprint)  # fmt: skip
+    armored = team.gpg.sign_encrypt(inner, [team.gateway_fingerprint], team.fingerprint)
+    raw = encrypted_envelope([("From", team.email), ("To", INTAKE)], armored)
+    quarantined(app, raw, "multiple-signatures")
+
+
+def test_oversize_message_is_too_large(app: App, team: TeamClient) -> None:
+    app.config = with_changes(app.config, smtp={"max_message_bytes": 500})
+    quarantined(app, team.submit(), "too-large")
+
+
+def test_decompressed_content_over_the_cap_is_too_large(app: App, team: TeamClient) -> None:
+    app.config = with_changes(app.config, limits={"max_decrypted_bytes": 50_000})
+    for cached in ("gpg", "unwrapper", "registry"):
+        app.__dict__.pop(cached, None)
+    quarantined(app, team.submit(TYPE1 + "#" * 400_000 + "\n"), "too-large")
+
+
+def test_reply_to_unauthenticated_notifies_only_the_registered_team(app: App, team: TeamClient
+                                                                    ) -> None:  # fmt: skip
+    app.config = with_changes(app.config, policy={"reply_to_unauthenticated": True})
+    app.__dict__.pop("policy", None)
+    assert run(app, team.submit(sender="mallory@evil.example")) == (
+        "quarantined", "sender-mismatch")  # fmt: skip
+    [(kind, recipient, raw)] = replies(app)
+    assert (kind, recipient) == ("quarantine", team.email)
+    text = reply_text(team, raw)
+    assert "sender-mismatch" in text and "1204" not in text
+
+
+def test_reprocess_after_fixing_the_registry_accepts(app: App, team: TeamClient) -> None:
+    app.registry.set_status("alpha", "suspended")
+    assert run(app, team.submit()) == ("quarantined", "team-not-allowed")
+    app.registry.set_status("alpha", "accredited")
+    with open_session(app.engine) as s:
+        assert spool.requeue_quarantined(s) == [1]
+        s.commit()
+    Worker(app, _NoTransport()).run_once()
+    with open_session(app.engine) as s:
+        message = spool.get_message(s, 1)
+        assert message is not None and message.state == "accepted"

@@ -1,0 +1,276 @@
+"""The spool: durable intake, idempotency, leases, outcomes and requeueing."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Engine, update
+from sqlmodel import col
+
+from store import spool
+from store.db import open_session, transaction
+from store.models import Message, utcnow
+
+RAW = b"From: a@b.example\r\nSubject: stats\r\n\r\n-----BEGIN PGP MESSAGE-----\r\n"
+
+
+def _expire_lease(engine: Engine, message_id: int) -> None:
+    with transaction(engine) as session:
+        session.exec(
+            update(Message)
+            .where(col(Message.id) == message_id)
+            .values(lease_until=utcnow() - timedelta(seconds=1))
+        )
+
+
+def test_spool_stores_raw_bytes_hash_and_envelope(engine: Engine) -> None:
+    message_id, created = spool.spool_message(
+        engine,
+        RAW,
+        "smtp",
+        envelope_from="a@b.example",
+        envelope_to=["stats@ch.example", "other@ch.example"],
+    )
+    assert created
+    with open_session(engine) as session:
+        message = spool.get_message(session, message_id)
+    assert message is not None
+    assert message.raw == RAW
+    assert message.raw_sha256 == hashlib.sha256(RAW).hexdigest()
+    assert message.size == len(RAW)
+    assert message.channel == "smtp"
+    assert message.state == "received"
+    assert message.envelope_from == "a@b.example"
+    assert spool.envelope_recipients(message) == ["stats@ch.example", "other@ch.example"]
+
+
+def test_spool_intake_key_is_idempotent(engine: Engine) -> None:
+    first = spool.spool_message(engine, RAW, "imap", intake_key="INBOX:<m1>:abc")
+    again = spool.spool_message(engine, b"different", "imap", intake_key="INBOX:<m1>:abc")
+    other = spool.spool_message(engine, RAW, "imap", intake_key="INBOX:<m2>:abc")
+    assert first[1] and not again[1] and other[1]
+    assert again[0] == first[0] != other[0]
+    with open_session(engine) as session:
+        assert spool.count_by_state(session) == {"received": 2}
+
+
+def test_spool_without_intake_key_always_stores(engine: Engine) -> None:
+    ids = {spool.spool_message(engine, RAW, "ingest")[0] for _ in range(3)}
+    assert len(ids) == 3
+
+
+def test_spool_intake_key_race_stores_once(engine: Engine) -> None:
+    threads = 6
+    barrier = threading.Barrier(threads)
+
+    def spool_it(n: int) -> tuple[int, bool]:
+        barrier.wait()
+        return spool.spool_message(engine, RAW + bytes([n]), "imap", intake_key="k")
+
+    with ThreadPoolExecutor(threads) as pool:
+        results = list(pool.map(spool_it, range(threads)))
+    assert sum(created for _, created in results) == 1
+    assert len({message_id for message_id, _ in results}) == 1
+    with open_session(engine) as session:
+        assert len(spool.list_messages(session)) == 1
+
+
+def test_claim_takes_oldest_and_counts_attempts(
+    engine: Engine, new_message_id: Callable[..., int]
+) -> None:
+    first, second = new_message_id(), new_message_id()
+    assert spool.claim_next_message(engine, "w1") == first
+    assert spool.claim_next_message(engine, "w2") == second
+    assert spool.claim_next_message(engine, "w3") is None
+    with open_session(engine) as session:
+        message = spool.get_message(session, first)
+    assert message is not None
+    assert message.lease_owner == "w1"
+    assert message.attempts == 1
+    assert message.lease_until is not None and message.lease_until > utcnow()
+
+
+def test_claim_never_hands_one_message_to_two_workers(
+    engine: Engine, new_message_id: Callable[..., int]
+) -> None:
+    ids = {new_message_id(b"m%d" % n) for n in range(24)}
+    workers = 4
+    barrier = threading.Barrier(workers)
+
+    def drain(owner: str) -> list[int]:
+        barrier.wait()
+        claimed = []
+        while (message_id := spool.claim_next_message(engine, owner)) is not None:
+            claimed.append(message_id)
+        return claimed
+
+    with ThreadPoolExecutor(workers) as pool:
+        results = list(pool.map(drain, [f"w{n}" for n in range(workers)]))
+    everything = [message_id for claimed in results for message_id in claimed]
+    assert sorted(everything) == sorted(ids)
+    with open_session(engine) as session:
+        assert all(m.attempts == 1 for m in spool.list_messages(session))
+
+
+def test_expired_lease_can_be_reclaimed(engine: Engine, new_message_id: Callable[..., int]) -> None:
+    message_id = new_message_id()
+    assert spool.claim_next_message(engine, "crashed") == message_id
+    assert spool.claim_next_message(engine, "w2") is None
+    _expire_lease(engine, message_id)
+    assert spool.claim_next_message(engine, "w2") == message_id
+    with open_session(engine) as session:
+        message = spool.get_message(session, message_id)
+    assert message is not None
+    assert (message.lease_owner, message.attempts) == ("w2", 2)
+
+
+def test_release_only_by_the_owner(engine: Engine, new_message_id: Callable[..., int]) -> None:
+    message_id = new_message_id()
+    assert spool.claim_next_message(engine, "w1") == message_id
+    spool.release_message(engine, message_id, "someone-else")
+    assert spool.claim_next_message(engine, "w2") is None
+    spool.release_message(engine, message_id, "w1")
+    assert spool.claim_next_message(engine, "w2") == message_id
+
+
+def test_finish_records_outcome_in_the_callers_transaction(
+    engine: Engine, new_message_id: Callable[..., int], new_team_id: Callable[[str], int]
+) -> None:
+    team_id = new_team_id("cert-a")
+    message_id = new_message_id()
+    assert spool.claim_next_message(engine, "w1") == message_id
+    with open_session(engine) as session:
+        spool.finish_message(session, message_id, state="accepted", reason=None, team_id=team_id)
+        session.rollback()
+    with open_session(engine) as session:
+        assert spool.count_by_state(session) == {"received": 1}
+    with transaction(engine) as session:
+        spool.finish_message(
+            session,
+            message_id,
+            state="accepted",
+            reason=None,
+            detail="ok",
+            team_id=team_id,
+            signer_fingerprint="AB" * 20,
+            content_sha256="c" * 64,
+            owner="w1",
+        )
+    with open_session(engine) as session:
+        message = spool.get_message(session, message_id)
+    assert message is not None
+    assert (message.state, message.team_id, message.detail) == ("accepted", team_id, "ok")
+    assert message.signer_fingerprint == "AB" * 20
+    assert message.processed_at is not None
+    assert message.lease_owner is None and message.lease_until is None
+    assert spool.claim_next_message(engine, "w2") is None
+
+
+def test_finish_refuses_lost_lease_unknown_id_and_bad_state(
+    engine: Engine, new_message_id: Callable[..., int]
+) -> None:
+    message_id = new_message_id()
+    assert spool.claim_next_message(engine, "slow") == message_id
+    _expire_lease(engine, message_id)
+    assert spool.claim_next_message(engine, "fast") == message_id
+    with open_session(engine) as session:
+        with pytest.raises(spool.LeaseLostError):
+            spool.finish_message(session, message_id, state="quarantined", reason="x", owner="slow")
+        with pytest.raises(LookupError):
+            spool.finish_message(session, 999_999, state="quarantined", reason="x")
+        with pytest.raises(ValueError, match="final"):
+            spool.finish_message(session, message_id, state="received", reason=None)
+
+
+def test_requeue_message_resets_outcome(
+    engine: Engine, new_message_id: Callable[..., int], new_team_id: Callable[[str], int]
+) -> None:
+    team_id = new_team_id("cert-a")
+    message_id = new_message_id()
+    spool.claim_next_message(engine, "w1")
+    with transaction(engine) as session:
+        spool.finish_message(
+            session,
+            message_id,
+            state="quarantined",
+            reason="unknown-key",
+            detail="no key",
+            team_id=team_id,
+        )
+    with transaction(engine) as session:
+        assert spool.requeue_message(session, message_id)
+        assert not spool.requeue_message(session, 999_999)
+    with open_session(engine) as session:
+        message = spool.get_message(session, message_id)
+    assert message is not None
+    assert (message.state, message.reason, message.detail) == ("received", None, None)
+    assert (message.team_id, message.attempts, message.lease_owner) == (None, 0, None)
+    assert spool.claim_next_message(engine, "w2") == message_id
+
+
+def test_requeue_quarantined_only_touches_quarantined(
+    engine: Engine, new_message_id: Callable[..., int]
+) -> None:
+    ids = [new_message_id(b"m%d" % n) for n in range(4)]
+    outcomes = ["quarantined", "rejected", "quarantined", "accepted"]
+    with transaction(engine) as session:
+        for message_id, state in zip(ids, outcomes, strict=True):
+            spool.finish_message(session, message_id, state=state, reason=None)
+    with transaction(engine) as session:
+        assert spool.requeue_quarantined(session) == [ids[0], ids[2]]
+    with open_session(engine) as session:
+        assert spool.count_by_state(session) == {
+            "received": 2,
+            "rejected": 1,
+            "accepted": 1,
+        }
+        assert spool.requeue_quarantined(session) == []
+
+
+def test_list_messages_filters_orders_and_limits(
+    engine: Engine, new_message_id: Callable[..., int]
+) -> None:
+    ids = [new_message_id(b"m%d" % n) for n in range(5)]
+    with transaction(engine) as session:
+        spool.finish_message(session, ids[1], state="quarantined", reason="not-signed")
+        spool.finish_message(session, ids[3], state="quarantined", reason="not-signed")
+    with open_session(engine) as session:
+        assert [m.id for m in spool.list_messages(session)] == ids
+        assert [m.id for m in spool.list_messages(session, limit=2)] == ids[:2]
+        quarantined = spool.list_messages(session, state="quarantined")
+        assert [m.id for m in quarantined] == [ids[1], ids[3]]
+        assert quarantined[0].raw == b"m1"  # deferred, loaded on access
+        assert spool.list_messages(session, state="accepted") == []
+        assert spool.get_message(session, 999_999) is None
+
+
+def test_find_accepted_content(
+    engine: Engine, new_message_id: Callable[..., int], new_team_id: Callable[[str], int]
+) -> None:
+    team_a, team_b = new_team_id("cert-a"), new_team_id("cert-b")
+    accepted, rejected, other_team = (new_message_id(b"m%d" % n) for n in range(3))
+    digest = "d" * 64
+    with transaction(engine) as session:
+        for message_id, state, team in [
+            (accepted, "accepted", team_a),
+            (rejected, "rejected", team_a),
+            (other_team, "accepted", team_b),
+        ]:
+            spool.finish_message(
+                session,
+                message_id,
+                state=state,
+                reason=None,
+                team_id=team,
+                content_sha256=digest if message_id != other_team else "e" * 64,
+            )
+    with open_session(engine) as session:
+        found = spool.find_accepted_content(session, team_a, digest)
+        assert found is not None and found.id == accepted
+        assert spool.find_accepted_content(session, team_b, digest) is None
+        assert spool.find_accepted_content(session, team_a, "f" * 64) is None

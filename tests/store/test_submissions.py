@@ -1,0 +1,191 @@
+"""Stored reports: revisions, exact values, listings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import Engine
+
+from parsers.model import TYPE1_FIELDS, Type1Report, Type2Report
+from store import submissions
+from store.db import open_session, transaction
+
+Reports = tuple[Callable[..., Type1Report], Callable[..., Type2Report]]
+
+
+def test_revisions_count_up_and_supersede(
+    engine: Engine,
+    new_team_id: Callable[[str], int],
+    new_message_id: Callable[..., int],
+    reports: Reports,
+) -> None:
+    type1, _ = reports
+    team_id = new_team_id("cert-a")
+    stored = []
+    for hours in ("1.5", "2.5", "3.5"):
+        message_id = new_message_id()
+        with transaction(engine) as session:
+            report = type1(hours_spent=Decimal(hours))
+            stored.append(submissions.store_report(session, team_id, report, message_id))
+    assert [s.revision for s in stored] == [1, 2, 3]
+    assert [s.supersedes_id for s in stored] == [None, stored[0].id, stored[1].id]
+    assert all(s.id is not None for s in stored)
+    with open_session(engine) as session:
+        latest = submissions.latest_submission(session, team_id, "type1", "2026-10")
+        assert latest is not None and latest.id == stored[2].id
+        values = submissions.submission_values(session, latest)
+        assert values["hours-spent"] == Decimal("3.5")
+        assert submissions.latest_submission(session, team_id, "type2", "2026-10") is None
+        assert submissions.latest_submission(session, team_id, "type1", "2026-09") is None
+
+
+def test_revisions_are_per_team_type_and_period(
+    engine: Engine,
+    new_team_id: Callable[[str], int],
+    new_message_id: Callable[..., int],
+    reports: Reports,
+) -> None:
+    type1, type2 = reports
+    team_a, team_b = new_team_id("cert-a"), new_team_id("cert-b")
+    message_id = new_message_id()
+    with transaction(engine) as session:
+        first = [
+            submissions.store_report(session, team_a, type1(), message_id),
+            submissions.store_report(session, team_a, type2(), message_id),
+            submissions.store_report(session, team_a, type1("2026-09"), message_id),
+            submissions.store_report(session, team_b, type1(), message_id),
+        ]
+        again = submissions.store_report(session, team_a, type1(), message_id)
+    assert [s.revision for s in first] == [1, 1, 1, 1]
+    assert (again.revision, again.supersedes_id) == (2, first[0].id)
+    with open_session(engine) as session:
+        found = submissions.submissions_for_message(session, message_id)
+    assert [s.id for s in found] == [s.id for s in [*first, again]]
+
+
+def test_type1_values_round_trip_exactly(
+    engine: Engine,
+    new_team_id: Callable[[str], int],
+    new_message_id: Callable[..., int],
+    reports: Reports,
+) -> None:
+    type1, _ = reports
+    team_id = new_team_id("cert-a")
+    report = type1(requests=Decimal(0), hours_spent=Decimal("999999999999.99"))
+    message_id = new_message_id()
+    with transaction(engine) as session:
+        submission = submissions.store_report(session, team_id, report, message_id)
+    with open_session(engine) as session:
+        values = submissions.submission_values(session, submission)
+    assert values == report.values
+    assert list(values) == list(TYPE1_FIELDS)
+    assert {k: str(v) for k, v in values.items()} == {k: str(v) for k, v in report.values.items()}
+    assert all(isinstance(v, Decimal) for v in values.values())
+
+
+@pytest.mark.parametrize(
+    ("hours", "shown"),
+    [("940.5", "940.5"), ("940.50", "940.5"), ("0.05", "0.05"), ("10.00", "10")],
+)
+def test_hours_keep_their_value(
+    engine: Engine,
+    new_team_id: Callable[[str], int],
+    new_message_id: Callable[..., int],
+    reports: Reports,
+    hours: str,
+    shown: str,
+) -> None:
+    type1, _ = reports
+    team_id, message_id = new_team_id("cert-a"), new_message_id()
+    with transaction(engine) as session:
+        report = type1(hours_spent=Decimal(hours))
+        submission = submissions.store_report(session, team_id, report, message_id)
+    with open_session(engine) as session:
+        stored = submissions.submission_values(session, submission)["hours-spent"]
+    assert stored == Decimal(hours)
+    assert str(stored) == shown
+
+
+@pytest.mark.parametrize("bad", ["940.555", "1000000000000", "NaN", "Infinity"])
+def test_values_that_the_column_would_change_are_refused(
+    engine: Engine,
+    new_team_id: Callable[[str], int],
+    new_message_id: Callable[..., int],
+    reports: Reports,
+    bad: str,
+) -> None:
+    type1, _ = reports
+    team_id, message_id = new_team_id("cert-a"), new_message_id()
+    with open_session(engine) as session:
+        with pytest.raises(ValueError, match="NUMERIC"):
+            report = type1(hours_spent=Decimal(bad))
+            submissions.store_report(session, team_id, report, message_id)
+        assert submissions.latest_submission(session, team_id, "type1", "2026-10") is None
+
+
+def test_type2_counts_round_trip_in_order(
+    engine: Engine,
+    new_team_id: Callable[[str], int],
+    new_message_id: Callable[..., int],
+    reports: Reports,
+) -> None:
+    _, type2 = reports
+    team_id, message_id = new_team_id("cert-a"), new_message_id()
+    with transaction(engine) as session:
+        submission = submissions.store_report(session, team_id, type2(), message_id)
+    with open_session(engine) as session:
+        values = submissions.submission_values(session, submission)
+    assert list(values.items()) == [
+        ("abusive-content/spam", 120),
+        ("intrusion-attempts/login-attempts", 43),
+        ("intrusions", 3),
+        ("other", 1),
+    ]
+
+
+def test_list_submissions_filters_and_carries_values(
+    engine: Engine,
+    new_team_id: Callable[[str], int],
+    new_message_id: Callable[..., int],
+    reports: Reports,
+) -> None:
+    type1, type2 = reports
+    team_a, team_b = new_team_id("cert-a"), new_team_id("cert-b")
+    message_id = new_message_id()
+    with transaction(engine) as session:
+        a1 = submissions.store_report(session, team_a, type1(), message_id)
+        a2 = submissions.store_report(session, team_a, type2(), message_id)
+        b1 = submissions.store_report(session, team_b, type1("2026-09"), message_id)
+        a3 = submissions.store_report(session, team_a, type1(), message_id)
+    with open_session(engine) as session:
+        every = submissions.list_submissions(session)
+        assert [row.id for row in every] == [a1.id, a2.id, b1.id, a3.id]
+
+        def ids(**filters: str) -> list[int]:
+            found = submissions.list_submissions(session, **filters)
+            return [row.id for row in found]
+
+        assert ids(team="cert-a") == [a1.id, a2.id, a3.id]
+        assert ids(team="cert-b") == [b1.id]
+        assert ids(team="nobody") == []
+        assert ids(period="2026-09") == [b1.id]
+        assert ids(type="type2") == [a2.id]
+        assert ids(team="cert-a", type="type1", period="2026-10") == [a1.id, a3.id]
+    row = every[3]
+    assert (row.team, row.type, row.period, row.revision) == (
+        "cert-a",
+        "type1",
+        "2026-10",
+        2,
+    )
+    assert (row.message_id, row.supersedes_id) == (message_id, a1.id)
+    assert row.created_at.tzinfo is not None
+    assert row.values == type1().values
+    assert every[1].values == {
+        "abusive-content/spam": 120,
+        "intrusion-attempts/login-attempts": 43,
+        "intrusions": 3,
+        "other": 1,
+    }

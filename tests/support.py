@@ -1,0 +1,67 @@
+"""Helpers shared by the tests: sample reports and a team's client side."""
+
+from __future__ import annotations
+
+import dataclasses
+import email
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.config import Config
+from keys.compose import compose
+from keys.gpg import CryptoResult, GnuPG
+
+INTAKE = "stats@clearinghouse.example"
+
+TYPE1 = """\
+Report: type1
+Period: 2026-10
+Requests: 1204
+Incidents-Opened: 311
+Incidents-Closed: 298
+Inbound-Communication: 1650
+Outbound-Communication: 1422
+Organisations-Involved: 187
+Hours-Spent: 940.5
+"""
+
+TYPE2 = """\
+Report: type2
+Period: 2026-10
+Abusive Content / Spam: 120
+Intrusion Attempts / Login attempts: 43
+Intrusions: 3
+Malicious Code / Virus: 12
+Other: 1
+"""
+
+
+@dataclass
+class TeamClient:
+    """A registered team as the outside world sees it: its own keyring and address."""
+
+    handle: str
+    email: str
+    gpg: GnuPG
+    fingerprint: str
+    gateway_fingerprint: str
+
+    def submit(self, report: str = TYPE1, *, form: str = "combined", sender: str | None = None,
+               to: str = INTAKE) -> bytes:  # fmt: skip
+        return compose(self.gpg, report, signer=self.fingerprint,
+                       recipients=[self.gateway_fingerprint], sender=sender or self.email,
+                       to=to, form=form)  # fmt: skip
+
+    def decrypt(self, raw: bytes) -> CryptoResult:
+        """Decrypt a mail from the gateway the way the team's mail client would."""
+        msg = email.message_from_bytes(raw)
+        parts = msg.get_payload()
+        assert isinstance(parts, list) and msg.get_content_type() == "multipart/encrypted"
+        return self.gpg.decrypt(parts[1].get_payload(decode=True))
+
+
+def with_changes(config: Config, **sections: dict[str, Any]) -> Config:
+    """A copy of `config` with some keys of some sections replaced."""
+    changes = {name: dataclasses.replace(getattr(config, name), **values)
+               for name, values in sections.items()}  # fmt: skip
+    return dataclasses.replace(config, **changes)
