@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 
@@ -25,7 +25,7 @@ from store.db import create_schema, make_engine
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass
@@ -53,8 +53,7 @@ class App:
     def unwrapper(self) -> Unwrapper:
         lim = self.config.limits
         limits = Limits(lim.max_mime_depth, lim.max_mime_parts, lim.max_decrypted_bytes)
-        return Unwrapper(self.gpg, limits,
-                         require_encryption=self.config.policy.require_encryption)  # fmt: skip
+        return Unwrapper(self.gpg, limits, require_encryption=self.config.policy.require_encryption)
 
     @cached_property
     def policy(self) -> Policy:

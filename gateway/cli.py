@@ -38,16 +38,22 @@ def _json_option(f: Any) -> Any:
 
 
 @click.group(cls=_Group)
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-              envvar="CLEARINGHOUSE_CONFIG", help="TOML configuration (default: built-in).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="CLEARINGHOUSE_CONFIG",
+    help="TOML configuration (default: built-in).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log debug details.")
 @click.pass_context
 def cli(ctx: click.Context, config_path: Path | None, verbose: bool) -> None:
     """Clearinghouse: secure email intake for CSIRT statistics."""
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
+        level=logging.DEBUG if verbose else logging.INFO,
+        stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )  # fmt: skip
+    )
     if ctx.invoked_subcommand == "demo":
         return
     try:
@@ -106,16 +112,23 @@ def teams() -> None:
 @click.argument("handle")
 @click.option("--name", required=True)
 @click.option("--email", required=True, help="Registered contact: the only reply address.")
-@click.option("--status", default="accredited", show_default=True,
-              type=click.Choice(["listed", "accredited", "certified", "suspended"]))
+@click.option(
+    "--status",
+    default="accredited",
+    show_default=True,
+    type=click.Choice(["listed", "accredited", "certified", "suspended"]),
+)
 @click.option("--country", default=None, help="ISO 3166 two-letter code.")
 @pass_app
-def teams_add(app: App, handle: str, name: str, email: str, status: str,
-              country: str | None) -> None:  # fmt: skip
+def teams_add(
+    app: App, handle: str, name: str, email: str, status: str, country: str | None
+) -> None:
     """Register a team."""
     team = app.registry.add_team(handle, name=name, email=email, status=status, country=country)
-    click.echo(f"team {team.handle} added ({team.status}); next: "
-               f"clearinghouse keys import {team.handle} KEYFILE")  # fmt: skip
+    click.echo(
+        f"team {team.handle} added ({team.status}); next: "
+        f"clearinghouse keys import {team.handle} KEYFILE"
+    )
 
 
 @teams.command("list")
@@ -123,8 +136,8 @@ def teams_add(app: App, handle: str, name: str, email: str, status: str,
 @pass_app
 def teams_list(app: App, as_json: bool) -> None:
     """List the teams."""
-    from store.registry import list_teams
     from store.db import open_session
+    from store.registry import list_teams
 
     with open_session(app.engine) as s:
         rows = [team_row(s, t) for t in list_teams(s)]
@@ -169,8 +182,9 @@ def keys_import(app: App, handle: str, file: Any) -> None:
     for key in app.registry.import_keys(handle, file.read()):
         verb = "refreshed" if key.updated else "bound"
         expiry = f"expires {key.expires_at:%Y-%m-%d}" if key.expires_at else "no expiry"
-        click.echo(f"{verb} {key.fingerprint} to {handle} ({expiry})"
-                   f"{' REVOKED' if key.revoked else ''}")  # fmt: skip
+        click.echo(
+            f"{verb} {key.fingerprint} to {handle} ({expiry}){' REVOKED' if key.revoked else ''}"
+        )
         for uid in key.user_ids:
             click.echo(f"  {uid}")
 
@@ -223,8 +237,10 @@ def coordinators_list(app: App, as_json: bool) -> None:
     from store.registry import list_coordinators
 
     with open_session(app.engine) as s:
-        rows = [{"email": c.email, "name": c.name, "fingerprint": c.fingerprint}
-                for c in list_coordinators(s)]  # fmt: skip
+        rows = [
+            {"email": c.email, "name": c.name, "fingerprint": c.fingerprint}
+            for c in list_coordinators(s)
+        ]
     emit(rows, as_json, ["email", "name", "fingerprint"])
 
 
@@ -273,15 +289,22 @@ def process(app: App, once: bool) -> None:
         counts = worker.run_once()
         sent = worker.flush()
         summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "nothing"
-        click.echo(f"processed: {summary}; outbox: {sent.sent} sent, {sent.retrying} retrying, "
-                   f"{sent.failed} failed")  # fmt: skip
+        click.echo(
+            f"processed: {summary}; outbox: {sent.sent} sent, {sent.retrying} retrying, "
+            f"{sent.failed} failed"
+        )
         return
     run_worker_until_stopped(worker)
 
 
 @cli.command()
-@click.option("--smtp", "listen", default=None, metavar="HOST:PORT",
-              help="Listen address (default: [smtp] listen).")
+@click.option(
+    "--smtp",
+    "listen",
+    default=None,
+    metavar="HOST:PORT",
+    help="Listen address (default: [smtp] listen).",
+)
 @pass_app
 def serve(app: App, listen: str | None) -> None:
     """SMTP listener + worker + outbox."""
@@ -301,8 +324,11 @@ def messages() -> None:
 
 
 @messages.command("list")
-@click.option("--state", default=None,
-              type=click.Choice(["received", "accepted", "rejected", "duplicate", "quarantined"]))
+@click.option(
+    "--state",
+    default=None,
+    type=click.Choice(["received", "accepted", "rejected", "duplicate", "quarantined"]),
+)
 @click.option("--limit", type=int, default=None)
 @_json_option
 @pass_app
@@ -347,8 +373,9 @@ def messages_reprocess(app: App, message_id: int | None, quarantined: bool) -> N
     if (message_id is None) == (not quarantined):
         raise click.UsageError("give a message ID or --quarantined (not both)")
     for mid, outcome in reprocess(app, message_id):
-        click.echo(f"message {mid}: {outcome.state}"
-                   f"{f' ({outcome.reason})' if outcome.reason else ''}")  # fmt: skip
+        click.echo(
+            f"message {mid}: {outcome.state}{f' ({outcome.reason})' if outcome.reason else ''}"
+        )
 
 
 @cli.group()
@@ -362,15 +389,17 @@ def submissions() -> None:
 @click.option("--type", "type_", default=None, type=click.Choice(["type1", "type2"]))
 @_json_option
 @pass_app
-def submissions_list(app: App, team: str | None, period: str | None, type_: str | None,
-                     as_json: bool) -> None:  # fmt: skip
+def submissions_list(
+    app: App, team: str | None, period: str | None, type_: str | None, as_json: bool
+) -> None:
     """List stored submissions, every revision."""
     from store.db import open_session
     from store.submissions import list_submissions
 
     with open_session(app.engine) as s:
-        rows = [submission_row(r) for r in list_submissions(s, team=team, period=period,
-                                                             type=type_)]  # fmt: skip
+        rows = [
+            submission_row(r) for r in list_submissions(s, team=team, period=period, type=type_)
+        ]
     emit(rows, as_json, ["id", "team", "type", "period", "revision", "message_id"])
 
 
@@ -390,8 +419,11 @@ def outbox_list(app: App, state: str | None, as_json: bool) -> None:
 
     with open_session(app.engine) as s:
         rows = [outbox_row(e) for e in list_outbox(s, state=state)]
-    emit(rows, as_json, ["id", "kind", "recipient", "state", "attempts", "next_attempt_at",
-                         "last_error"])  # fmt: skip
+    emit(
+        rows,
+        as_json,
+        ["id", "kind", "recipient", "state", "attempts", "next_attempt_at", "last_error"],
+    )
 
 
 @outbox.command("flush")
@@ -421,4 +453,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-

@@ -139,6 +139,8 @@ class SmtpRelayTransport:
         self._where = f"relay {self._relay.host}:{self._relay.port}"
 
     def deliver(self, recipient: str, raw: bytes, key: str) -> None:
+        # `key` is not used: a relay cannot be asked whether it already has a message, so
+        # a crash between its 250 and the outbox's commit means one duplicate at worst.
         _check_recipient(recipient)
         # SMTP lines end in CRLF; a bare LF is refused by strict servers (SMTP smuggling).
         data = re.sub(rb"\r\n|\r|\n", b"\r\n", raw)

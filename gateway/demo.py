@@ -101,16 +101,46 @@ def _run(root: Path, echo: Echo) -> None:
 
     mails = []
     for handle, (gpg, fpr, address, form, seed) in clients.items():
-        mails.append((f"{handle}, {form}", address, compose(
-            gpg, _report(period, seed), signer=fpr, recipients=[identity.fingerprint],
-            sender=address, to=intake, form=form)))  # fmt: skip
+        mails.append(
+            (
+                f"{handle}, {form}",
+                address,
+                compose(
+                    gpg,
+                    _report(period, seed),
+                    signer=fpr,
+                    recipients=[identity.fingerprint],
+                    sender=address,
+                    to=intake,
+                    form=form,
+                ),
+            )
+        )
     gpg, fpr, address, _, _ = clients["cert-north"]
     bad = _report(period, 0).replace("Requests: 1200", "Requests: -5")
-    mails.append(("cert-north, invalid report", address, compose(
-        gpg, bad, signer=fpr, recipients=[identity.fingerprint], sender=address, to=intake)))  # fmt: skip
-    mails.append(("stranger claiming to be cert-north", address, compose(
-        outsider, _report(period, 1), signer=outsider_fpr, recipients=[identity.fingerprint],
-        sender=address, to=intake)))  # fmt: skip
+    mails.append(
+        (
+            "cert-north, invalid report",
+            address,
+            compose(
+                gpg, bad, signer=fpr, recipients=[identity.fingerprint], sender=address, to=intake
+            ),
+        )
+    )
+    mails.append(
+        (
+            "stranger claiming to be cert-north",
+            address,
+            compose(
+                outsider,
+                _report(period, 1),
+                signer=outsider_fpr,
+                recipients=[identity.fingerprint],
+                sender=address,
+                to=intake,
+            ),
+        )
+    )
 
     port = _free_port()
     controller = make_controller(app, "127.0.0.1", port)
@@ -145,15 +175,16 @@ def _show_receipt(app: App, team_gpg: GnuPG, address: str, echo: Echo) -> None:
     with open_session(app.engine) as s:
         entry = next(e for e in list_outbox(s) if e.recipient == address and e.kind == "receipt")
     outer = email.message_from_bytes(entry.raw)
-    payload = outer.get_payload()
-    assert isinstance(payload, list)
-    result = team_gpg.decrypt(payload[1].get_payload(decode=True))
+    parts = [p for p in outer.walk() if p.get_content_type() == "application/octet-stream"]
+    ciphertext = parts[0].get_payload(decode=True) if parts else b""
+    result = team_gpg.decrypt(ciphertext if isinstance(ciphertext, bytes) else b"")
     sig = result.signatures[0] if result.signatures else None
+    signer = f"{sig.outcome} by {sig.primary_fingerprint}" if sig else "none"
     inner = email.message_from_bytes(result.data)
     body = inner.get_payload(decode=True)
     echo(f"\n5. the receipt to {address}, as its mail client shows it")
     echo(f"   outer Subject: {outer['Subject']}   (neutral; the real one is encrypted)")
-    echo(f"   signature: {sig.outcome if sig else 'none'} by {sig.primary_fingerprint if sig else '-'}")
+    echo(f"   signature: {signer}")
     echo(f"   Subject: {inner['Subject']}\n")
     text = body.decode("utf-8") if isinstance(body, bytes) else ""
     echo("   | " + "\n   | ".join(text.replace("\r\n", "\n").rstrip().split("\n")))

@@ -52,8 +52,13 @@ def accept(
 ) -> tuple[int, bool]:
     """Store one raw message durably; returns (message id, newly stored)."""
     try:
-        return spool_message(engine, strip_status_headers(raw), channel,
-                             envelope_from=envelope_from, envelope_to=envelope_to,
-                             intake_key=intake_key)  # fmt: skip
+        return spool_message(
+            engine,
+            strip_status_headers(raw),
+            channel,
+            envelope_from=envelope_from,
+            envelope_to=envelope_to,
+            intake_key=intake_key,
+        )
     except SQLAlchemyError as exc:
         raise StorageError(f"could not store the message: {type(exc).__name__}") from exc

@@ -26,8 +26,9 @@ class FlushResult:
     failed: int = 0
 
 
-def flush(engine: Engine, transport: Transport, *, owner: str, max_attempts: int,
-          limit: int = 50) -> FlushResult:  # fmt: skip
+def flush(
+    engine: Engine, transport: Transport, *, owner: str, max_attempts: int, limit: int = 50
+) -> FlushResult:
     """Try every due entry once."""
     sent = retrying = failed = 0
     while True:

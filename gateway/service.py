@@ -51,8 +51,12 @@ def serve(app: App, host: str, port: int) -> None:
     wake = threading.Event()
     controller = make_controller(app, host, port, on_stored=lambda _id: wake.set())
     controller.start()
-    log.info("listening for SMTP on %s:%s; intake %s", host, port,
-             ", ".join(app.config.clearinghouse.intake_addresses))  # fmt: skip
+    log.info(
+        "listening for SMTP on %s:%s; intake %s",
+        host,
+        port,
+        ", ".join(app.config.clearinghouse.intake_addresses),
+    )
     try:
         run_worker_until_stopped(worker_for(app), wake)
     finally:

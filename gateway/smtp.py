@@ -33,8 +33,14 @@ class IntakeHandler:
         self.max_recipients = app.config.smtp.max_recipients
         self.on_stored = on_stored
 
-    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
-                          address: str, rcpt_options: list[str]) -> str:  # fmt: skip
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
         if address.lower() not in self.intake:
             return "550 5.1.1 No such recipient here"
         if len(envelope.rcpt_tos) >= self.max_recipients:
@@ -43,15 +49,19 @@ class IntakeHandler:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        raw = envelope.original_content or b""
-        if isinstance(raw, str):  # decode_data is off, but stay total
-            raw = raw.encode("utf-8", "surrogateescape")
+        raw = envelope.original_content or b""  # bytes: decode_data is off
         loop = asyncio.get_running_loop()
         try:
             message_id, _ = await loop.run_in_executor(
-                None, lambda: accept(self.app.engine, raw, "smtp",
-                                     envelope_from=envelope.mail_from,
-                                     envelope_to=list(envelope.rcpt_tos)))  # fmt: skip
+                None,
+                lambda: accept(
+                    self.app.engine,
+                    raw,
+                    "smtp",
+                    envelope_from=envelope.mail_from,
+                    envelope_to=list(envelope.rcpt_tos),
+                ),
+            )
         except Exception:
             log.exception("could not spool a message from %s", session.peer)
             return "451 4.3.0 Temporary failure, please try again later"
@@ -70,8 +80,9 @@ def _tls_context(app: App) -> ssl.SSLContext | None:
     return context
 
 
-def make_controller(app: App, host: str, port: int,
-                    on_stored: Callable[[int], None] | None = None) -> Controller:  # fmt: skip
+def make_controller(
+    app: App, host: str, port: int, on_stored: Callable[[int], None] | None = None
+) -> Controller:
     """A controller that runs the SMTP server in its own thread (start()/stop())."""
     smtp = app.config.smtp
     tls = _tls_context(app)
@@ -82,5 +93,6 @@ def make_controller(app: App, host: str, port: int,
     }
     if tls is not None:
         kwargs |= {"tls_context": tls, "require_starttls": smtp.require_starttls}
-    return Controller(IntakeHandler(app, on_stored), hostname=host, port=port,
-                      server_hostname=host, **kwargs)  # fmt: skip
+    return Controller(
+        IntakeHandler(app, on_stored), hostname=host, port=port, server_hostname=host, **kwargs
+    )

@@ -43,7 +43,9 @@ def emit(rows: Row | Sequence[Row], as_json: bool, columns: Sequence[str] = ()) 
     if isinstance(data, dict):
         width = max((len(k) for k in data), default=0)
         for key, value in data.items():
-            text = json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else value
+            text = (
+                json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else value
+            )
             click.echo(f"{key:<{width}}  {'' if text is None else text}")
         return
     if not data:
@@ -59,25 +61,39 @@ def emit(rows: Row | Sequence[Row], as_json: bool, columns: Sequence[str] = ()) 
 def message_row(s: Session, m: Message, *, detailed: bool = False) -> Row:
     team = get_team_by_id(s, m.team_id) if m.team_id else None
     row: Row = {
-        "id": m.id, "state": m.state, "reason": m.reason,
+        "id": m.id,
+        "state": m.state,
+        "reason": m.reason,
         "team": team.handle if team else None,
-        "received_at": m.received_at, "channel": m.channel,
-    }  # fmt: skip
+        "received_at": m.received_at,
+        "channel": m.channel,
+    }
     if detailed:
         meaning, todo = explain(m.reason)
         row |= {
-            "size": m.size, "envelope_from": m.envelope_from, "envelope_to": m.envelope_to,
-            "processed_at": m.processed_at, "signer_fingerprint": m.signer_fingerprint,
-            "detail": m.detail, "explanation": meaning or None, "next_step": todo or None,
+            "size": m.size,
+            "envelope_from": m.envelope_from,
+            "envelope_to": m.envelope_to,
+            "processed_at": m.processed_at,
+            "signer_fingerprint": m.signer_fingerprint,
+            "detail": m.detail,
+            "explanation": meaning or None,
+            "next_step": todo or None,
             "submissions": [r.id for r in list_submissions(s) if r.message_id == m.id],
-        }  # fmt: skip
+        }
     return row
 
 
 def team_row(s: Session, t: Team, *, with_keys: bool = False) -> Row:
     keys = keys_of_team(s, t.id or 0)
-    row: Row = {"handle": t.handle, "name": t.name, "email": t.email, "status": t.status,
-                "country": t.country, "keys": len(keys)}  # fmt: skip
+    row: Row = {
+        "handle": t.handle,
+        "name": t.name,
+        "email": t.email,
+        "status": t.status,
+        "country": t.country,
+        "keys": len(keys),
+    }
     if with_keys:
         row["keys"] = [_key_fields(k) for k in keys]
         row["last_submission_at"] = last_submission_at(s, t.id or 0)
@@ -86,9 +102,13 @@ def team_row(s: Session, t: Team, *, with_keys: bool = False) -> Row:
 
 
 def _key_fields(k: TeamKey) -> Row:
-    return {"fingerprint": k.fingerprint, "user_ids": k.user_ids.split("\n") if k.user_ids else [],
-            "expires_at": k.expires_at, "revoked_at": k.revoked_at,
-            "revoke_reason": k.revoke_reason}  # fmt: skip
+    return {
+        "fingerprint": k.fingerprint,
+        "user_ids": k.user_ids.split("\n") if k.user_ids else [],
+        "expires_at": k.expires_at,
+        "revoked_at": k.revoked_at,
+        "revoke_reason": k.revoke_reason,
+    }
 
 
 def key_row(s: Session, k: TeamKey) -> Row:
@@ -97,14 +117,29 @@ def key_row(s: Session, k: TeamKey) -> Row:
 
 
 def submission_row(r: SubmissionRow) -> Row:
-    return {"id": r.id, "team": r.team, "type": r.type, "period": r.period,
-            "revision": r.revision, "message_id": r.message_id,
-            "supersedes_id": r.supersedes_id, "created_at": r.created_at,
-            "values": dict(r.values)}  # fmt: skip
+    return {
+        "id": r.id,
+        "team": r.team,
+        "type": r.type,
+        "period": r.period,
+        "revision": r.revision,
+        "message_id": r.message_id,
+        "supersedes_id": r.supersedes_id,
+        "created_at": r.created_at,
+        "values": dict(r.values),
+    }
 
 
 def outbox_row(e: OutboxEntry) -> Row:
-    return {"id": e.id, "kind": e.kind, "recipient": e.recipient, "state": e.state,
-            "attempts": e.attempts, "next_attempt_at": e.next_attempt_at,
-            "last_error": e.last_error, "message_id": e.message_id,
-            "created_at": e.created_at, "sent_at": e.sent_at}  # fmt: skip
+    return {
+        "id": e.id,
+        "kind": e.kind,
+        "recipient": e.recipient,
+        "state": e.state,
+        "attempts": e.attempts,
+        "next_attempt_at": e.next_attempt_at,
+        "last_error": e.last_error,
+        "message_id": e.message_id,
+        "created_at": e.created_at,
+        "sent_at": e.sent_at,
+    }

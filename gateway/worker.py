@@ -53,16 +53,21 @@ class Worker:
         with transaction(self.app.engine) as s:
             message = spool.get_message(s, message_id)
             if message is not None and message.attempts >= MAX_ATTEMPTS:
-                spool.finish_message(s, message_id, state="quarantined",
-                                     reason="processing-failed",
-                                     detail="processing raised an error repeatedly; see logs")  # fmt: skip
+                spool.finish_message(
+                    s,
+                    message_id,
+                    state="quarantined",
+                    reason="processing-failed",
+                    detail="processing raised an error repeatedly; see logs",
+                )
 
     def run_once(self) -> dict[str, int]:
         """Process every message claimable now, each at most once, then flush."""
         seen: set[int] = set()
         counts: dict[str, int] = {}
-        while (message_id := spool.claim_next_message(self.app.engine, self.owner,
-                                                      LEASE_SECONDS)) is not None:  # fmt: skip
+        while (
+            message_id := spool.claim_next_message(self.app.engine, self.owner, LEASE_SECONDS)
+        ) is not None:
             if message_id in seen:
                 spool.release_message(self.app.engine, message_id, self.owner)
                 break
@@ -73,11 +78,14 @@ class Worker:
         return counts
 
     def flush(self) -> FlushResult:
-        return flush(self.app.engine, self.transport, owner=self.owner,
-                     max_attempts=self.app.config.outbound.max_attempts)  # fmt: skip
+        return flush(
+            self.app.engine,
+            self.transport,
+            owner=self.owner,
+            max_attempts=self.app.config.outbound.max_attempts,
+        )
 
-    def run(self, stop: threading.Event, wake: threading.Event, *, idle_seconds: float = 5
-            ) -> None:  # fmt: skip
+    def run(self, stop: threading.Event, wake: threading.Event, *, idle_seconds: float = 5) -> None:
         while not stop.is_set():
             try:
                 self.run_once()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import email.policy
 import secrets
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 
@@ -23,7 +23,7 @@ FORMS = ("combined", "signed-then-encrypted", "inline")
 
 def _envelope(sender: str, to: str, subject: str) -> Envelope:
     domain = sender.rpartition("@")[2] or "localhost"
-    return Envelope(sender, to, subject, datetime.now(timezone.utc), new_message_id(domain))
+    return Envelope(sender, to, subject, datetime.now(UTC), new_message_id(domain))
 
 
 def multipart_signed(gpg: GnuPG, content: bytes, signer: str) -> bytes:
@@ -59,8 +59,13 @@ def compose(
 ) -> bytes:
     """A ready-to-send submission, signed by `signer`, encrypted to `recipients`."""
     env = _envelope(sender, to, subject)
-    outer_fields = [("From", sender), ("To", to), ("Subject", "[...]"),
-                    ("Message-ID", env.message_id), ("Date", format_datetime(env.date))]  # type: ignore[arg-type]  # fmt: skip
+    outer_fields = [
+        ("From", sender),
+        ("To", to),
+        ("Subject", "[...]"),
+        ("Message-ID", env.message_id),
+        ("Date", format_datetime(env.date)),
+    ]
     if form == "inline":
         armored = gpg.sign_encrypt(report.encode("utf-8"), list(recipients), signer)
         msg = EmailMessage(policy=email.policy.SMTP)

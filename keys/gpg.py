@@ -16,10 +16,11 @@ import os
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-import gnupg  # type: ignore[import-untyped]
+import gnupg
 
 from gateway.errors import GnuPGError
 
@@ -28,16 +29,19 @@ STATUS_PREFIX = "[GNUPG:] "
 
 def _options(max_output: int) -> list[str]:
     return [
-        "--trust-model", "always",
+        "--trust-model",
+        "always",
         "--no-auto-key-retrieve",
         "--no-auto-key-import",
-        "--auto-key-locate", "local",
+        "--auto-key-locate",
+        "local",
         "--no-include-key-block",
         "--disable-dirmngr",
         "--no-greeting",
         "--no-symkey-cache",
-        "--max-output", str(max_output),
-    ]  # fmt: skip
+        "--max-output",
+        str(max_output),
+    ]
 
 
 @dataclass(frozen=True)
@@ -110,7 +114,7 @@ _PROBLEM_KEYWORDS = frozenset(
 def _timestamp(value: str) -> datetime | None:
     if not value or not value.isdigit() or value == "0":
         return None
-    return datetime.fromtimestamp(int(value), tz=timezone.utc)
+    return datetime.fromtimestamp(int(value), tz=UTC)
 
 
 def _status_lines(stderr: str) -> Iterable[tuple[str, list[str]]]:
@@ -192,8 +196,9 @@ def parse_status(returncode: int, stderr: str, data: bytes) -> CryptoResult:
 class GnuPG:
     """One isolated GnuPG home. Thread-safe in the way gpg itself is (one process a call)."""
 
-    def __init__(self, home: Path, *, max_output: int = 26_214_400,
-                 extra_options: Sequence[str] = ()) -> None:  # fmt: skip
+    def __init__(
+        self, home: Path, *, max_output: int = 26_214_400, extra_options: Sequence[str] = ()
+    ) -> None:
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(home, 0o700)
         self.home = home
@@ -305,11 +310,9 @@ class GnuPG:
         return str(result.data.decode("ascii"))
 
 
-def _details(raw: dict[str, object]) -> KeyDetails:
+def _details(raw: dict[str, Any]) -> KeyDetails:
     subs = []
-    info = raw.get("subkey_info") or {}
-    assert isinstance(info, dict)
-    for sub in info.values():
+    for sub in (raw.get("subkey_info") or {}).values():
         subs.append(
             SubkeyDetails(
                 fingerprint=str(sub.get("fingerprint", "")).upper(),
@@ -319,11 +322,9 @@ def _details(raw: dict[str, object]) -> KeyDetails:
                 revoked=sub.get("trust") == "r",
             )
         )
-    uids = raw.get("uids") or []
-    assert isinstance(uids, list)
     return KeyDetails(
         fingerprint=str(raw["fingerprint"]).upper(),
-        user_ids=tuple(str(u) for u in uids),
+        user_ids=tuple(str(u) for u in raw.get("uids") or []),
         capabilities=str(raw.get("cap", "")),
         created=_timestamp(str(raw.get("date", ""))),
         expires=_timestamp(str(raw.get("expires", ""))),

@@ -15,7 +15,7 @@ from gateway.errors import GnuPGError, RegistryError
 from keys.gpg import GnuPG
 
 FPR_FILE = "gateway-key.fpr"
-PASSPHRASE_FILE = "gateway-key.passphrase"
+PASSPHRASE_FILE = "gateway-key.passphrase"  # noqa: S105 - a file name, not a secret
 
 
 @dataclass(frozen=True)

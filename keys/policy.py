@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from keys.gpg import KeyDetails, SignatureFact
+from keys.gpg import KeyDetails
 from keys.unwrap import Refusal, Unwrapped
 
 
@@ -62,7 +62,16 @@ _OUTCOME_REASONS = {
 }
 
 
-def _single_signature(u: Unwrapped) -> SignatureFact | Refusal:
+@dataclass(frozen=True)
+class _Verified:
+    """A signature GnuPG verified cleanly: every field is known."""
+
+    signing_fingerprint: str
+    primary_fingerprint: str
+    created: datetime
+
+
+def _single_signature(u: Unwrapped) -> _Verified | Refusal:
     sigs = u.verification.signatures
     if not sigs:
         return Refusal("not-signed", "no signature found")
@@ -74,21 +83,19 @@ def _single_signature(u: Unwrapped) -> SignatureFact | Refusal:
         return Refusal(reason, f"ERRSIG rc={sig.error_code} keyid={sig.keyid}")
     if sig.outcome in _OUTCOME_REASONS:
         return Refusal(_OUTCOME_REASONS[sig.outcome], f"{sig.outcome} keyid={sig.keyid}")
-    # "expired-key" is judged below against the signing time, not against today.
+    # "expired-key" (expired today) is judged below against the signing time instead.
     if not sig.signing_fingerprint or not sig.primary_fingerprint or not sig.created:
         return Refusal("bad-signature", "no VALIDSIG for the signature")
     problems = u.verification.problems
-    if problems or (u.verification.returncode != 0 and sig.outcome == "good"):
+    if problems or u.verification.returncode != 0:
         return Refusal("bad-signature", f"gpg exit {u.verification.returncode} {problems}")
-    return sig
+    return _Verified(sig.signing_fingerprint, sig.primary_fingerprint, sig.created)
 
 
-def _key_state(sig: SignatureFact, key: KeyDetails | None, binding: Binding) -> Refusal | None:
-    assert sig.signing_fingerprint and sig.created
-    if key is None or not key.owns(sig.signing_fingerprint):
+def _key_state(sig: _Verified, key: KeyDetails | None, binding: Binding) -> Refusal | None:
+    signing = key.key_for(sig.signing_fingerprint) if key is not None else None
+    if key is None or signing is None:
         return Refusal("unknown-key", "signing key not in the gateway keyring")
-    signing = key.key_for(sig.signing_fingerprint)
-    assert signing is not None
     if binding.revoked or key.revoked or signing.revoked:
         return Refusal("key-revoked", f"key {sig.signing_fingerprint} is revoked")
     for expires in (key.expires, signing.expires):
@@ -122,7 +129,6 @@ def authenticate(
     sig = _single_signature(u)
     if isinstance(sig, Refusal):
         return sig
-    assert sig.signing_fingerprint and sig.created
     if binding is None:
         return Refusal("unknown-key", f"{sig.primary_fingerprint} is not bound to a team")
     refusal = _key_state(sig, key, binding)

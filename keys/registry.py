@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -28,7 +28,7 @@ ADDRESS = re.compile(r"^[^@\s<>\"',;]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def check_address(address: str) -> str:
@@ -55,8 +55,15 @@ class Registry:
 
     # --- teams --------------------------------------------------------------------------
 
-    def add_team(self, handle: str, *, name: str, email: str, status: str = "accredited",
-                 country: str | None = None) -> Team:  # fmt: skip
+    def add_team(
+        self,
+        handle: str,
+        *,
+        name: str,
+        email: str,
+        status: str = "accredited",
+        country: str | None = None,
+    ) -> Team:
         if not HANDLE.match(handle):
             raise RegistryError(
                 f"team handle {handle!r} must be lower-case letters, digits, '.', '_' or '-'"
@@ -67,8 +74,14 @@ class Registry:
         with transaction(self.engine) as s:
             if q.get_team(s, handle) is not None:
                 raise RegistryError(f"team {handle!r} exists; see `teams show {handle}`")
-            return q.add_team(s, handle=handle, name=name, email=check_address(email),
-                              status=status, country=country.upper() if country else None)  # fmt: skip
+            return q.add_team(
+                s,
+                handle=handle,
+                name=name,
+                email=check_address(email),
+                status=status,
+                country=country.upper() if country else None,
+            )
 
     def set_status(self, handle: str, status: str) -> Team:
         _check_status(status)
@@ -88,8 +101,10 @@ class Registry:
 
     def _public_keys(self, data: bytes) -> list[str]:
         if self.gpg.contains_secret(data):
-            raise RegistryError("the file holds a SECRET key: export the public key only "
-                                "(gpg --export --armor FINGERPRINT) and import that")  # fmt: skip
+            raise RegistryError(
+                "the file holds a SECRET key: export the public key only "
+                "(gpg --export --armor FINGERPRINT) and import that"
+            )
         fprs = sorted({str(k["fingerprint"]).upper() for k in self.gpg.scan(data)})
         if not fprs:
             raise RegistryError("no OpenPGP public key found in the file")
@@ -103,8 +118,10 @@ class Registry:
             for fpr in fprs:
                 bound = q.team_for_fingerprint(s, fpr)
                 if bound is not None and bound[0].id != team.id:
-                    raise RegistryError(f"key {fpr} is bound to team {bound[0].handle!r}; "
-                                        "a key can belong to one team only")  # fmt: skip
+                    raise RegistryError(
+                        f"key {fpr} is bound to team {bound[0].handle!r}; "
+                        "a key can belong to one team only"
+                    )
             self.gpg.import_keys(data)
             return [self._bind(s, team, fpr) for fpr in fprs]
 
@@ -123,8 +140,9 @@ class Registry:
             q.add_key(s, row)
         else:
             s.add(row)
-        return ImportedKey(fpr, details.user_ids, details.expires, details.revoked,
-                           existing is not None)  # fmt: skip
+        return ImportedKey(
+            fpr, details.user_ids, details.expires, details.revoked, existing is not None
+        )
 
     def revoke_key(self, fingerprint: str, reason: str | None) -> TeamKey:
         with transaction(self.engine) as s:
@@ -138,8 +156,14 @@ class Registry:
         if found is None:
             return None
         team, key = found
-        return Binding(team.id or 0, team.handle, team.status, team.email,
-                       key.fingerprint, key.revoked_at is not None)  # fmt: skip
+        return Binding(
+            team.id or 0,
+            team.handle,
+            team.status,
+            team.email,
+            key.fingerprint,
+            key.revoked_at is not None,
+        )
 
     def key_details(self, fingerprint: str) -> KeyDetails | None:
         return self.gpg.details(fingerprint)
@@ -147,12 +171,17 @@ class Registry:
     def encryption_key(self, session: Session, team: Team) -> str:
         """The team's newest key that can be encrypted to now (RegistryError if none)."""
         now = _now()
-        usable = [k for k in q.keys_of_team(session, team.id or 0)
-                  if k.revoked_at is None and self._can_encrypt(k.fingerprint, now)]  # fmt: skip
+        usable = [
+            k
+            for k in q.keys_of_team(session, team.id or 0)
+            if k.revoked_at is None and self._can_encrypt(k.fingerprint, now)
+        ]
         if not usable:
-            raise RegistryError(f"team {team.handle!r} has no usable key to encrypt to; "
-                                f"import a current key with `keys import {team.handle} FILE`")  # fmt: skip
-        epoch = datetime.min.replace(tzinfo=timezone.utc)
+            raise RegistryError(
+                f"team {team.handle!r} has no usable key to encrypt to; "
+                f"import a current key with `keys import {team.handle} FILE`"
+            )
+        epoch = datetime.min.replace(tzinfo=UTC)
         return max(usable, key=lambda k: k.created_at or epoch).fingerprint
 
     def _can_encrypt(self, fingerprint: str, now: datetime) -> bool:
@@ -160,8 +189,12 @@ class Registry:
         if key is None or key.revoked or (key.expires is not None and key.expires <= now):
             return False
         parts: list[KeyDetails | SubkeyDetails] = [key, *key.subkeys]
-        return any("e" in p.capabilities.lower() and not p.revoked
-                   and (p.expires is None or p.expires > now) for p in parts)  # fmt: skip
+        return any(
+            "e" in p.capabilities.lower()
+            and not p.revoked
+            and (p.expires is None or p.expires > now)
+            for p in parts
+        )
 
     # --- coordinators -------------------------------------------------------------------
 
@@ -190,5 +223,7 @@ def _check_status(status: str) -> None:
 
 
 def _no_team(handle: str) -> RegistryError:
-    return RegistryError(f"no team {handle!r}; add it with `teams add {handle} --name ... "
-                         "--email ...` or see `teams list`")  # fmt: skip
+    return RegistryError(
+        f"no team {handle!r}; add it with `teams add {handle} --name ... "
+        "--email ...` or see `teams list`"
+    )

@@ -77,15 +77,20 @@ def _check_shape(msg: email.message.Message, limits: Limits) -> Refusal | None:
             return Refusal("malformed-mime", f"MIME nesting deeper than {limits.max_mime_depth}")
         if parts > limits.max_mime_parts:
             return Refusal("malformed-mime", f"more than {limits.max_mime_parts} MIME parts")
-        payload = part.get_payload()
-        if isinstance(payload, list):
-            stack.extend((p, depth + 1) for p in payload if isinstance(p, email.message.Message))
+        stack.extend((p, depth + 1) for p in _subparts(part))
     return None
 
 
 def _addresses(msg: email.message.Message, header: str) -> tuple[str, ...]:
     values = [str(v) for v in msg.get_all(header, [])]
     return tuple(addr.lower() for _, addr in getaddresses(values) if addr)
+
+
+def _subparts(msg: email.message.Message) -> list[email.message.Message]:
+    payload = msg.get_payload()
+    if not isinstance(payload, list):
+        return []
+    return [p for p in payload if isinstance(p, email.message.Message)]
 
 
 def _body_bytes(part: email.message.Message) -> bytes:
@@ -124,8 +129,8 @@ def _multipart_signed_halves(entity: bytes) -> tuple[bytes, bytes] | Refusal:
     """
     msg = _parse(entity)
     boundary = msg.get_boundary()
-    parts = msg.get_payload()
-    if not boundary or not isinstance(parts, list) or len(parts) != 2:
+    parts = _subparts(msg)
+    if not boundary or len(parts) != 2:
         return Refusal("malformed-mime", "multipart/signed without exactly two parts")
     if parts[1].get_content_type() != "application/pgp-signature":
         return Refusal("malformed-mime", "multipart/signed whose second part is not a signature")
@@ -181,8 +186,8 @@ class Unwrapper:
         return self._signed(raw, msg, outer_from, encrypted=False)
 
     def _pgp_mime_ciphertext(self, msg: email.message.Message) -> bytes | Refusal:
-        parts = msg.get_payload()
-        if not isinstance(parts, list) or len(parts) != 2:
+        parts = _subparts(msg)
+        if len(parts) != 2:
             return Refusal("malformed-mime", "multipart/encrypted without exactly two parts")
         control, data = parts
         if control.get_content_type() != "application/pgp-encrypted":
@@ -191,8 +196,9 @@ class Unwrapper:
             return Refusal("malformed-mime", "multipart/encrypted data part is not octet-stream")
         return _body_bytes(data)
 
-    def _decrypted(self, ciphertext: bytes, outer_from: tuple[str, ...], *, mime: bool
-                   ) -> Unwrapped | Refusal:  # fmt: skip
+    def _decrypted(
+        self, ciphertext: bytes, outer_from: tuple[str, ...], *, mime: bool
+    ) -> Unwrapped | Refusal:
         result = self.gpg.decrypt(ciphertext)
         if result.output_limited or len(result.data) >= self.limits.max_decrypted_bytes:
             return Refusal("too-large", "decrypted content reached the size cap")
@@ -209,8 +215,9 @@ class Unwrapper:
         refusal = _check_shape(inner, self.limits)
         return refusal or self._signed(result.data, inner, outer_from, encrypted=True)
 
-    def _combined(self, result: CryptoResult, outer_from: tuple[str, ...], *, mime: bool
-                  ) -> Unwrapped | Refusal:  # fmt: skip
+    def _combined(
+        self, result: CryptoResult, outer_from: tuple[str, ...], *, mime: bool
+    ) -> Unwrapped | Refusal:
         if mime:
             entity = _parse(result.data)
             refusal = _check_shape(entity, self.limits)
@@ -224,8 +231,14 @@ class Unwrapper:
             entity = _text_entity(result.data)
         return _result(entity, result.data, result, outer_from, encrypted=True)
 
-    def _signed(self, data: bytes, msg: email.message.Message, outer_from: tuple[str, ...], *,
-                encrypted: bool) -> Unwrapped | Refusal:  # fmt: skip
+    def _signed(
+        self,
+        data: bytes,
+        msg: email.message.Message,
+        outer_from: tuple[str, ...],
+        *,
+        encrypted: bool,
+    ) -> Unwrapped | Refusal:
         ctype = msg.get_content_type()
         if ctype == "multipart/signed":
             halves = _multipart_signed_halves(data)
@@ -240,8 +253,9 @@ class Unwrapper:
             return Refusal("partially-signed", "the signature does not cover the whole content")
         return Refusal("not-signed", "no signature over the content")
 
-    def _inline_signed(self, text: bytes, outer_from: tuple[str, ...], *, encrypted: bool
-                       ) -> Unwrapped | Refusal:  # fmt: skip
+    def _inline_signed(
+        self, text: bytes, outer_from: tuple[str, ...], *, encrypted: bool
+    ) -> Unwrapped | Refusal:
         block = _only_armor(text, ARMOR_SIGNED)
         if isinstance(block, Refusal):
             return block
@@ -250,8 +264,9 @@ class Unwrapper:
                 return Refusal("partially-signed", "OpenPGP block inside unsigned text")
             return Refusal("not-signed", "no signature over the content")
         result = self.gpg.verify_clearsigned(block)
-        return _result(_text_entity(result.data), result.data, result, outer_from,
-                       encrypted=encrypted)  # fmt: skip
+        return _result(
+            _text_entity(result.data), result.data, result, outer_from, encrypted=encrypted
+        )
 
 
 def _text_entity(text: bytes) -> email.message.Message:
@@ -260,8 +275,14 @@ def _text_entity(text: bytes) -> email.message.Message:
     return entity
 
 
-def _result(entity: email.message.Message, signed: bytes, verification: CryptoResult,
-            outer_from: tuple[str, ...], *, encrypted: bool) -> Unwrapped:  # fmt: skip
+def _result(
+    entity: email.message.Message,
+    signed: bytes,
+    verification: CryptoResult,
+    outer_from: tuple[str, ...],
+    *,
+    encrypted: bool,
+) -> Unwrapped:
     has_to = entity.get("To") is not None
     return Unwrapped(
         entity=entity,

@@ -16,6 +16,7 @@ import email.policy
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from email.message import EmailMessage, Message
 from email.mime.application import MIMEApplication
 from email.mime.base import MIMEBase
@@ -40,7 +41,7 @@ class Envelope:
     sender: str
     recipient: str
     subject: str
-    date: object  # datetime; typed loosely to keep format_datetime's overloads happy
+    date: datetime
     message_id: str
     in_reply_to: str | None = None
 
@@ -59,7 +60,7 @@ def _header_fields(env: Envelope) -> list[tuple[str, str]]:
     fields = [
         ("From", env.sender),
         ("To", env.recipient),
-        ("Date", format_datetime(env.date)),  # type: ignore[arg-type]
+        ("Date", format_datetime(env.date)),
         ("Message-ID", env.message_id),
     ]
     if env.in_reply_to:
@@ -78,8 +79,9 @@ def _payload(body: str, attachments: Sequence[Attachment]) -> Message:
     for att in attachments:
         maintype, _, subtype = att.content_type.partition("/")
         part = EmailMessage(policy=STRICT)
-        part.set_content(att.data, maintype=maintype, subtype=subtype,
-                         filename=_clean(att.filename))  # fmt: skip
+        part.set_content(
+            att.data, maintype=maintype, subtype=subtype, filename=_clean(att.filename)
+        )
         mixed.attach(part)
     return mixed
 

@@ -170,15 +170,8 @@ def _read_part(part: _Part, source: str, today: date, taxonomy: Taxonomy, into: 
 
 def _body_bytes(part: _Part, source: str, into: Collector) -> bytes | None:
     """The part's body with its Content-Transfer-Encoding undone; None if it is damaged."""
-    payload = part.entity.get_payload()
-    if isinstance(payload, bytes):
-        data = payload
-    elif isinstance(payload, str):
-        try:  # the parser keeps undecodable bytes as surrogates: get them back
-            data = payload.encode("ascii", "surrogateescape")
-        except UnicodeEncodeError:  # a part built in code from a non-ASCII str
-            data = payload.encode("utf-8", "surrogateescape")
-    else:
+    data = _transmitted(part.entity)
+    if data is None:
         return None
     if part.encoding == "base64":
         return _base64(data, source, into)
@@ -191,6 +184,25 @@ def _body_bytes(part: _Part, source: str, into: Collector) -> bytes | None:
         into.error(source, None, "unknown Content-Transfer-Encoding; use base64 or none")
         return None
     return data
+
+
+def _transmitted(entity: Message) -> bytes | None:
+    """The body as transmitted (still transfer-encoded), byte for byte.
+
+    The parser keeps 8-bit bytes as surrogate escapes in the str payload; `get_payload()`
+    would replace them (decoding with the charset parameter, ASCII if there is none) and
+    `get_payload(decode=True)` decodes base64 leniently. So the stored payload is read as
+    it is, and decoded strictly here.
+    """
+    payload = vars(entity).get("_payload")
+    if isinstance(payload, bytes):
+        return payload
+    if not isinstance(payload, str):
+        return None
+    try:  # a parsed message: ASCII, 8-bit bytes kept as surrogate escapes
+        return payload.encode("ascii", "surrogateescape")
+    except UnicodeEncodeError:  # a part built in code from a non-ASCII str
+        return payload.encode("utf-8", "replace")
 
 
 def _base64(data: bytes, source: str, into: Collector) -> bytes | None:

@@ -38,6 +38,10 @@ _REPORT_MEMBERS = ("report", "period", "team", "values", "counts")
 _COUNT_MEMBERS = ("class", "type", "count")
 
 
+class _Number(str):
+    """A JSON number, kept exactly as written so that validation sees what the team wrote."""
+
+
 @dataclass(frozen=True)
 class _Object:
     """A JSON object with its members in order, duplicates kept so they can be refused."""
@@ -51,11 +55,15 @@ def _object(pairs: list[tuple[str, object]]) -> _Object:
 
 @dataclass
 class _Reader:
+    """Where errors of one report object go; a structural error stops its validation."""
+
     source: str
     into: Collector
     prefix: str = ""
+    failed: bool = False
 
     def fail(self, message: str) -> None:
+        self.failed = True
         self.into.error(self.source, None, self.prefix + message)
 
 
@@ -91,7 +99,11 @@ def _decode(text: str, source: str, into: Collector) -> object:
     """The document with numbers kept as written; None (and an error) if it is not JSON."""
     try:
         document: object = json.loads(
-            text, object_pairs_hook=_object, parse_int=str, parse_float=str, parse_constant=str
+            text,
+            object_pairs_hook=_object,
+            parse_int=_Number,
+            parse_float=_Number,
+            parse_constant=_Number,
         )
     except json.JSONDecodeError as exc:
         into.error(source, exc.lineno, f"this is not valid JSON ({exc.msg})")
@@ -112,25 +124,33 @@ def _read_report(report: _Object, reader: _Reader, today: date, taxonomy: Taxono
         else:
             members[name] = value
     kind = members.get("report")
-    if not isinstance(kind, str):
+    if not _is_text(kind):
         reader.fail('the "report" member (type1 or type2) is missing or not a string')
-        return
-    fields = [*_header(members, reader), *_figures(members, reader)]
+    fields = [*_header(members), *_figures(members, reader)]
+    if reader.failed or not isinstance(kind, str):
+        return  # the structure is wrong: checking the figures would only add noise
     draft = Draft(kind, tuple(fields), reader.source, None, reader.prefix)
     build(draft, today, taxonomy, reader.into)
 
 
-def _header(members: dict[str, object], reader: _Reader) -> list[Field]:
-    fields: list[Field] = []
-    for name in (PERIOD_KEY, TEAM_KEY):
-        if name not in members:
-            continue
-        value = members[name]
-        if isinstance(value, str):
-            fields.append(Field(name, value, None))
-        else:
-            reader.fail(f'the member "{name}" must be a string')
-    return fields
+def _is_text(value: object) -> bool:
+    return isinstance(value, str) and not isinstance(value, _Number)
+
+
+def _shown(value: object) -> str:
+    """A value as validation should see it: numbers and strings as written, others named."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    return "a list" if isinstance(value, list) else "an object"
+
+
+def _header(members: dict[str, object]) -> list[Field]:
+    return [Field(name, _shown(members[name]), None) for name in (PERIOD_KEY, TEAM_KEY)
+            if name in members]  # fmt: skip
 
 
 def _figures(members: dict[str, object], reader: _Reader) -> list[Field]:
@@ -140,7 +160,7 @@ def _figures(members: dict[str, object], reader: _Reader) -> list[Field]:
         if figures is None:
             continue
         if isinstance(figures, _Object):
-            fields.extend(_pair(key, value, reader) for key, value in figures.pairs)
+            fields.extend(_pair(key, value) for key, value in figures.pairs)
         elif isinstance(figures, list) and name == "counts":
             fields.extend(_count_entry(entry, reader) for entry in figures)
         else:
@@ -148,11 +168,8 @@ def _figures(members: dict[str, object], reader: _Reader) -> list[Field]:
     return [item for item in fields if item is not None]
 
 
-def _pair(key: str, value: object, reader: _Reader) -> Field | None:
-    if isinstance(value, str):
-        return Field(key, value, None)
-    reader.fail(f'the value of "{clip(key)}" must be a number')
-    return None
+def _pair(key: str, value: object) -> Field:
+    return Field(key, _shown(value), None)
 
 
 def _count_entry(entry: object, reader: _Reader) -> Field | None:
@@ -165,8 +182,8 @@ def _count_entry(entry: object, reader: _Reader) -> Field | None:
         reader.fail(f'an entry of "counts" may only have {", ".join(_COUNT_MEMBERS)}, each once')
         return None
     cls, typ, count = members.get("class"), members.get("type"), members.get("count")
-    if not isinstance(cls, str) or not (typ is None or isinstance(typ, str)):
+    if not _is_text(cls) or not (typ is None or _is_text(typ)):
         reader.fail('an entry of "counts" needs "class" (and may have "type") as strings')
         return None
-    label = cls if typ is None else f"{cls} / {typ}"
-    return _pair(label, count, reader)
+    label = f"{cls}" if typ is None else f"{cls} / {typ}"
+    return _pair(label, count)

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from support import INTAKE, TeamClient
 
 from gateway.app import App
 from gateway.config import Config, default_config
@@ -18,7 +19,7 @@ from gateway.delivery import MaildirTransport
 from gateway.worker import Worker
 from keys.gpg import GnuPG
 from keys.identity import create_identity
-from support import INTAKE, TeamClient
+
 
 @pytest.fixture
 def config(tmp_path: Path) -> Config:
@@ -38,14 +39,14 @@ def app(config: Config) -> Iterator[App]:
 def make_team(app: App, tmp_path: Path) -> Callable[..., TeamClient]:
     """Register a team with a fresh key; returns its client side."""
 
-    def make(handle: str, *, email: str | None = None, status: str = "accredited",
-             expire: str = "0") -> TeamClient:  # fmt: skip
+    def make(
+        handle: str, *, email: str | None = None, status: str = "accredited", expire: str = "0"
+    ) -> TeamClient:
         address = email or f"cert@{handle}.example"
         team_gpg = GnuPG(tmp_path / f"team-{handle}")
         fpr = team_gpg.generate_key(f"CERT {handle}", address, expire=expire)
         team_gpg.import_keys(app.gpg.export_public(app.identity.fingerprint).encode())
-        app.registry.add_team(handle, name=f"CERT {handle.upper()}", email=address,
-                              status=status)  # fmt: skip
+        app.registry.add_team(handle, name=f"CERT {handle.upper()}", email=address, status=status)
         app.registry.import_keys(handle, team_gpg.export_public(fpr).encode())
         return TeamClient(handle, address, team_gpg, fpr, app.identity.fingerprint)
 

@@ -46,11 +46,23 @@ class TeamClient:
     fingerprint: str
     gateway_fingerprint: str
 
-    def submit(self, report: str = TYPE1, *, form: str = "combined", sender: str | None = None,
-               to: str = INTAKE) -> bytes:  # fmt: skip
-        return compose(self.gpg, report, signer=self.fingerprint,
-                       recipients=[self.gateway_fingerprint], sender=sender or self.email,
-                       to=to, form=form)  # fmt: skip
+    def submit(
+        self,
+        report: str = TYPE1,
+        *,
+        form: str = "combined",
+        sender: str | None = None,
+        to: str = INTAKE,
+    ) -> bytes:
+        return compose(
+            self.gpg,
+            report,
+            signer=self.fingerprint,
+            recipients=[self.gateway_fingerprint],
+            sender=sender or self.email,
+            to=to,
+            form=form,
+        )
 
     def decrypt(self, raw: bytes) -> CryptoResult:
         """Decrypt a mail from the gateway the way the team's mail client would."""
@@ -62,6 +74,8 @@ class TeamClient:
 
 def with_changes(config: Config, **sections: dict[str, Any]) -> Config:
     """A copy of `config` with some keys of some sections replaced."""
-    changes = {name: dataclasses.replace(getattr(config, name), **values)
-               for name, values in sections.items()}  # fmt: skip
+    changes = {
+        name: dataclasses.replace(getattr(config, name), **values)
+        for name, values in sections.items()
+    }
     return dataclasses.replace(config, **changes)

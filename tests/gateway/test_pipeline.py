@@ -10,7 +10,7 @@ import dataclasses
 import email
 import subprocess
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -59,13 +59,16 @@ def reply_text(team: TeamClient, raw: bytes) -> str:
 
 
 @pytest.mark.parametrize("form", ["combined", "signed-then-encrypted", "inline"])
-def test_each_accepted_form_stores_and_sends_a_receipt(app: App, team: TeamClient, form: str
-                                                       ) -> None:  # fmt: skip
+def test_each_accepted_form_stores_and_sends_a_receipt(
+    app: App, team: TeamClient, form: str
+) -> None:
     assert run(app, team.submit(TYPE1 + "\n" + TYPE2, form=form)) == ("accepted", None)
     with open_session(app.engine) as s:
         rows = list_submissions(s)
     assert [(r.team, r.type, r.period, r.revision) for r in rows] == [
-        ("alpha", "type1", "2026-10", 1), ("alpha", "type2", "2026-10", 1)]  # fmt: skip
+        ("alpha", "type1", "2026-10", 1),
+        ("alpha", "type2", "2026-10", 1),
+    ]
     assert str(rows[0].values["hours-spent"]) in ("940.5", "940.50")
     [(kind, recipient, raw)] = replies(app)
     assert (kind, recipient) == ("receipt", team.email)
@@ -75,8 +78,9 @@ def test_each_accepted_form_stores_and_sends_a_receipt(app: App, team: TeamClien
     assert f"submission {rows[0].id}, revision 1" in text
 
 
-def test_receipt_outer_subject_is_neutral_and_from_is_the_gateway(app: App, team: TeamClient
-                                                                  ) -> None:  # fmt: skip
+def test_receipt_outer_subject_is_neutral_and_from_is_the_gateway(
+    app: App, team: TeamClient
+) -> None:
     run(app, team.submit())
     [(_, _, raw)] = replies(app)
     outer = email.message_from_bytes(raw)
@@ -90,7 +94,8 @@ def test_receipt_outer_subject_is_neutral_and_from_is_the_gateway(app: App, team
 
 
 def test_a_correction_is_a_new_revision_that_names_what_it_supersedes(
-        app: App, team: TeamClient) -> None:  # fmt: skip
+    app: App, team: TeamClient
+) -> None:
     run(app, team.submit(TYPE1))
     corrected = TYPE1.replace("Requests: 1204", "Requests: 1300")
     assert run(app, team.submit(corrected)) == ("accepted", None)
@@ -113,8 +118,9 @@ def test_team_line_is_ignored_in_favour_of_the_signing_key(app: App, team: TeamC
 # --- duplicate ------------------------------------------------------------------------
 
 
-def test_the_same_message_again_is_a_duplicate_with_a_short_notice(app: App, team: TeamClient
-                                                                   ) -> None:  # fmt: skip
+def test_the_same_message_again_is_a_duplicate_with_a_short_notice(
+    app: App, team: TeamClient
+) -> None:
     raw = team.submit()
     assert run(app, raw) == ("accepted", None)
     assert run(app, raw) == ("duplicate", None)
@@ -129,7 +135,8 @@ def test_the_same_message_again_is_a_duplicate_with_a_short_notice(app: App, tea
 
 
 def test_an_invalid_report_is_rejected_with_each_problem_and_its_line(
-        app: App, team: TeamClient) -> None:  # fmt: skip
+    app: App, team: TeamClient
+) -> None:
     bad = TYPE1.replace("Requests: 1204", "Requests: -4").replace("Hours-Spent: 940.5\n", "")
     assert run(app, team.submit(bad)) == ("rejected", "invalid-report")
     with open_session(app.engine) as s:
@@ -168,15 +175,17 @@ def test_encrypted_but_unsigned_is_not_signed(app: App, team: TeamClient) -> Non
 
 
 def test_tampered_signed_part_is_a_bad_signature(app: App, team: TeamClient) -> None:
-    entity = multipart_signed(team.gpg, b"Content-Type: text/plain\r\n\r\n" + TYPE1.encode(),
-                              team.fingerprint).replace(b"Requests: 1204", b"Requests: 9999")  # fmt: skip
+    entity = multipart_signed(
+        team.gpg, b"Content-Type: text/plain\r\n\r\n" + TYPE1.encode(), team.fingerprint
+    ).replace(b"Requests: 1204", b"Requests: 9999")
     armored = team.gpg.encrypt(entity, [team.gateway_fingerprint])
     raw = encrypted_envelope([("From", team.email), ("To", INTAKE)], armored)
     quarantined(app, raw, "bad-signature")
 
 
-def test_signer_missing_from_the_keyring_is_an_unknown_key(app: App, tmp_path: Path,
-                                                           team: TeamClient) -> None:  # fmt: skip
+def test_signer_missing_from_the_keyring_is_an_unknown_key(
+    app: App, tmp_path: Path, team: TeamClient
+) -> None:
     stranger = GnuPG(tmp_path / "stranger")
     fpr = stranger.generate_key("Stranger", "cert@alpha.example")
     stranger.import_keys(app.gpg.export_public(app.identity.fingerprint).encode())
@@ -185,13 +194,13 @@ def test_signer_missing_from_the_keyring_is_an_unknown_key(app: App, tmp_path: P
 
 
 def test_key_in_the_keyring_but_bound_to_no_team_is_an_unknown_key(
-        app: App, tmp_path: Path, team: TeamClient) -> None:  # fmt: skip
+    app: App, tmp_path: Path, team: TeamClient
+) -> None:
     other = GnuPG(tmp_path / "other")
     fpr = other.generate_key("Other", "cert@alpha.example")
     other.import_keys(app.gpg.export_public(app.identity.fingerprint).encode())
     app.gpg.import_keys(other.export_public(fpr).encode())  # in the keyring, not the registry
-    quarantined(app, dataclasses.replace(team, gpg=other, fingerprint=fpr).submit(),
-                "unknown-key")  # fmt: skip
+    quarantined(app, dataclasses.replace(team, gpg=other, fingerprint=fpr).submit(), "unknown-key")
 
 
 def test_revoked_key(app: App, team: TeamClient) -> None:
@@ -201,19 +210,32 @@ def test_revoked_key(app: App, team: TeamClient) -> None:
 
 def _faked(home: Path, when: datetime, *args: str) -> None:
     stamp = when.strftime("%Y%m%dT%H%M%S!")
-    subprocess.run(["gpg", "--homedir", str(home), "--batch", "--faked-system-time", stamp,
-                    *args], check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        ["gpg", "--homedir", str(home), "--batch", "--faked-system-time", stamp, *args],
+        check=True,
+        capture_output=True,
+    )
 
 
 def _expired_submission(app: App, tmp_path: Path, sign_after: timedelta) -> bytes:
     """A submission signed at +sign_after by a key made 10 days ago that expired a day later."""
     home = tmp_path / "expiring"
-    born = datetime.now(timezone.utc) - timedelta(days=10)
+    born = datetime.now(UTC) - timedelta(days=10)
     GnuPG(home)  # create the home with the right permissions
-    _faked(home, born, "--passphrase", "", "--quick-gen-key", "Exp <cert@exp.example>",
-           "ed25519", "sign", "0")  # fmt: skip
-    signer = GnuPG(home, extra_options=["--faked-system-time",
-                                        (born + sign_after).strftime("%Y%m%dT%H%M%S!")])  # fmt: skip
+    _faked(
+        home,
+        born,
+        "--passphrase",
+        "",
+        "--quick-gen-key",
+        "Exp <cert@exp.example>",
+        "ed25519",
+        "sign",
+        "0",
+    )
+    signer = GnuPG(
+        home, extra_options=["--faked-system-time", (born + sign_after).strftime("%Y%m%dT%H%M%S!")]
+    )
     fpr = _first_fingerprint(home)
     app.registry.add_team("exp", name="Exp", email="cert@exp.example")
     # Signed in the past (faked time); encrypted today, to a gateway key made today.
@@ -229,8 +251,12 @@ def _expired_submission(app: App, tmp_path: Path, sign_after: timedelta) -> byte
 
 
 def _first_fingerprint(home: Path) -> str:
-    out = subprocess.run(["gpg", "--homedir", str(home), "--with-colons", "-k"],
-                         check=True, capture_output=True, text=True).stdout  # fmt: skip
+    out = subprocess.run(
+        ["gpg", "--homedir", str(home), "--with-colons", "-k"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     return next(line.split(":")[9] for line in out.splitlines() if line.startswith("fpr"))
 
 
@@ -238,8 +264,7 @@ def test_key_expired_at_signing_time(app: App, tmp_path: Path) -> None:
     quarantined(app, _expired_submission(app, tmp_path, timedelta(days=2)), "key-expired")
 
 
-def test_key_expired_since_but_valid_when_it_signed_is_accepted(app: App, tmp_path: Path
-                                                                ) -> None:  # fmt: skip
+def test_key_expired_since_but_valid_when_it_signed_is_accepted(app: App, tmp_path: Path) -> None:
     assert run(app, _expired_submission(app, tmp_path, timedelta(hours=2))) == ("accepted", None)
     assert replies(app) == []  # nothing left to encrypt a receipt to; the admin is told
     with open_session(app.engine) as s:
@@ -248,14 +273,15 @@ def test_key_expired_since_but_valid_when_it_signed_is_accepted(app: App, tmp_pa
 
 
 @pytest.mark.parametrize("status", ["listed", "suspended"])
-def test_team_whose_status_may_not_submit(app: App, make_team: Callable[..., TeamClient],
-                                          status: str) -> None:  # fmt: skip
+def test_team_whose_status_may_not_submit(
+    app: App, make_team: Callable[..., TeamClient], status: str
+) -> None:
     quarantined(app, make_team("lima", status=status).submit(), "team-not-allowed")
 
 
 def test_signature_outside_the_freshness_window_is_stale(app: App, team: TeamClient) -> None:
     raw = team.submit()
-    app.clock = lambda: datetime.now(timezone.utc) + timedelta(days=31)
+    app.clock = lambda: datetime.now(UTC) + timedelta(days=31)
     quarantined(app, raw, "stale-signature")
 
 
@@ -269,8 +295,9 @@ def test_sender_binding_off_accepts_any_from(app: App, team: TeamClient) -> None
     assert run(app, team.submit(sender="someone@elsewhere.example")) == ("accepted", None)
 
 
-def test_protected_to_naming_another_clearinghouse_is_wrong_recipient(app: App,
-                                                                      team: TeamClient) -> None:  # fmt: skip
+def test_protected_to_naming_another_clearinghouse_is_wrong_recipient(
+    app: App, team: TeamClient
+) -> None:
     quarantined(app, team.submit(to="stats@other-clearinghouse.example"), "wrong-recipient")
 
 
@@ -285,18 +312,22 @@ def test_multipart_encrypted_with_three_parts_is_malformed(app: App, team: TeamC
     quarantined(app, msg.as_bytes(), "malformed-mime")
 
 
-def test_unsigned_text_around_the_ciphertext_is_partially_signed(app: App, team: TeamClient
-                                                                 ) -> None:  # fmt: skip
+def test_unsigned_text_around_the_ciphertext_is_partially_signed(
+    app: App, team: TeamClient
+) -> None:
     raw = team.submit(form="inline")
     head, _, body = raw.partition(b"\r\n\r\n")
-    quarantined(app, head + b"\r\n\r\nPlease also note: Requests: 5\r\n\r\n" + body,
-                "partially-signed")  # fmt: skip
+    quarantined(
+        app, head + b"\r\n\r\nPlease also note: Requests: 5\r\n\r\n" + body, "partially-signed"
+    )
 
 
 def test_nested_signature_inside_a_signed_message_is_multiple_signatures(
-        app: App, team: TeamClient) -> None:  # fmt: skip
-    inner = multipart_signed(team.gpg, b"Content-Type: text/plain\r\n\r\n" + TYPE1.encode(),
-                             team.fingerprint)  # fmt: skip
+    app: App, team: TeamClient
+) -> None:
+    inner = multipart_signed(
+        team.gpg, b"Content-Type: text/plain\r\n\r\n" + TYPE1.encode(), team.fingerprint
+    )
     armored = team.gpg.sign_encrypt(inner, [team.gateway_fingerprint], team.fingerprint)
     raw = encrypted_envelope([("From", team.email), ("To", INTAKE)], armored)
     quarantined(app, raw, "multiple-signatures")
@@ -314,12 +345,15 @@ def test_decompressed_content_over_the_cap_is_too_large(app: App, team: TeamClie
     quarantined(app, team.submit(TYPE1 + "#" * 400_000 + "\n"), "too-large")
 
 
-def test_reply_to_unauthenticated_notifies_only_the_registered_team(app: App, team: TeamClient
-                                                                    ) -> None:  # fmt: skip
+def test_reply_to_unauthenticated_notifies_only_the_registered_team(
+    app: App, team: TeamClient
+) -> None:
     app.config = with_changes(app.config, policy={"reply_to_unauthenticated": True})
     app.__dict__.pop("policy", None)
     assert run(app, team.submit(sender="mallory@evil.example")) == (
-        "quarantined", "sender-mismatch")  # fmt: skip
+        "quarantined",
+        "sender-mismatch",
+    )
     [(kind, recipient, raw)] = replies(app)
     assert (kind, recipient) == ("quarantine", team.email)
     text = reply_text(team, raw)
