@@ -8,6 +8,7 @@ from the project's exception tree print one line and exit with their exit code.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,13 @@ def cli(ctx: click.Context, config_path: Path | None, verbose: bool) -> None:
     except ClearinghouseError as exc:
         click.echo(f"error: {exc}", err=True)
         ctx.exit(75 if ctx.invoked_subcommand == "ingest" else exc.exit_code)
+    ctx.call_on_close(lambda: _dispose(ctx.obj))
+
+
+def _dispose(app: App) -> None:
+    """Close the database connections the command opened (if it opened any)."""
+    if "engine" in app.__dict__:  # a cached_property that was used
+        app.engine.dispose()
 
 
 @cli.command()
@@ -311,7 +319,11 @@ def serve(app: App, listen: str | None) -> None:
     from gateway.config import split_host_port
     from gateway.service import serve as run_service
 
-    host, port = split_host_port(listen) if listen else (app.config.smtp.host, app.config.smtp.port)
+    try:
+        host, port = split_host_port(listen) if listen else (app.config.smtp.host,
+                                                             app.config.smtp.port)  # fmt: skip
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--smtp'") from None
     run_service(app, host, port)
 
 
@@ -372,10 +384,35 @@ def messages_reprocess(app: App, message_id: int | None, quarantined: bool) -> N
 
     if (message_id is None) == (not quarantined):
         raise click.UsageError("give a message ID or --quarantined (not both)")
+    if message_id is not None:
+        _check_reprocessable(app, message_id)
     for mid, outcome in reprocess(app, message_id):
         click.echo(
             f"message {mid}: {outcome.state}{f' ({outcome.reason})' if outcome.reason else ''}"
         )
+
+
+def _check_reprocessable(app: App, message_id: int) -> None:
+    """Only a finished, unsuccessful message may run again: an accepted one would store
+    its reports once more as the newest revision, over any later correction."""
+    from store.db import open_session
+    from store.spool import get_message
+
+    with open_session(app.engine) as s:
+        message = get_message(s, message_id)
+    if message is None:
+        raise ClearinghouseError(f"no message {message_id}; see `messages list`")
+    if message.state not in ("quarantined", "rejected"):
+        raise ClearinghouseError(
+            f"message {message_id} is {message.state}; only quarantined or rejected "
+            "messages can be reprocessed"
+        )
+
+
+def _check_period(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not re.fullmatch(r"[0-9]{4}-(0[1-9]|1[0-2])", value):
+        raise click.BadParameter(f"expected a month as YYYY-MM, found {value!r}")
+    return value
 
 
 @cli.group()
@@ -385,7 +422,7 @@ def submissions() -> None:
 
 @submissions.command("list")
 @click.option("--team", default=None)
-@click.option("--period", default=None, metavar="YYYY-MM")
+@click.option("--period", default=None, metavar="YYYY-MM", callback=_check_period)
 @click.option("--type", "type_", default=None, type=click.Choice(["type1", "type2"]))
 @_json_option
 @pass_app

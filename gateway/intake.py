@@ -21,16 +21,18 @@ STATUS_HEADER = re.compile(rb"^x-clearinghouse-[^:]*:", re.I)
 
 def strip_status_headers(raw: bytes) -> bytes:
     """Remove `X-Clearinghouse-*` fields (with their continuation lines) from the header."""
-    head, sep, body = raw.partition(b"\r\n\r\n")
-    newline = b"\r\n"
-    if not sep:
-        head, sep, body = raw.partition(b"\n\n")
-        newline = b"\n"
-    if b"x-clearinghouse-" not in head.lower():
+    if b"x-clearinghouse-" not in raw.lower():
         return raw
+    # Line by line with each line's own ending, because the email parser that reads the
+    # message later ends a line at CRLF, LF or CR alike: splitting at one kind only would
+    # let a mixed-ending header hide a status field (or end the header in the body).
+    lines = raw.splitlines(keepends=True)
     kept: list[bytes] = []
     dropping = False
-    for line in head.split(newline):
+    for index, line in enumerate(lines):
+        if not line.rstrip(b"\r\n"):  # the blank line: the body follows untouched
+            kept.extend(lines[index:])
+            break
         if line[:1] in (b" ", b"\t"):
             if not dropping:
                 kept.append(line)
@@ -38,7 +40,7 @@ def strip_status_headers(raw: bytes) -> bytes:
         dropping = bool(STATUS_HEADER.match(line))
         if not dropping:
             kept.append(line)
-    return newline.join(kept) + sep + body
+    return b"".join(kept)
 
 
 def accept(

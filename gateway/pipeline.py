@@ -170,7 +170,7 @@ def _rejected(
     _reply(
         app, s, message, team, "rejection", SUBJECTS["rejection"], render("rejection", **context)
     )
-    reason = "parse-error" if not parsed.reports and not parsed.errors else "invalid-report"
+    reason = "parse-error" if parsed.nothing_found else "invalid-report"
     return _finish(s, message, "rejected", reason, verdict=verdict, detail="; ".join(errors)[:2000])
 
 

@@ -66,8 +66,16 @@ class IntakeHandler:
             log.exception("could not spool a message from %s", session.peer)
             return "451 4.3.0 Temporary failure, please try again later"
         if self.on_stored:
-            self.on_stored(message_id)
+            try:
+                self.on_stored(message_id)
+            except Exception:  # stored is stored: a 4xx/5xx now would bring a resend
+                log.exception("message %s stored, but waking the worker failed", message_id)
         return f"250 2.0.0 Queued as {message_id}"
+
+    async def handle_exception(self, error: Exception) -> str:
+        # Replaces aiosmtpd's default reply, which tells the client the exception text.
+        log.error("SMTP session error", exc_info=error)
+        return "451 4.3.0 Temporary failure, please try again later"
 
 
 def _tls_context(app: App) -> ssl.SSLContext | None:

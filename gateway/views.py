@@ -51,11 +51,19 @@ def emit(rows: Row | Sequence[Row], as_json: bool, columns: Sequence[str] = ()) 
     if not data:
         click.echo("(none)")
         return
-    cells = [[("" if r.get(c) is None else str(r.get(c))) for c in columns] for r in data]
+    cells = [[_cell(r.get(c)) for c in columns] for r in data]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    click.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)))
+    click.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
     for row in cells:
         click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):  # e.g. a key's user IDs: not Python's repr of a list
+        return "; ".join(str(v) for v in value)
+    return str(value)
 
 
 def message_row(s: Session, m: Message, *, detailed: bool = False) -> Row:

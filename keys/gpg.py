@@ -12,6 +12,7 @@ bytes it may output (compression bombs). Recipients are named by fingerprint onl
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -167,14 +168,20 @@ def parse_status(returncode: int, stderr: str, data: bytes) -> CryptoResult:
     sigs = _SignatureCollector()
     seen: set[str] = set()
     problems: list[str] = []
-    plaintexts = 0
+    plaintexts = layers = 0
     for keyword, args in _status_lines(stderr):
         seen.add(keyword)
         sigs.feed(keyword, args)
         if keyword == "PLAINTEXT":
             plaintexts += 1
+        if keyword == "BEGIN_DECRYPTION":
+            layers += 1
         if keyword in _PROBLEM_KEYWORDS:
             problems.append(keyword + (" " + " ".join(args) if args else ""))
+    if layers > 1:
+        # gpg decrypts encrypted packets nested inside encrypted packets on its own; only
+        # one layer may be removed (SPEC step 2), so the whole result is refused.
+        problems.append(f"NESTED_ENCRYPTION {layers}")
     decrypted = (
         "DECRYPTION_OKAY" in seen and "END_DECRYPTION" in seen and "DECRYPTION_FAILED" not in seen
     )
@@ -268,8 +275,13 @@ class GnuPG:
         return parse_status(result.returncode or 0, result.stderr or "", b"")
 
     def verify_clearsigned(self, data: bytes) -> CryptoResult:
-        """Verify an inline (cleartext-signed) message and return the signed text."""
-        result = self._gpg.decrypt(data)  # gpg's default action outputs the signed text
+        """Verify an inline (cleartext-signed) message and return the signed text.
+
+        Run as `--verify --output -`, not `--decrypt`: the armor after "BEGIN PGP
+        SIGNATURE" may hold any packets, and only in verify mode does gpg refuse encrypted
+        ones (UNEXPECTED) instead of decrypting them with the gateway's key.
+        """
+        result = self._gpg.verify_file(io.BytesIO(data), extra_args=["--output", "-"])
         return parse_status(result.returncode or 0, result.stderr or "", result.data or b"")
 
     # --- sign and encrypt ---------------------------------------------------------------

@@ -15,7 +15,10 @@ Which parts are read, by Content-Type:
 - everything else is ignored, and `application/pgp-encrypted`, `application/pgp-signature`,
   `application/pgp-keys`, `message/rfc822` and `multipart/encrypted` are never opened:
   what they hold is not the team's signed report.
-If no part yields a report or an error, the outcome is one "no report found" error.
+If no part yields a report or an error, the outcome is one "no report found" error. The
+legacy display block of RFC 9788 header protection (a `text/plain` part marked
+`hp-legacy-display="1"` starts with copies of Subject/From/To lines) is not report text
+and is skipped.
 
 A part's `source` is "body" for the first unnamed part ("body part 2", ... after it), else
 its filename reduced to printable ASCII, at most 60 characters.
@@ -73,6 +76,7 @@ class _Part:
     filename: str | None
     charset: str | None
     encoding: str
+    legacy_display: bool = False  # RFC 9788: leading header lines shown for old clients
 
 
 def parse_signed_content(entity: Message, today: date, taxonomy: Taxonomy) -> ParseOutcome:
@@ -88,6 +92,7 @@ def parse_signed_content(entity: Message, today: date, taxonomy: Taxonomy) -> Pa
         _read_part(part, source, today, taxonomy, into)
     if not into.reports and not into.errors:
         into.error("message", None, NO_REPORT)
+        into.nothing_found = True
     return into.outcome()
 
 
@@ -100,8 +105,12 @@ def _parts(root: Message, into: Collector) -> list[_Part]:
         entity, depth = stack.pop()
         seen += 1
         if seen > MAX_PARTS or depth > MAX_DEPTH:
-            limit = f"more than {MAX_PARTS} parts" if seen > MAX_PARTS else "nested too deeply"
-            into.error("message", None, f"the message has {limit}; it was not read")
+            limit = (
+                f"has more than {MAX_PARTS} parts"
+                if seen > MAX_PARTS
+                else f"is nested more than {MAX_DEPTH} levels deep"
+            )
+            into.error("message", None, f"the message {limit}; it was not read")
             return []
         try:
             ctype = entity.get_content_type()
@@ -126,11 +135,12 @@ def _describe(entity: Message, ctype: str, into: Collector) -> _Part | None:
         filename = entity.get_filename()
         charset = entity.get_content_charset()
         encoding = str(entity.get("Content-Transfer-Encoding", "7bit")).strip().lower()
+        legacy = str(entity.get_param("hp-legacy-display", "0")).strip() == "1"
     except _HEADER_FAILURES:
         into.error("message", None, "a part of the message has unreadable headers")
         return None
     fmt = _format(ctype, filename)
-    return None if fmt is None else _Part(entity, fmt, filename, charset, encoding)
+    return None if fmt is None else _Part(entity, fmt, filename, charset, encoding, legacy)
 
 
 def _format(ctype: str, filename: str | None) -> str | None:
@@ -160,6 +170,8 @@ def _read_part(part: _Part, source: str, today: date, taxonomy: Taxonomy, into: 
         into.error(source, None, f"larger than {MAX_INPUT_BYTES // 1024} KiB; not read")
         return
     text = _decode_charset(raw, part.charset)
+    if part.legacy_display and part.fmt == "text":
+        text = _blank_legacy_display(text)
     if part.fmt == "csv":
         read_csv(text, source, today, taxonomy, into)
     elif part.fmt == "json":
@@ -203,6 +215,19 @@ def _transmitted(entity: Message) -> bytes | None:
         return payload.encode("ascii", "surrogateescape")
     except UnicodeEncodeError:  # a part built in code from a non-ASCII str
         return payload.encode("utf-8", "replace")
+
+
+def _blank_legacy_display(text: str) -> str:
+    """Blank the RFC 9788 legacy display block (header lines up to the first empty line).
+
+    The lines are blanked, not removed, so line numbers still match what the team sees.
+    """
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    for index, line in enumerate(lines):
+        if not line.strip():
+            break
+        lines[index] = ""
+    return "\n".join(lines)
 
 
 def _base64(data: bytes, source: str, into: Collector) -> bytes | None:

@@ -68,6 +68,9 @@ class ParseOutcome:
 
     reports: tuple[Report, ...] = ()
     errors: tuple[ReportError, ...] = ()
+    # Added: the content held no report at all (reason `parse-error`); `errors` then holds
+    # the one "no report found" error. False for reports with errors (`invalid-report`).
+    nothing_found: bool = False
 
     @property
     def ok(self) -> bool:

@@ -31,6 +31,10 @@ from parsers.validate import (
 )
 
 SIGNATURE_SEPARATOR = "-- "
+STRAY_TEXT = (
+    'text before the first "Report:" line; start each report with "Report: type1" or'
+    ' "Report: type2", and begin notes with #'
+)
 
 
 @dataclass
@@ -59,13 +63,7 @@ def read_text(text: str, source: str, today: date, taxonomy: Taxonomy, into: Col
         return
     stray, blocks = _blocks(_lines(text))
     if stray is not None:
-        into.error(
-            source,
-            stray,
-            'text before the first "Report:" line; start each report'
-            ' with "Report: type1" or "Report: type2" and begin notes'
-            " with #",
-        )
+        into.error(source, stray, STRAY_TEXT)
     for block in blocks:
         if block.size > MAX_REPORT_LINES:
             into.error(

@@ -87,6 +87,7 @@ class Collector:
     errors: list[ReportError] = field(default_factory=list)
     reports: list[Report] = field(default_factory=list)
     overflow: bool = False
+    nothing_found: bool = False
     _first: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def error(self, source: str, line: int | None, message: str) -> None:
@@ -124,7 +125,7 @@ class Collector:
                 )
             )
         if errors:
-            return ParseOutcome(errors=tuple(errors))
+            return ParseOutcome(errors=tuple(errors), nothing_found=self.nothing_found)
         return ParseOutcome(reports=tuple(self.reports))
 
 

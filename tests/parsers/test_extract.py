@@ -145,10 +145,25 @@ def test_signed_multipart_reads_the_report_not_the_signature() -> None:
     assert sources(parse(signed)) == ["body"]
 
 
+def test_header_protection_legacy_display_is_skipped() -> None:
+    text = "Subject: Monthly statistics\r\nTo: stats@clearinghouse.example\r\n\r\n" + TYPE2
+    part = MIMEText(text.replace("Other: 1", "Other: x"), "plain", "utf-8")
+    part.set_param("hp-legacy-display", "1")
+    assert [(e.line, e.message) for e in parse(part).errors] == [
+        (7, '"Other" must be a whole number, not "x"')
+    ]
+    unmarked = MIMEText(text, "plain", "utf-8")
+    assert parse(unmarked).errors[0].message.startswith('text before the first "Report:" line')
+
+
 def test_nothing_found_is_one_error() -> None:
     note = MIMEText("Thanks!\n", "plain", "utf-8")
-    assert parse(mixed(note)).errors == (ReportError("message", None, NO_REPORT),)
+    outcome = parse(mixed(note))
+    assert outcome.errors == (ReportError("message", None, NO_REPORT),)
+    assert outcome.nothing_found
     assert parse(mixed()).errors == (ReportError("message", None, NO_REPORT),)
+    assert not parse(MIMEText(TYPE2, "plain", "utf-8")).nothing_found
+    assert not parse(MIMEText(TYPE2 + "x", "plain", "utf-8")).nothing_found
 
 
 def test_unnamed_parts_and_errors_in_part_order() -> None:
@@ -264,7 +279,9 @@ def test_too_deep() -> None:
 
     assert parse(nest(10)).ok
     assert parse(nest(11)).errors == (
-        ReportError("message", None, "the message has nested too deeply; it was not read"),
+        ReportError(
+            "message", None, "the message is nested more than 10 levels deep; it was not read"
+        ),
     )
 
 
@@ -276,7 +293,7 @@ def test_too_deep() -> None:
         "Content-Type: application/octet-stream\nContent-Disposition: attachment;"
         " filename*=x-unknown''%FF%FE.csv\n",
         "Content-Type: ;;;\n",
-        "Content-Type: text/plain; charset=\"\n",
+        'Content-Type: text/plain; charset="\n',
         "Content-Disposition: attachment; filename*0*=utf-8''a; filename*1=b.json\n",
     ],
 )

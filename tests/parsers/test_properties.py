@@ -83,9 +83,9 @@ HEADERS = [
     b"Report: type2", b"Period: 2026-10", b"Other: 1", b"=ZZ", b"UmVwb3J0", b"\xff\xfe",
 ]  # fmt: skip
 
-mime_like = st.lists(
-    st.one_of(st.sampled_from(HEADERS), st.binary(max_size=40)), max_size=40
-).map(b"\n".join)
+mime_like = st.lists(st.one_of(st.sampled_from(HEADERS), st.binary(max_size=40)), max_size=40).map(
+    b"\n".join
+)
 any_bytes = st.one_of(st.binary(max_size=3000), mime_like)
 
 

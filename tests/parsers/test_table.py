@@ -96,10 +96,8 @@ def test_errors_with_row_numbers(old: str, new: str, expected: tuple[int, str]) 
 
 def test_period_errors_point_at_first_row() -> None:
     text = CSV.replace("type2,2026-10", "type2,2027-01")
-    assert errors(text) == [
-        (9, "the period 2027-01 is in the future; reports can be sent for the current month"
-            " or earlier months"),
-    ]  # fmt: skip
+    expected = "the period 2027-01 is in the future; reports can be sent for the current month"
+    assert errors(text) == [(9, expected + " or earlier months")]
 
 
 def test_header_is_required() -> None:
@@ -109,7 +107,9 @@ def test_header_is_required() -> None:
 
 
 def test_empty_file() -> None:
-    assert errors("") == [(None, 'the CSV file holds no report; see the header "report,period,key,value"')]
+    assert errors("") == [
+        (None, 'the CSV file holds no report; see the header "report,period,key,value"')
+    ]
     assert errors("report,period,key,value\n")[0][1].startswith("the CSV file holds no report")
 
 
@@ -120,9 +120,10 @@ def test_unclosed_quote() -> None:
 
 def test_multiline_quoted_field_keeps_row_numbers() -> None:
     text = CSV.replace("Other,1", '"Other\n",1') + "type2,2026-10,Nope,1\n"
-    assert errors(text) == [(13, 'unknown incident class "Nope"; the classes are Abusive Content,'
-                                 " Malicious Code, Information Gathering, Intrusion Attempts,"
-                                 " Intrusions, Availability, Information Security, Fraud, Other")]  # fmt: skip
+    ((line, message),) = errors(text)
+    assert line == 13
+    assert message.startswith('unknown incident class "Nope"; the classes are Abusive Content,')
+    assert message.endswith(", Information Security, Fraud, Other")
 
 
 def test_too_large() -> None:

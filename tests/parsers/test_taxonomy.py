@@ -180,7 +180,8 @@ name = "Vulnerable Systems"
     # an eCSIRT name wins over the RSIT class of the same spelling
     assert taxonomy.resolve("vulnerable", None) == ("vulnerable", None)
     assert taxonomy.resolve("Vulnerable", "Weak crypto") == ("other", None)
-    assert isinstance(TAXONOMY, Taxonomy) and TAXONOMY.resolve("Vulnerable", None) == ("other", None)
+    assert isinstance(TAXONOMY, Taxonomy)
+    assert TAXONOMY.resolve("Vulnerable", None) == ("other", None)
 
 
 @pytest.mark.parametrize(
@@ -190,7 +191,7 @@ name = "Vulnerable Systems"
         '[[klass]]\nslug = "x"\nname = "X"\n',
         '[[class]]\nslug = "Bad Slug"\nname = "X"\n',
         '[[class]]\nslug = "x"\nname = ""\n',
-        '[[class]]\nslug = "fraud"\nname = "Fraud"\n[[class.type]]\nslug = "copyright"\nname = "C"\n',
+        '[[class]]\nslug = "fraud"\nname = "F"\n[[class.type]]\nslug = "copyright"\nname = "C"\n',
         '[[class]]\nslug = "x"\nname = "Fraud"\n',
         '[[rsit_class]]\nslug = "x"\nname = "X"\nmaps_to = "nowhere"\n',
         '[[rsit_class]]\nslug = "x"\nname = "X"\n',

@@ -156,7 +156,10 @@ def test_missing_period_points_at_report_line() -> None:
 
 
 def test_duplicated_period() -> None:
-    assert only_error(TYPE2 + "Period: 2026-09\n") == (8, '"period" is given twice (first on line 2)')
+    assert only_error(TYPE2 + "Period: 2026-09\n") == (
+        8,
+        '"period" is given twice (first on line 2)',
+    )
 
 
 @pytest.mark.parametrize("index", range(len(TYPE1_FIELDS)))
@@ -292,7 +295,10 @@ def test_type2_without_counts() -> None:
 
 
 def test_line_that_is_not_key_value() -> None:
-    assert only_error(TYPE2 + "Spam 12\n") == (8, 'this line is not of the form "Key: value": "Spam 12"')
+    assert only_error(TYPE2 + "Spam 12\n") == (
+        8,
+        'this line is not of the form "Key: value": "Spam 12"',
+    )
     assert only_error(TYPE2 + ": 12\n")[0] == 8
 
 
@@ -329,7 +335,9 @@ def test_one_bad_report_rejects_all() -> None:
     outcome = parse(TYPE1 + TYPE2.replace("Virus: 12", "Virus: -12"))
     assert outcome.reports == ()
     assert not outcome.ok
-    assert outcome.errors == (ReportError("body", 15, '"Malicious Code / Virus" must not be negative'),)
+    assert outcome.errors == (
+        ReportError("body", 15, '"Malicious Code / Virus" must not be negative'),
+    )
 
 
 def test_messages_quote_at_most_echo_characters() -> None:
@@ -345,14 +353,19 @@ def test_error_list_is_capped() -> None:
     text = TYPE2 + "no colon here\n" * (MAX_ERRORS + 50)
     found = errors(text)
     assert len(found) == MAX_ERRORS + 1
-    assert found[-1] == (None, f"more than {MAX_ERRORS} problems; only the first {MAX_ERRORS} are listed")
+    assert found[-1] == (
+        None,
+        f"more than {MAX_ERRORS} problems; only the first {MAX_ERRORS} are listed",
+    )
 
 
 def test_text_over_one_mebibyte_is_one_error() -> None:
     text = TYPE2 + "# padding\n" * 110_000
     assert len(text) > 1024 * 1024
     assert errors(text) == [(None, "the text is larger than 1024 KiB and was not read")]
-    assert errors(TYPE2 + "é" * 600_000) == [(None, "the text is larger than 1024 KiB and was not read")]
+    assert errors(TYPE2 + "é" * 600_000) == [
+        (None, "the text is larger than 1024 KiB and was not read")
+    ]
 
 
 def test_report_over_ten_thousand_lines_is_one_error() -> None:

@@ -1,0 +1,265 @@
+"""The worker and the outbox under failure: crashes, repeats, poison messages, relays down.
+
+Nothing sleeps: an expired lease is made by moving `lease_until` into the past in the
+database, which is what the passing of time would do.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+from sqlmodel import col
+from support import TYPE1, TeamClient
+
+from gateway.app import App
+from gateway.delivery import MaildirTransport
+from gateway.errors import DeliveryError
+from gateway.intake import accept
+from gateway.pipeline import Outcome, process_message
+from gateway.service import reprocess
+from gateway.worker import MAX_ATTEMPTS, Worker
+from store import outbox, spool
+from store.db import open_session, transaction
+from store.models import Message, OutboxEntry, utcnow
+from store.submissions import list_submissions
+
+NOT_ENCRYPTED = b"From: someone@example.org\r\nSubject: hi\r\n\r\nplain text\r\n"
+
+
+def expire_leases(app: App) -> None:
+    """What waiting LEASE_SECONDS would do."""
+    past = utcnow() - timedelta(seconds=1)
+    with transaction(app.engine) as s:
+        s.exec(
+            update(Message).where(col(Message.lease_until).is_not(None)).values(lease_until=past)
+        )
+        s.exec(
+            update(OutboxEntry)
+            .where(col(OutboxEntry.lease_until).is_not(None))
+            .values(lease_until=past)
+        )
+
+
+def message(app: App, message_id: int) -> Message:
+    with open_session(app.engine) as s:
+        found = spool.get_message(s, message_id)
+        assert found is not None
+        return found
+
+
+def revisions(app: App) -> list[tuple[str, str, int, int]]:
+    with open_session(app.engine) as s:
+        return [(r.team, r.type, r.revision, r.message_id) for r in list_submissions(s)]
+
+
+def entries(app: App) -> list[OutboxEntry]:
+    with open_session(app.engine) as s:
+        return outbox.list_outbox(s)
+
+
+def maildir_files(app: App) -> list[Path]:
+    return sorted(p for p in app.config.outbound.maildir.rglob("*") if p.is_file())
+
+
+# --- the same message twice ----------------------------------------------------------------
+
+# gateway/pipeline.py (not ours to change) processes a message that is already done as if
+# it were new: `_accepted` calls `store_report` again, so a second revision supersedes the
+# first from the very same message (the receipt alone is saved by the outbox dedupe key),
+# and `process_message` never hands the lease owner to `finish_message`. Strict, so the
+# marker has to go once the pipeline is fixed.
+SECOND_REVISION_BUG = pytest.mark.xfail(
+    strict=True, reason="pipeline stores a second revision when a message is processed again"
+)
+
+
+@SECOND_REVISION_BUG
+def test_processing_a_message_again_after_a_lost_lease_stores_and_sends_nothing_new(
+    app: App, team: TeamClient, worker: Worker
+) -> None:
+    # Worker A's lease ran out while it worked; worker B claimed the message as well.
+    message_id, _ = accept(app.engine, team.submit(TYPE1), "ingest")
+    assert process_message(app, message_id).state == "accepted"
+    again = process_message(app, message_id)
+    assert again.state in ("accepted", "duplicate")
+    assert revisions(app) == [("alpha", "type1", 1, message_id)]
+    assert [(e.kind, e.dedupe_key) for e in entries(app)] == [("receipt", f"receipt:{message_id}")]
+
+
+@SECOND_REVISION_BUG
+def test_requeue_then_process_stores_no_second_revision_and_no_second_receipt(
+    app: App, team: TeamClient, worker: Worker
+) -> None:
+    message_id, _ = accept(app.engine, team.submit(TYPE1), "ingest")
+    assert worker.run_once() == {"accepted": 1}
+    assert worker.flush().sent == 1
+    [(mid, outcome)] = list(reprocess(app, message_id))
+    assert (mid, outcome.state) == (message_id, "accepted")
+    assert revisions(app) == [("alpha", "type1", 1, message_id)]
+    assert [(e.kind, e.state) for e in entries(app)] == [("receipt", "sent")]
+    assert len(maildir_files(app)) == 1
+
+
+# --- a crash inside the processing transaction -------------------------------------------
+
+
+def test_crash_before_commit_leaves_the_message_received_and_the_next_run_accepts_it(
+    app: App, team: TeamClient, worker: Worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_enqueue = outbox.enqueue
+    calls: list[str] = []
+
+    def crash_once(*args: object, **kwargs: object) -> OutboxEntry | None:
+        calls.append("enqueue")
+        if len(calls) == 1:
+            raise RuntimeError("power cut between store_report and commit")
+        return real_enqueue(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(outbox, "enqueue", crash_once)
+    message_id, _ = accept(app.engine, team.submit(TYPE1), "ingest")
+
+    assert worker.run_once() == {"error": 1}
+    crashed = message(app, message_id)
+    assert (crashed.state, crashed.reason, crashed.attempts) == ("received", None, 1)
+    assert revisions(app) == []
+    assert entries(app) == []
+
+    expire_leases(app)
+    assert worker.run_once() == {"accepted": 1}
+    assert message(app, message_id).state == "accepted"
+    assert revisions(app) == [("alpha", "type1", 1, message_id)]
+    assert [e.kind for e in entries(app)] == ["receipt"]
+    assert worker.flush().sent == 1
+    assert len(maildir_files(app)) == 1
+
+
+# --- a message whose processing always raises -------------------------------------------
+
+
+def test_a_poison_message_is_quarantined_after_max_attempts_and_blocks_nothing(
+    app: App, team: TeamClient, worker: Worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    poison, _ = accept(app.engine, b"Subject: poison\r\n\r\nx\r\n", "ingest")
+    real_process = process_message
+
+    def process(app_: App, message_id: int) -> Outcome:
+        if message_id == poison:
+            raise RuntimeError("a bug that this message triggers every time")
+        return real_process(app_, message_id)
+
+    monkeypatch.setattr("gateway.worker.process_message", process)
+    submitted, _ = accept(app.engine, team.submit(TYPE1), "ingest")
+    plain, _ = accept(app.engine, NOT_ENCRYPTED, "ingest")
+
+    assert worker.run_once() == {"error": 1, "accepted": 1, "quarantined": 1}
+    assert message(app, submitted).state == "accepted"
+    assert (message(app, plain).state, message(app, plain).reason) == (
+        "quarantined",
+        "not-encrypted",
+    )
+    for attempt in range(2, MAX_ATTEMPTS + 1):
+        assert message(app, poison).state == "received"
+        # Within its lease nobody touches it again; after it, the next claim does.
+        assert worker.run_once() == {}
+        expire_leases(app)
+        late, _ = accept(app.engine, NOT_ENCRYPTED + str(attempt).encode(), "ingest")
+        assert worker.run_once() == {"error": 1, "quarantined": 1}
+        assert message(app, late).reason == "not-encrypted"
+        assert message(app, poison).attempts == attempt
+
+    given_up = message(app, poison)
+    assert (given_up.state, given_up.reason) == ("quarantined", "processing-failed")
+    assert given_up.lease_owner is None
+    expire_leases(app)
+    assert worker.run_once() == {}
+    assert message(app, poison).attempts == MAX_ATTEMPTS
+
+
+# --- the outbox ------------------------------------------------------------------------------
+
+
+class FailingTransport:
+    def __init__(self, error: DeliveryError) -> None:
+        self.error = error
+        self.calls: list[tuple[str, str]] = []
+
+    def deliver(self, recipient: str, raw: bytes, key: str) -> None:
+        self.calls.append((recipient, key))
+        raise self.error
+
+
+def queue_one(app: App, recipient: str = "cert@alpha.example") -> int:
+    with transaction(app.engine) as s:
+        entry = outbox.enqueue(
+            s,
+            kind="receipt",
+            recipient=recipient,
+            raw=b"Subject: [...]\r\n\r\nsealed\r\n",
+            dedupe_key="receipt:test",
+        )
+        assert entry is not None and entry.id is not None
+        return entry.id
+
+
+def test_a_transient_delivery_failure_is_retried_later(app: App) -> None:
+    entry_id = queue_one(app)
+    [before] = entries(app)
+    transport = FailingTransport(DeliveryError("relay 127.0.0.1:25: timed out"))
+    worker = Worker(app, transport)
+
+    result = worker.flush()
+    assert (result.sent, result.retrying, result.failed) == (0, 1, 0)
+    [after] = entries(app)
+    assert (after.id, after.state, after.attempts) == (entry_id, "pending", 1)
+    assert after.last_error == "relay 127.0.0.1:25: timed out"
+    assert after.next_attempt_at > before.next_attempt_at
+    assert after.next_attempt_at > utcnow()
+    assert after.lease_owner is None
+
+    # Not due yet: another flush leaves it alone.
+    assert worker.flush().retrying == 0
+    assert transport.calls == [("cert@alpha.example", f"outbox-{entry_id}")]
+
+
+def test_a_permanent_delivery_failure_marks_the_entry_failed(app: App) -> None:
+    queue_one(app)
+    transport = FailingTransport(DeliveryError("550 no such user", permanent=True))
+    result = Worker(app, transport).flush()
+    assert (result.sent, result.retrying, result.failed) == (0, 0, 1)
+    [entry] = entries(app)
+    assert (entry.state, entry.attempts, entry.last_error) == ("failed", 1, "550 no such user")
+
+
+def test_delivering_the_same_entry_twice_to_a_maildir_leaves_one_file(
+    app: App, worker: Worker
+) -> None:
+    entry_id = queue_one(app)
+    assert worker.flush().sent == 1
+    # A crash between the write and `mark_sent`: the entry is due again.
+    with transaction(app.engine) as s:
+        s.exec(
+            update(OutboxEntry)
+            .where(col(OutboxEntry.id) == entry_id)
+            .values(state=outbox.PENDING, sent_at=None)
+        )
+    assert worker.flush().sent == 1
+    [delivered] = maildir_files(app)
+    assert delivered.parent.name == "new"
+    assert delivered.read_bytes() == (
+        b"Delivered-To: cert@alpha.example\r\nSubject: [...]\r\n\r\nsealed\r\n"
+    )
+    [entry] = entries(app)
+    assert entry.state == "sent"
+
+
+def test_a_maildir_transport_error_keeps_the_entry_for_later(app: App, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("in the way")
+    queue_one(app)
+    result = Worker(app, MaildirTransport(blocker / "maildir")).flush()
+    assert (result.sent, result.retrying, result.failed) == (0, 1, 0)
+    [entry] = entries(app)
+    assert (entry.state, entry.attempts) == ("pending", 1)
