@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from gateway.app import App
 from gateway.config import load_config
@@ -32,6 +33,11 @@ class _Group(click.Group):
         except ClearinghouseError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except (OperationalError, ProgrammingError) as exc:  # no schema, no server: not a bug
+            logging.getLogger(__name__).debug("database error", exc_info=True)
+            click.echo(f"error: the database is not usable ({exc.orig or exc}); a new data "
+                       "directory needs `clearinghouse init` first", err=True)  # fmt: skip
+            ctx.exit(1)
 
 
 def _json_option(f: Any) -> Any:
@@ -55,6 +61,10 @@ def cli(ctx: click.Context, config_path: Path | None, verbose: bool) -> None:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # python-gnupg warns on every non-zero gpg exit, which refused messages cause by
+    # design; aiosmtpd logs each connection. Our own log lines say what matters.
+    logging.getLogger("gnupg").setLevel(logging.ERROR)
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
     if ctx.invoked_subcommand == "demo":
         return
     try:

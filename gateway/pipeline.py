@@ -21,7 +21,7 @@ from keys.policy import Authenticated, authenticate
 from keys.unwrap import Refusal, Unwrapped
 from keys.wrap import Envelope, new_message_id, seal
 from parsers.extract import parse_signed_content
-from parsers.model import ParseOutcome
+from parsers.model import ParseOutcome, Report
 from reports.mail import SUBJECTS, StoredItem, format_value, receipt_subject, render
 from store import outbox, spool
 from store.db import open_session, transaction
@@ -39,31 +39,68 @@ class Outcome:
     detail: str | None = None
 
 
-def process_message(app: App, message_id: int) -> Outcome:
-    """Run every step for one claimed message and commit the result."""
+def process_message(app: App, message_id: int, owner: str | None = None) -> Outcome:
+    """Run every step for one claimed message and commit the result.
+
+    With `owner` (the worker holding the message's lease), the outcome is recorded only
+    if that lease still holds and the message is still `received`; otherwise the whole
+    transaction rolls back (`LeaseLostError`), so a message is never processed twice.
+    """
     with open_session(app.engine) as s:
         message = _load(s, message_id)
         raw, size = message.raw, message.size
     if size > app.config.smtp.max_message_bytes:
-        return _quarantine(app, message_id, Refusal("too-large", f"{size} bytes"), None)
+        return _quarantine(app, message_id, owner, Refusal("too-large", f"{size} bytes"), None)
     unwrapped = app.unwrapper.unwrap(raw)
     if isinstance(unwrapped, Refusal):
-        return _quarantine(app, message_id, unwrapped, None)
+        return _quarantine(app, message_id, owner, unwrapped, None)
     verdict = _authenticate(app, unwrapped)
     if isinstance(verdict, Refusal):
-        return _quarantine(app, message_id, verdict, unwrapped)
+        return _quarantine(app, message_id, owner, verdict, unwrapped)
     with transaction(app.engine) as s:
-        message = _load(s, message_id)
-        team = get_team_by_id(s, verdict.binding.team_id)
-        if team is None:
-            raise LookupError(f"team {verdict.binding.team_id} vanished during processing")
-        earlier = spool.find_accepted_content(s, team.id or 0, unwrapped.content_sha256)
+        job = _Job(app, s, _load(s, message_id), owner, _team(s, verdict), verdict, unwrapped)
+        earlier = spool.find_accepted_content(s, job.team.id or 0, unwrapped.content_sha256)
         if earlier is not None and earlier.id != message_id:
-            return _duplicate(app, s, message, team, verdict, unwrapped, earlier)
+            return _duplicate(job, earlier)
         parsed = parse_signed_content(unwrapped.entity, app.clock().date(), app.taxonomy)
         if not parsed.ok:
-            return _rejected(app, s, message, team, verdict, unwrapped, parsed)
-        return _accepted(app, s, message, team, verdict, unwrapped, parsed)
+            return _rejected(job, parsed)
+        return _accepted(job, parsed)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One authenticated message inside its processing transaction."""
+
+    app: App
+    s: Session
+    message: Message
+    owner: str | None
+    team: Team
+    verdict: Authenticated
+    unwrapped: Unwrapped
+
+    def finish(
+        self,
+        state: str,
+        reason: str | None,
+        detail: str | None = None,
+        content_sha256: str | None = None,
+    ) -> Outcome:
+        return _finish(
+            self.s,
+            self.message,
+            self.owner,
+            state,
+            reason,
+            verdict=self.verdict,
+            detail=detail,
+            content_sha256=content_sha256,
+        )
+
+    def reply(self, kind: str, subject: str, template: str, **context: Any) -> str | None:
+        body = render(template, **(_context(self.app, self.message, self.team) | context))
+        return _reply(self.app, self.s, self.message, self.team, kind, subject, body)
 
 
 def _load(s: Session, message_id: int) -> Message:
@@ -71,6 +108,13 @@ def _load(s: Session, message_id: int) -> Message:
     if message is None:
         raise LookupError(f"message {message_id} does not exist")
     return message
+
+
+def _team(s: Session, verdict: Authenticated) -> Team:
+    team = get_team_by_id(s, verdict.binding.team_id)
+    if team is None:
+        raise LookupError(f"team {verdict.binding.team_id} vanished during processing")
+    return team
 
 
 def _authenticate(app: App, u: Unwrapped) -> Authenticated | Refusal:
@@ -85,6 +129,7 @@ def _authenticate(app: App, u: Unwrapped) -> Authenticated | Refusal:
 def _finish(
     s: Session,
     message: Message,
+    owner: str | None,
     state: str,
     reason: str | None,
     *,
@@ -101,16 +146,19 @@ def _finish(
         team_id=verdict.binding.team_id if verdict else None,
         signer_fingerprint=verdict.signing_fingerprint if verdict else None,
         content_sha256=content_sha256,
+        owner=owner,
     )
     log.info("message %s %s%s", message.id, state, f" ({reason})" if reason else "")
     return Outcome(state, reason, detail)
 
 
-def _quarantine(app: App, message_id: int, refusal: Refusal, u: Unwrapped | None) -> Outcome:
+def _quarantine(
+    app: App, message_id: int, owner: str | None, refusal: Refusal, u: Unwrapped | None
+) -> Outcome:
     """Not authenticated: store the verdict; reply only to a registered team, if allowed."""
     with transaction(app.engine) as s:
         message = _load(s, message_id)
-        outcome = _finish(s, message, "quarantined", refusal.reason, detail=refusal.detail)
+        outcome = _finish(s, message, owner, "quarantined", refusal.reason, detail=refusal.detail)
         if app.config.policy.reply_to_unauthenticated and u is not None:
             _notify_signer(app, s, message, refusal, u)
     return outcome
@@ -133,83 +181,56 @@ def _notify_signer(app: App, s: Session, message: Message, refusal: Refusal, u: 
         "reason": refusal.reason,
         "signer": sigs[0].signing_fingerprint,
     }
-    _reply(
-        app, s, message, team, "quarantine", SUBJECTS["quarantine"], render("quarantine", **context)
-    )
+    body = render("quarantine", **context)
+    _reply(app, s, message, team, "quarantine", SUBJECTS["quarantine"], body)
 
 
-def _duplicate(
-    app: App,
-    s: Session,
-    message: Message,
-    team: Team,
-    verdict: Authenticated,
-    u: Unwrapped,
-    earlier: Message,
-) -> Outcome:
-    context = _context(app, message, team) | {"original_id": earlier.id}
-    _reply(
-        app, s, message, team, "duplicate", SUBJECTS["duplicate"], render("duplicate", **context)
-    )
-    return _finish(
-        s, message, "duplicate", None, verdict=verdict, detail=f"identical to message {earlier.id}"
-    )
+def _duplicate(job: _Job, earlier: Message) -> Outcome:
+    job.reply("duplicate", SUBJECTS["duplicate"], "duplicate", original_id=earlier.id)
+    return job.finish("duplicate", None, f"identical to message {earlier.id}")
 
 
-def _rejected(
-    app: App,
-    s: Session,
-    message: Message,
-    team: Team,
-    verdict: Authenticated,
-    u: Unwrapped,
-    parsed: ParseOutcome,
-) -> Outcome:
+def _rejected(job: _Job, parsed: ParseOutcome) -> Outcome:
     errors = [str(e) for e in parsed.errors] or ["no report found in the signed content"]
-    context = _context(app, message, team) | {"errors": errors}
-    _reply(
-        app, s, message, team, "rejection", SUBJECTS["rejection"], render("rejection", **context)
-    )
+    job.reply("rejection", SUBJECTS["rejection"], "rejection", errors=errors)
     reason = "parse-error" if parsed.nothing_found else "invalid-report"
-    return _finish(s, message, "rejected", reason, verdict=verdict, detail="; ".join(errors)[:2000])
+    return job.finish("rejected", reason, "; ".join(errors)[:2000])
 
 
-def _accepted(
-    app: App,
-    s: Session,
-    message: Message,
-    team: Team,
-    verdict: Authenticated,
-    u: Unwrapped,
-    parsed: ParseOutcome,
-) -> Outcome:
-    items = []
-    for report in parsed.reports:
-        sub = store_report(s, team.id or 0, report, message.id or 0)
-        values = submission_values(s, sub)
-        claimed = report.claimed_team
-        items.append(
-            StoredItem(
-                report.type,
-                report.period,
-                sub.id or 0,
-                sub.revision,
-                sub.supersedes_id,
-                report.source,
-                [(k, format_value(v)) for k, v in values.items()],
-                claimed if claimed and claimed.lower() != team.handle.lower() else None,
-            )
-        )
-    context = _context(app, message, team) | {
-        "stored": items,
-        "signer": verdict.signing_fingerprint,
-    }
-    sent = _reply(
-        app, s, message, team, "receipt", receipt_subject(items), render("receipt", **context)
+def _accepted(job: _Job, parsed: ParseOutcome) -> Outcome:
+    items = [_store(job, report) for report in parsed.reports]
+    note = job.reply(
+        "receipt",
+        receipt_subject(items),
+        "receipt",
+        stored=items,
+        signer=job.verdict.signing_fingerprint,
     )
-    return _finish(
-        s, message, "accepted", None, verdict=verdict, detail=sent, content_sha256=u.content_sha256
+    return job.finish("accepted", None, note, job.unwrapped.content_sha256)
+
+
+def _store(job: _Job, report: Report) -> StoredItem:
+    sub = store_report(job.s, job.team.id or 0, report, job.message.id or 0)
+    values = submission_values(job.s, sub)
+    claimed = report.claimed_team
+    return StoredItem(
+        report.type,
+        report.period,
+        sub.id or 0,
+        sub.revision,
+        sub.supersedes_id,
+        report.source,
+        [(_label(job.app, report.type, k), format_value(v)) for k, v in values.items()],
+        claimed if claimed and claimed.lower() != job.team.handle.lower() else None,
     )
+
+
+def _label(app: App, report_type: str, key: str) -> str:
+    """How a stored key is shown: type 2 keys by their taxonomy display name."""
+    if report_type != "type2":
+        return key
+    class_slug, _, type_slug = key.partition("/")
+    return app.taxonomy.label((class_slug, type_slug or None))
 
 
 def _context(app: App, message: Message, team: Team) -> dict[str, Any]:

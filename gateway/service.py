@@ -64,17 +64,32 @@ def serve(app: App, host: str, port: int) -> None:
         log.info("stopped")
 
 
+REPROCESSABLE = ("quarantined", "rejected")
+
+
 def reprocess(app: App, message_id: int | None) -> Iterator[tuple[int, Outcome]]:
-    """Requeue one message (or every quarantined one) and run it through the pipeline."""
+    """Run one quarantined or rejected message (or every quarantined one) again.
+
+    Accepted and duplicate messages are refused: their reports are stored already, and
+    running them again would store them twice. Each message is claimed like the worker
+    claims it, so a running `serve` never processes it at the same time.
+    """
     with transaction(app.engine) as s:
-        if message_id is not None:
-            if not spool.requeue_message(s, message_id):
-                raise ClearinghouseError(f"no message {message_id}; see `messages list`")
-            ids = [message_id]
-        else:
+        if message_id is None:
             ids = spool.requeue_quarantined(s)
+        else:
+            message = spool.get_message(s, message_id)
+            if message is None:
+                raise ClearinghouseError(f"no message {message_id}; see `messages list`")
+            if message.state not in REPROCESSABLE:
+                raise ClearinghouseError(
+                    f"message {message_id} is {message.state}; only quarantined or rejected "
+                    "messages can be reprocessed (a team corrects a report by sending it again)"
+                )
+            spool.requeue_message(s, message_id)
+            ids = [message_id]
     worker = worker_for(app)
     for mid in ids:
-        outcome = process_message(app, mid)
-        yield mid, outcome
+        if spool.claim_message(app.engine, mid, worker.owner):
+            yield mid, process_message(app, mid, worker.owner)
     worker.flush()

@@ -43,7 +43,7 @@ class Worker:
 
     def process_one(self, message_id: int) -> Outcome | None:
         try:
-            return process_message(self.app, message_id)
+            return process_message(self.app, message_id, self.owner)
         except Exception:
             log.exception("processing message %s failed", message_id)
             self._give_up_if_exhausted(message_id)
@@ -62,7 +62,7 @@ class Worker:
                 )
 
     def run_once(self) -> dict[str, int]:
-        """Process every message claimable now, each at most once, then flush."""
+        """Process every message claimable now, each at most once (delivery is `flush`)."""
         seen: set[int] = set()
         counts: dict[str, int] = {}
         while (

@@ -128,3 +128,17 @@ class OutboxEntry(SQLModel, table=True):
     sent_at: datetime | None = None
     lease_owner: str | None = None
     lease_until: datetime | None = None
+
+
+class MonthlyRun(SQLModel, table=True):
+    """One `report monthly` run: the period, the mailing it belongs to, what it did."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    period: str = Field(index=True)  # YYYY-MM
+    # The mailing: 0 for the first; each `--resend` starts the next one, whose outbox
+    # dedupe keys differ from every earlier mailing's. Plain reruns reuse the newest.
+    generation: int = 0
+    sent: bool = False  # False: `--no-send`, files only
+    queued: int = 0  # mails this run added to the outbox
+    digest: str = ""  # sha256 over the files written: same inputs, same digest
+    ran_at: datetime = Field(default_factory=utcnow)

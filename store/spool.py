@@ -100,32 +100,43 @@ def _claimable(now: datetime) -> ColumnElement[bool]:
     return (col(Message.state) == RECEIVED) & lease_free(col(Message.lease_until), now)
 
 
+def _claim(session: Session, message_id: int, owner: str, lease_seconds: int) -> bool:
+    """The conditional UPDATE that takes the lease; True if this caller won it."""
+    now = utcnow()
+    won = session.exec(
+        update(Message)
+        .where(col(Message.id) == message_id, _claimable(now))
+        .values(
+            lease_owner=owner,
+            lease_until=now + timedelta(seconds=lease_seconds),
+            attempts=col(Message.attempts) + 1,
+        )
+    )
+    return bool(won.rowcount == 1)
+
+
 def claim_next_message(engine: Engine, owner: str, lease_seconds: int = 300) -> int | None:
     """Lease the oldest unprocessed message to `owner` (commits); None if there is none."""
     for _ in range(_MAX_CLAIM_TRIES):
         with transaction(engine) as session:
-            now = utcnow()
             candidate = session.exec(
                 select(Message.id)
-                .where(_claimable(now))
+                .where(_claimable(utcnow()))
                 .order_by(col(Message.id))
                 .limit(1)
                 .with_for_update(skip_locked=True)
             ).first()
             if candidate is None:
                 return None
-            won = session.exec(
-                update(Message)
-                .where(col(Message.id) == candidate, _claimable(now))
-                .values(
-                    lease_owner=owner,
-                    lease_until=now + timedelta(seconds=lease_seconds),
-                    attempts=col(Message.attempts) + 1,
-                )
-            )
-            if won.rowcount == 1:
+            if _claim(session, candidate, owner, lease_seconds):
                 return candidate
     return None
+
+
+def claim_message(engine: Engine, message_id: int, owner: str, lease_seconds: int = 300) -> bool:
+    """Lease one given unprocessed message to `owner` if it is free (commits)."""
+    with transaction(engine) as session:
+        return _claim(session, message_id, owner, lease_seconds)
 
 
 def release_message(engine: Engine, message_id: int, owner: str) -> None:
@@ -160,7 +171,7 @@ def finish_message(
         raise ValueError(f"not a final message state: {state!r}")
     condition = col(Message.id) == message_id
     if owner is not None:
-        condition &= col(Message.lease_owner) == owner
+        condition &= (col(Message.lease_owner) == owner) & (col(Message.state) == RECEIVED)
     done = session.exec(
         update(Message)
         .where(condition)

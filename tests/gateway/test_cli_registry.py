@@ -56,8 +56,11 @@ def _stop_gpg_agents(tmp_path: Path) -> Iterator[None]:
     """Stop the gpg-agents this test's GnuPG homes started (they outlive the test)."""
     yield
     for keyring in tmp_path.rglob("pubring.kbx"):
-        subprocess.run(["gpgconf", "--homedir", str(keyring.parent), "--kill", "gpg-agent"],
-                       check=False, capture_output=True)  # fmt: skip
+        subprocess.run(
+            ["gpgconf", "--homedir", str(keyring.parent), "--kill", "gpg-agent"],
+            check=False,
+            capture_output=True,
+        )
 
 
 @pytest.fixture
@@ -81,13 +84,30 @@ def own_key(tmp_path: Path, handle: str, email: str | None = None) -> tuple[GnuP
     return gpg, fpr, path
 
 
+def quick_agent(home: Path) -> Path:
+    """A GnuPG home whose agent protects secret keys without its slow S2K calibration."""
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (home / "gpg-agent.conf").write_text("s2k-count 65536\n")
+    return home
+
+
 def gpg_cli(home: Path, *args: str, passphrase: str = "") -> bytes:
-    home.mkdir(mode=0o700, exist_ok=True)
+    quick_agent(home)
     return subprocess.run(
-        ["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback",
-         "--passphrase", passphrase, *args],
-        check=True, capture_output=True,
-    ).stdout  # fmt: skip
+        [
+            "gpg",
+            "--homedir",
+            str(home),
+            "--batch",
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase",
+            passphrase,
+            *args,
+        ],
+        check=True,
+        capture_output=True,
+    ).stdout
 
 
 def export_secret(home: Path, fpr: str, passphrase: str = "") -> bytes:
@@ -95,9 +115,12 @@ def export_secret(home: Path, fpr: str, passphrase: str = "") -> bytes:
 
 
 def armored_fingerprint(armored: str) -> str:
-    with_colons = subprocess.run(["gpg", "--batch", "--with-colons", "--show-keys"],
-                                 input=armored.encode(), check=True,
-                                 capture_output=True).stdout.decode()  # fmt: skip
+    with_colons = subprocess.run(
+        ["gpg", "--batch", "--with-colons", "--show-keys"],
+        input=armored.encode(),
+        check=True,
+        capture_output=True,
+    ).stdout.decode()
     return next(line.split(":")[9] for line in with_colons.splitlines() if line.startswith("fpr"))
 
 
@@ -120,8 +143,12 @@ def test_init_prints_the_fingerprint_and_is_idempotent(fresh: Cli, tmp_path: Pat
 def test_init_takes_name_and_email_for_the_key(fresh: Cli) -> None:
     fresh("init", "--name", "Old Clearinghouse", "--email", "stats@old.example")
     armored = fresh("gateway-key").stdout
-    uids = subprocess.run(["gpg", "--batch", "--with-colons", "--show-keys"],
-                          input=armored.encode(), check=True, capture_output=True).stdout  # fmt: skip
+    uids = subprocess.run(
+        ["gpg", "--batch", "--with-colons", "--show-keys"],
+        input=armored.encode(),
+        check=True,
+        capture_output=True,
+    ).stdout
     assert b"Old Clearinghouse <stats@old.example>" in uids
 
 
@@ -129,6 +156,21 @@ def test_gateway_key_before_init_fails_and_says_what_to_do(fresh: Cli) -> None:
     result = fresh("gateway-key", code=1)
     assert "clearinghouse init" in result.stderr
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["teams", "list"],
+        ["teams", "add", "cert-x", "--name", "CERT X", "--email", "x@cert-x.example"],
+        ["messages", "list", "--json"],
+        ["process", "--once"],
+    ],
+)
+def test_commands_before_init_say_so_in_one_line(fresh: Cli, args: list[str]) -> None:
+    result = fresh(*args, code=1)
+    assert result.stderr.startswith("error: ") and "clearinghouse init" in result.stderr
+    assert len(result.stderr.splitlines()) == 1 and result.stdout == ""
 
 
 def test_without_configuration_data_goes_to_var_in_the_cwd(
@@ -195,8 +237,16 @@ def test_gateway_key_import_adopts_an_existing_key(
     tmp_path: Path, fresh: Cli, passphrase: str | None
 ) -> None:
     old_home = tmp_path / "old-gateway"
-    gpg_cli(old_home, "--quick-gen-key", f"Old Clearinghouse <{INTAKE}>", "future-default",
-            "default", "0", passphrase=passphrase or "")  # fmt: skip
+    quick_agent(tmp_path / "fresh" / "gnupg")  # the gateway keyring, still empty
+    gpg_cli(
+        old_home,
+        "--quick-gen-key",
+        f"Old Clearinghouse <{INTAKE}>",
+        "future-default",
+        "default",
+        "0",
+        passphrase=passphrase or "",
+    )
     listing = gpg_cli(old_home, "--with-colons", "--list-secret-keys").decode()
     old_fpr = next(ln.split(":")[9] for ln in listing.splitlines() if ln.startswith("fpr"))
     key_file = tmp_path / "old-gateway.asc"
@@ -229,8 +279,16 @@ def test_gateway_key_import_adopts_an_existing_key(
 
 def test_gateway_key_import_refuses_what_it_cannot_use(tmp_path: Path, fresh: Cli) -> None:
     old_home = tmp_path / "old-gateway"
-    gpg_cli(old_home, "--quick-gen-key", f"Old <{INTAKE}>", "future-default", "default", "0",
-            passphrase="right")  # fmt: skip
+    quick_agent(tmp_path / "fresh" / "gnupg")  # the gateway keyring, still empty
+    gpg_cli(
+        old_home,
+        "--quick-gen-key",
+        f"Old <{INTAKE}>",
+        "future-default",
+        "default",
+        "0",
+        passphrase="right",
+    )
     listing = gpg_cli(old_home, "--with-colons", "--list-secret-keys").decode()
     fpr = next(ln.split(":")[9] for ln in listing.splitlines() if ln.startswith("fpr"))
     secret = tmp_path / "secret.asc"
@@ -251,22 +309,51 @@ def test_gateway_key_import_refuses_what_it_cannot_use(tmp_path: Path, fresh: Cl
 
 
 def test_teams_add_list_show_and_set_status(ch: Cli) -> None:
-    out = ch("teams", "add", "cert-x", "--name", "CERT X", "--email", "Ops@Cert-X.example",
-             "--country", "de").stdout  # fmt: skip
+    out = ch(
+        "teams",
+        "add",
+        "cert-x",
+        "--name",
+        "CERT X",
+        "--email",
+        "Ops@Cert-X.example",
+        "--country",
+        "de",
+    ).stdout
     assert "cert-x" in out and "keys import cert-x" in out
-    ch("teams", "add", "csirt-y", "--name", "CSIRT Y", "--email", "y@csirt-y.example",
-       "--status", "listed")  # fmt: skip
+    ch(
+        "teams",
+        "add",
+        "csirt-y",
+        "--name",
+        "CSIRT Y",
+        "--email",
+        "y@csirt-y.example",
+        "--status",
+        "listed",
+    )
 
     assert ch.json("teams", "list") == [
-        {"handle": "cert-x", "name": "CERT X", "email": "ops@cert-x.example",
-         "status": "accredited", "country": "DE", "keys": 0},
-        {"handle": "csirt-y", "name": "CSIRT Y", "email": "y@csirt-y.example",
-         "status": "listed", "country": None, "keys": 0},
-    ]  # fmt: skip
+        {
+            "handle": "cert-x",
+            "name": "CERT X",
+            "email": "ops@cert-x.example",
+            "status": "accredited",
+            "country": "DE",
+            "keys": 0,
+        },
+        {
+            "handle": "csirt-y",
+            "name": "CSIRT Y",
+            "email": "y@csirt-y.example",
+            "status": "listed",
+            "country": None,
+            "keys": 0,
+        },
+    ]
     header, *rows = ch("teams", "list").stdout.splitlines()
     assert header.split() == ["HANDLE", "STATUS", "EMAIL", "COUNTRY", "KEYS", "NAME"]
-    assert rows[0].split() == ["cert-x", "accredited", "ops@cert-x.example", "DE", "0", "CERT",
-                               "X"]  # fmt: skip
+    assert rows[0].split() == ["cert-x", "accredited", "ops@cert-x.example", "DE", "0", "CERT", "X"]
 
     shown = ch.json("teams", "show", "cert-x")
     assert shown["handle"] == "cert-x" and shown["keys"] == []
@@ -285,8 +372,10 @@ def test_teams_add_list_show_and_set_status(ch: Cli) -> None:
     [
         (["teams", "add", "Bad Handle", "--name", "X", "--email", "x@x.example"], "handle"),
         (["teams", "add", "cert-z", "--name", "Z", "--email", "not-an-address"], "address"),
-        (["teams", "add", "cert-z", "--name", "Z", "--email", "z@z.example", "--country",
-          "DEU"], "country"),  # fmt: skip
+        (
+            ["teams", "add", "cert-z", "--name", "Z", "--email", "z@z.example", "--country", "DEU"],
+            "country",
+        ),
         (["teams", "add", "alpha", "--name", "A", "--email", "a@a.example"], "exists"),
         (["teams", "show", "nobody"], "no team 'nobody'"),
         (["teams", "set-status", "nobody", "listed"], "no team 'nobody'"),
@@ -321,8 +410,14 @@ def test_keys_import_prints_fingerprint_and_user_ids(ch: Cli, tmp_path: Path) ->
     assert "CERT beta <cert@beta.example>" in out
 
     [row] = ch.json("keys", "list")
-    assert row == {"team": "beta", "fingerprint": fpr, "user_ids": ["CERT beta <cert@beta.example>"],
-                   "expires_at": None, "revoked_at": None, "revoke_reason": None}  # fmt: skip
+    assert row == {
+        "team": "beta",
+        "fingerprint": fpr,
+        "user_ids": ["CERT beta <cert@beta.example>"],
+        "expires_at": None,
+        "revoked_at": None,
+        "revoke_reason": None,
+    }
     header, line = ch("keys", "list").stdout.splitlines()
     assert header.split() == ["FINGERPRINT", "TEAM", "EXPIRES_AT", "REVOKED_AT", "USER_IDS"]
     assert line.startswith(fpr) and line.endswith("CERT beta <cert@beta.example>")
@@ -370,16 +465,19 @@ def test_a_key_bound_to_one_team_cannot_be_bound_to_another(
 
 
 def test_keys_import_again_refreshes_the_key(ch: Cli, team: TeamClient, tmp_path: Path) -> None:
-    gpg_cli(team.gpg.home, "--quick-add-uid", team.fingerprint,
-            "CERT Alpha Ops <ops@alpha.example>")  # fmt: skip
+    gpg_cli(
+        team.gpg.home, "--quick-add-uid", team.fingerprint, "CERT Alpha Ops <ops@alpha.example>"
+    )
     key_file = tmp_path / "alpha-updated.asc"
     key_file.write_text(team.gpg.export_public(team.fingerprint))
     out = ch("keys", "import", "alpha", str(key_file)).stdout
     assert f"refreshed {team.fingerprint} to alpha" in out
     assert "CERT Alpha Ops <ops@alpha.example>" in out
     [row] = ch.json("keys", "list")
-    assert sorted(row["user_ids"]) == ["CERT Alpha Ops <ops@alpha.example>",
-                                       "CERT alpha <cert@alpha.example>"]  # fmt: skip
+    assert sorted(row["user_ids"]) == [
+        "CERT Alpha Ops <ops@alpha.example>",
+        "CERT alpha <cert@alpha.example>",
+    ]
 
 
 def test_keys_revoke_makes_the_next_submission_quarantined(
@@ -395,7 +493,6 @@ def test_keys_revoke_makes_the_next_submission_quarantined(
     ch("process", "--once")
     [message] = ch.json("messages", "list")
     assert (message["state"], message["reason"]) == ("quarantined", "key-revoked")
-    assert message["team"] in (None, "alpha")
     assert ch.json("submissions", "list") == []
     with open_session(app.engine) as s:
         stored = spool.get_message(s, 1)
@@ -407,8 +504,15 @@ def test_keys_revoke_makes_the_next_submission_quarantined(
 
 def test_coordinators_add_list_remove(ch: Cli, app: App, tmp_path: Path) -> None:
     _, fpr, key_file = own_key(tmp_path, "coord", "coord@clearinghouse.example")
-    out = ch("coordinators", "add", "Coord@Clearinghouse.example", "--key", str(key_file),
-             "--name", "The Coordinator").stdout  # fmt: skip
+    out = ch(
+        "coordinators",
+        "add",
+        "Coord@Clearinghouse.example",
+        "--key",
+        str(key_file),
+        "--name",
+        "The Coordinator",
+    ).stdout
     assert out.strip() == f"coordinator coord@clearinghouse.example added with key {fpr}"
     assert ch.json("coordinators", "list") == [
         {"email": "coord@clearinghouse.example", "name": "The Coordinator", "fingerprint": fpr}
@@ -418,23 +522,32 @@ def test_coordinators_add_list_remove(ch: Cli, app: App, tmp_path: Path) -> None
     assert line.split() == ["coord@clearinghouse.example", "The", "Coordinator", fpr]
     assert app.gpg.details(fpr) is not None  # in the keyring, to encrypt summaries to
 
-    assert "exists" in ch("coordinators", "add", "coord@clearinghouse.example", "--key",
-                          str(key_file), code=1).stderr  # fmt: skip
+    assert (
+        "exists"
+        in ch(
+            "coordinators", "add", "coord@clearinghouse.example", "--key", str(key_file), code=1
+        ).stderr
+    )
     assert "removed" in ch("coordinators", "remove", "coord@clearinghouse.example").stdout
     assert ch.json("coordinators", "list") == []
     assert ch("coordinators", "list").stdout.strip() == "(none)"
-    assert "no coordinator" in ch("coordinators", "remove", "coord@clearinghouse.example",
-                                  code=1).stderr  # fmt: skip
+    assert (
+        "no coordinator"
+        in ch("coordinators", "remove", "coord@clearinghouse.example", code=1).stderr
+    )
 
 
 def test_coordinators_add_errors(ch: Cli, team: TeamClient, tmp_path: Path) -> None:
     team_file = tmp_path / "alpha.asc"
     team_file.write_text(team.gpg.export_public(team.fingerprint))
-    assert "belongs to a team" in ch("coordinators", "add", "c@clearinghouse.example",
-                                     "--key", str(team_file), code=1).stderr  # fmt: skip
+    assert (
+        "belongs to a team"
+        in ch(
+            "coordinators", "add", "c@clearinghouse.example", "--key", str(team_file), code=1
+        ).stderr
+    )
     _, _, key_file = own_key(tmp_path, "coord")
-    assert "address" in ch("coordinators", "add", "nobody", "--key", str(key_file),
-                           code=1).stderr  # fmt: skip
+    assert "address" in ch("coordinators", "add", "nobody", "--key", str(key_file), code=1).stderr
     ch("coordinators", "add", "c@clearinghouse.example", code=2)  # --key is required
     assert ch.json("coordinators", "list") == []
 

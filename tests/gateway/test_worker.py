@@ -16,7 +16,7 @@ from support import TYPE1, TeamClient
 
 from gateway.app import App
 from gateway.delivery import MaildirTransport
-from gateway.errors import DeliveryError
+from gateway.errors import ClearinghouseError, DeliveryError
 from gateway.intake import accept
 from gateway.pipeline import Outcome, process_message
 from gateway.service import reprocess
@@ -66,38 +66,30 @@ def maildir_files(app: App) -> list[Path]:
 
 # --- the same message twice ----------------------------------------------------------------
 
-# gateway/pipeline.py (not ours to change) processes a message that is already done as if
-# it were new: `_accepted` calls `store_report` again, so a second revision supersedes the
-# first from the very same message (the receipt alone is saved by the outbox dedupe key),
-# and `process_message` never hands the lease owner to `finish_message`. Strict, so the
-# marker has to go once the pipeline is fixed.
-SECOND_REVISION_BUG = pytest.mark.xfail(
-    strict=True, reason="pipeline stores a second revision when a message is processed again"
-)
-
-
-@SECOND_REVISION_BUG
-def test_processing_a_message_again_after_a_lost_lease_stores_and_sends_nothing_new(
+def test_a_worker_whose_lease_was_taken_over_records_nothing(
     app: App, team: TeamClient, worker: Worker
 ) -> None:
-    # Worker A's lease ran out while it worked; worker B claimed the message as well.
+    # Worker A's lease ran out while it worked; worker B claimed and finished the message.
     message_id, _ = accept(app.engine, team.submit(TYPE1), "ingest")
-    assert process_message(app, message_id).state == "accepted"
-    again = process_message(app, message_id)
-    assert again.state in ("accepted", "duplicate")
+    assert spool.claim_message(app.engine, message_id, "worker-a")
+    expire_leases(app)
+    assert spool.claim_message(app.engine, message_id, "worker-b")
+    assert process_message(app, message_id, "worker-b").state == "accepted"
+    with pytest.raises(spool.LeaseLostError):
+        process_message(app, message_id, "worker-a")
     assert revisions(app) == [("alpha", "type1", 1, message_id)]
     assert [(e.kind, e.dedupe_key) for e in entries(app)] == [("receipt", f"receipt:{message_id}")]
 
 
-@SECOND_REVISION_BUG
-def test_requeue_then_process_stores_no_second_revision_and_no_second_receipt(
+def test_reprocessing_an_accepted_message_is_refused_and_changes_nothing(
     app: App, team: TeamClient, worker: Worker
 ) -> None:
     message_id, _ = accept(app.engine, team.submit(TYPE1), "ingest")
     assert worker.run_once() == {"accepted": 1}
     assert worker.flush().sent == 1
-    [(mid, outcome)] = list(reprocess(app, message_id))
-    assert (mid, outcome.state) == (message_id, "accepted")
+    with pytest.raises(ClearinghouseError, match="only quarantined or rejected"):
+        list(reprocess(app, message_id))
+    assert message(app, message_id).state == "accepted"
     assert revisions(app) == [("alpha", "type1", 1, message_id)]
     assert [(e.kind, e.state) for e in entries(app)] == [("receipt", "sent")]
     assert len(maildir_files(app)) == 1
@@ -145,10 +137,10 @@ def test_a_poison_message_is_quarantined_after_max_attempts_and_blocks_nothing(
     poison, _ = accept(app.engine, b"Subject: poison\r\n\r\nx\r\n", "ingest")
     real_process = process_message
 
-    def process(app_: App, message_id: int) -> Outcome:
+    def process(app_: App, message_id: int, owner: str | None = None) -> Outcome:
         if message_id == poison:
             raise RuntimeError("a bug that this message triggers every time")
-        return real_process(app_, message_id)
+        return real_process(app_, message_id, owner)
 
     monkeypatch.setattr("gateway.worker.process_message", process)
     submitted, _ = accept(app.engine, team.submit(TYPE1), "ingest")

@@ -33,8 +33,17 @@ def validsig(signing: str = SUB, primary: str | None = PRIMARY, ts: int = T) -> 
 
 def gpg_cli(home: Path, *args: str) -> bytes:
     """The gpg command line on a test home (for what python-gnupg has no call for)."""
-    cmd = ["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback",
-           "--passphrase", "", *args]  # fmt: skip
+    cmd = [
+        "gpg",
+        "--homedir",
+        str(home),
+        "--batch",
+        "--pinentry-mode",
+        "loopback",
+        "--passphrase",
+        "",
+        *args,
+    ]
     return subprocess.run(cmd, check=True, capture_output=True).stdout
 
 
@@ -43,9 +52,7 @@ def gpg_cli(home: Path, *args: str) -> bytes:
 
 def test_good_signature_by_a_subkey_names_subkey_and_primary() -> None:
     r = parse_status(0, status("NEWSIG", f"GOODSIG {KEYID} A <a@a.example>", validsig()), b"x")
-    assert r.signatures == (
-        SignatureFact("good", KEYID, SUB, PRIMARY, WHEN, None),
-    )
+    assert r.signatures == (SignatureFact("good", KEYID, SUB, PRIMARY, WHEN, None),)
     assert r.signatures[0].created is not None and r.signatures[0].created.tzinfo is not None
     assert r.clean and r.data == b"x"
 
@@ -62,8 +69,9 @@ def test_fingerprints_are_upper_cased() -> None:
 
 
 def test_errsig_no_public_key_carries_rc_9_and_its_time() -> None:
-    r = parse_status(2, status("NEWSIG", f"ERRSIG {KEYID} 22 10 00 {T} 9 -",
-                               f"NO_PUBKEY {KEYID}"), b"")  # fmt: skip
+    r = parse_status(
+        2, status("NEWSIG", f"ERRSIG {KEYID} 22 10 00 {T} 9 -", f"NO_PUBKEY {KEYID}"), b""
+    )
     assert r.signatures == (SignatureFact("error", KEYID, None, None, WHEN, 9),)
 
 
@@ -74,9 +82,14 @@ def test_errsig_other_rc() -> None:
 
 @pytest.mark.parametrize(
     ("keyword", "outcome"),
-    [("BADSIG", "bad"), ("EXPKEYSIG", "expired-key"), ("REVKEYSIG", "revoked-key"),
-     ("EXPSIG", "expired-sig"), ("GOODSIG", "good")],
-)  # fmt: skip
+    [
+        ("BADSIG", "bad"),
+        ("EXPKEYSIG", "expired-key"),
+        ("REVKEYSIG", "revoked-key"),
+        ("EXPSIG", "expired-sig"),
+        ("GOODSIG", "good"),
+    ],
+)
 def test_each_outcome_keyword(keyword: str, outcome: str) -> None:
     lines = ["NEWSIG", f"{keyword} {KEYID} A <a@a.example>"]
     if keyword != "BADSIG":  # gpg gives VALIDSIG for all but a bad signature
@@ -93,11 +106,20 @@ def test_newsig_alone_is_an_error_outcome() -> None:
 
 def test_one_fact_per_newsig_block_in_order() -> None:
     other = "C" * 40
-    r = parse_status(1, status(
-        "NEWSIG", f"GOODSIG {KEYID} A", validsig(),
-        "NEWSIG", f"BADSIG {other[-16:]} B",
-        "NEWSIG", f"GOODSIG {other[-16:]} B", validsig(other, other, T + 5),
-    ), b"")  # fmt: skip
+    r = parse_status(
+        1,
+        status(
+            "NEWSIG",
+            f"GOODSIG {KEYID} A",
+            validsig(),
+            "NEWSIG",
+            f"BADSIG {other[-16:]} B",
+            "NEWSIG",
+            f"GOODSIG {other[-16:]} B",
+            validsig(other, other, T + 5),
+        ),
+        b"",
+    )
     assert [s.outcome for s in r.signatures] == ["good", "bad", "good"]
     assert r.signatures[0].primary_fingerprint == PRIMARY
     assert r.signatures[1].signing_fingerprint is None  # VALIDSIG never leaks across blocks
@@ -118,16 +140,39 @@ def test_no_signature_lines_no_facts() -> None:
 
 
 def test_clean_decryption() -> None:
-    r = parse_status(0, status("ENC_TO 4654C47B41F19162 18 0", "BEGIN_DECRYPTION",
-                               "PLAINTEXT 62 0", "DECRYPTION_OKAY", "GOODMDC",
-                               "END_DECRYPTION"), b"hi")  # fmt: skip
+    r = parse_status(
+        0,
+        status(
+            "ENC_TO 4654C47B41F19162 18 0",
+            "BEGIN_DECRYPTION",
+            "PLAINTEXT 62 0",
+            "DECRYPTION_OKAY",
+            "GOODMDC",
+            "END_DECRYPTION",
+        ),
+        b"hi",
+    )
     assert (r.encrypted, r.decrypted, r.no_secret_key, r.plaintext_packets) == (
-        True, True, False, 1)  # fmt: skip
+        True,
+        True,
+        False,
+        1,
+    )
     assert r.clean
 
 
-@pytest.mark.parametrize("keyword", ["DECRYPTION_FAILED", "BADMDC", "NODATA 1", "BADARMOR",
-                                     "UNEXPECTED 0", "FAILURE decrypt 99", "ERROR x 1"])  # fmt: skip
+@pytest.mark.parametrize(
+    "keyword",
+    [
+        "DECRYPTION_FAILED",
+        "BADMDC",
+        "NODATA 1",
+        "BADARMOR",
+        "UNEXPECTED 0",
+        "FAILURE decrypt 99",
+        "ERROR x 1",
+    ],
+)
 def test_problem_keywords_are_reported(keyword: str) -> None:
     r = parse_status(0, status("BEGIN_DECRYPTION", keyword, "END_DECRYPTION"), b"")
     assert r.problems == (keyword,)
@@ -135,20 +180,35 @@ def test_problem_keywords_are_reported(keyword: str) -> None:
 
 
 def test_decryption_failed_is_never_decrypted_even_with_okay() -> None:
-    r = parse_status(2, status("BEGIN_DECRYPTION", "DECRYPTION_OKAY", "DECRYPTION_FAILED",
-                               "END_DECRYPTION"), b"")  # fmt: skip
+    r = parse_status(
+        2, status("BEGIN_DECRYPTION", "DECRYPTION_OKAY", "DECRYPTION_FAILED", "END_DECRYPTION"), b""
+    )
     assert r.encrypted and not r.decrypted
 
 
 def test_badmdc_is_a_problem() -> None:
-    r = parse_status(2, status("BEGIN_DECRYPTION", "PLAINTEXT 62 0", "BADMDC",
-                               "DECRYPTION_FAILED", "END_DECRYPTION"), b"")  # fmt: skip
+    r = parse_status(
+        2,
+        status(
+            "BEGIN_DECRYPTION", "PLAINTEXT 62 0", "BADMDC", "DECRYPTION_FAILED", "END_DECRYPTION"
+        ),
+        b"",
+    )
     assert r.problems == ("BADMDC", "DECRYPTION_FAILED")
 
 
 def test_no_seckey() -> None:
-    r = parse_status(2, status("ENC_TO AAAA 18 0", "NO_SECKEY AAAA", "BEGIN_DECRYPTION",
-                               "DECRYPTION_FAILED", "END_DECRYPTION"), b"")  # fmt: skip
+    r = parse_status(
+        2,
+        status(
+            "ENC_TO AAAA 18 0",
+            "NO_SECKEY AAAA",
+            "BEGIN_DECRYPTION",
+            "DECRYPTION_FAILED",
+            "END_DECRYPTION",
+        ),
+        b"",
+    )
     assert r.no_secret_key and r.encrypted and not r.decrypted
 
 
@@ -158,9 +218,19 @@ def test_plaintext_packets_are_counted() -> None:
 
 
 def test_two_decryption_layers_are_a_problem() -> None:
-    r = parse_status(0, status("BEGIN_DECRYPTION", "BEGIN_DECRYPTION", "PLAINTEXT 62 0",
-                               "DECRYPTION_OKAY", "END_DECRYPTION", "DECRYPTION_OKAY",
-                               "END_DECRYPTION"), b"x")  # fmt: skip
+    r = parse_status(
+        0,
+        status(
+            "BEGIN_DECRYPTION",
+            "BEGIN_DECRYPTION",
+            "PLAINTEXT 62 0",
+            "DECRYPTION_OKAY",
+            "END_DECRYPTION",
+            "DECRYPTION_OKAY",
+            "END_DECRYPTION",
+        ),
+        b"x",
+    )
     assert r.problems == ("NESTED_ENCRYPTION 2",) and not r.clean
 
 
@@ -211,8 +281,13 @@ def bob(tmp_path: Path, alice: tuple[GnuPG, str]) -> tuple[GnuPG, str]:
 
 def test_options_are_strict(tmp_path: Path) -> None:
     args = GnuPG(tmp_path / "g", max_output=1234)._gpg.make_args(["--decrypt"], False)
-    for option in ("--no-auto-key-retrieve", "--no-auto-key-import", "--batch", "--no-tty",
-                   "--disable-dirmngr"):  # fmt: skip
+    for option in (
+        "--no-auto-key-retrieve",
+        "--no-auto-key-import",
+        "--batch",
+        "--no-tty",
+        "--disable-dirmngr",
+    ):
         assert option in args
     assert args[args.index("--trust-model") + 1] == "always"
     assert args[args.index("--max-output") + 1] == "1234"
@@ -286,8 +361,7 @@ def test_sign_encrypt_then_decrypt(alice: tuple[GnuPG, str], bob: tuple[GnuPG, s
     assert r.clean and r.decrypted and r.encrypted and not r.no_secret_key
     assert (r.data, r.plaintext_packets) == (b"Report: type1\n", 1)
     [sig] = r.signatures
-    assert (sig.outcome, sig.signing_fingerprint, sig.primary_fingerprint) == (
-        "good", a_fpr, a_fpr)  # fmt: skip
+    assert (sig.outcome, sig.signing_fingerprint, sig.primary_fingerprint) == ("good", a_fpr, a_fpr)
     assert sig.created is not None
     assert abs(sig.created - datetime.now(UTC)) < timedelta(minutes=1)
 
@@ -321,7 +395,7 @@ def test_decrypt_without_the_secret_key(
 def test_signature_by_an_unknown_key_is_errsig_9(
     alice: tuple[GnuPG, str], bob: tuple[GnuPG, str], tmp_path: Path
 ) -> None:
-    (a, _), (b, b_fpr) = alice, bob
+    b, b_fpr = bob
     stranger = GnuPG(tmp_path / "stranger")
     s_fpr = stranger.generate_key("S", "s@s.example")
     stranger.import_keys(b.export_public(b_fpr).encode())
@@ -355,8 +429,15 @@ def test_detached_signature(alice: tuple[GnuPG, str], bob: tuple[GnuPG, str]) ->
 
 def test_clearsigned_text_is_returned(alice: tuple[GnuPG, str], bob: tuple[GnuPG, str]) -> None:
     (a, a_fpr), (b, _) = alice, bob
-    block = gpg_cli(a.home, "--local-user", a_fpr, "--clearsign", "--output", "-",
-                    str(_write(a.home / "in.txt", b"Report: type1\n-dash\n")))  # fmt: skip
+    block = gpg_cli(
+        a.home,
+        "--local-user",
+        a_fpr,
+        "--clearsign",
+        "--output",
+        "-",
+        str(_write(a.home / "in.txt", b"Report: type1\n-dash\n")),
+    )
     r = b.verify_clearsigned(block)
     assert r.clean and r.data == b"Report: type1\n-dash\n"
     assert [(s.outcome, s.primary_fingerprint) for s in r.signatures] == [("good", a_fpr)]
@@ -370,8 +451,10 @@ def test_ciphertext_posing_as_a_clearsign_signature_is_not_decrypted(
     (a, a_fpr), (b, b_fpr) = alice, bob
     ciphertext = a.sign_encrypt(b"someone else's secret", [b_fpr], a_fpr)
     body = ciphertext.split("\n\n", 1)[1].replace("PGP MESSAGE", "PGP SIGNATURE")
-    block = ("-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA512\n\nhello\n"
-             "-----BEGIN PGP SIGNATURE-----\n\n" + body).encode()  # fmt: skip
+    block = (
+        "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA512\n\nhello\n"
+        "-----BEGIN PGP SIGNATURE-----\n\n" + body
+    ).encode()
     r = b.verify_clearsigned(block)
     assert not r.encrypted and not r.decrypted and not r.clean
     assert r.signatures == () and b"secret" not in r.data
@@ -381,12 +464,33 @@ def test_nested_encryption_layers_are_refused(
     alice: tuple[GnuPG, str], bob: tuple[GnuPG, str]
 ) -> None:
     """`--no-literal` puts the inner message's packets, not a literal, in the outer layer."""
-    (a, a_fpr), (b, b_fpr) = alice, bob
-    inner = gpg_cli(a.home, "--trust-model", "always", "--encrypt", "--recipient", b_fpr,
-                    "--output", "-", str(_write(a.home / "in.txt", b"inner")))  # fmt: skip
-    outer = gpg_cli(a.home, "--trust-model", "always", "--no-literal", "--compress-algo",
-                    "none", "--encrypt", "--armor", "--recipient", b_fpr, "--output", "-",
-                    str(_write(a.home / "inner.gpg", inner)))  # fmt: skip
+    (a, _), (b, b_fpr) = alice, bob
+    inner = gpg_cli(
+        a.home,
+        "--trust-model",
+        "always",
+        "--encrypt",
+        "--recipient",
+        b_fpr,
+        "--output",
+        "-",
+        str(_write(a.home / "in.txt", b"inner")),
+    )
+    outer = gpg_cli(
+        a.home,
+        "--trust-model",
+        "always",
+        "--no-literal",
+        "--compress-algo",
+        "none",
+        "--encrypt",
+        "--armor",
+        "--recipient",
+        b_fpr,
+        "--output",
+        "-",
+        str(_write(a.home / "inner.gpg", inner)),
+    )
     r = b.decrypt(outer)
     assert "NESTED_ENCRYPTION 2" in r.problems and not r.clean
 

@@ -1,0 +1,222 @@
+"""keys/wrap.py: outgoing PGP/MIME, signed by the gateway, encrypted, headers protected.
+
+Every sealed message is opened again the way the recipient's mail client would: parse
+the RFC 3156 envelope, decrypt with the recipient's key, read the RFC 9788 payload.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from datetime import UTC, datetime
+from email.message import EmailMessage, Message
+from pathlib import Path
+
+import pytest
+
+from keys.gpg import CryptoResult, GnuPG
+from keys.unwrap import Limits, Unwrapped, Unwrapper
+from keys.wrap import NEUTRAL_SUBJECT, Attachment, Envelope, new_message_id, seal
+
+GATEWAY = "stats@clearinghouse.example"
+TEAM = "cert@alpha.example"
+DATE = datetime(2026, 11, 5, 9, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+def gateway(tmp_path: Path) -> tuple[GnuPG, str]:
+    gpg = GnuPG(tmp_path / "gateway")
+    return gpg, gpg.generate_key("Clearinghouse", GATEWAY)
+
+
+@pytest.fixture
+def team(tmp_path: Path, gateway: tuple[GnuPG, str]) -> tuple[GnuPG, str]:
+    gw, gw_fpr = gateway
+    gpg = GnuPG(tmp_path / "team")
+    fpr = gpg.generate_key("CERT Alpha", TEAM)
+    gpg.import_keys(gw.export_public(gw_fpr).encode())
+    gw.import_keys(gpg.export_public(fpr).encode())
+    return gpg, fpr
+
+
+def envelope(**changes: str) -> Envelope:
+    fields: dict[str, object] = {
+        "sender": f"Clearinghouse <{GATEWAY}>",
+        "recipient": TEAM,
+        "subject": "Receipt for submission 7",
+        "date": DATE,
+        "message_id": "<abc@clearinghouse.example>",
+    }
+    fields.update(changes)
+    return Envelope(**fields)  # type: ignore[arg-type]
+
+
+def sealed(
+    gateway: tuple[GnuPG, str],
+    team: tuple[GnuPG, str],
+    env: Envelope | None = None,
+    body: str = "Stored.\n",
+    attachments: tuple[Attachment, ...] = (),
+) -> bytes:
+    gw, gw_fpr = gateway
+    return seal(
+        gw,
+        env or envelope(),
+        body,
+        recipient_fingerprints=[team[1]],
+        signer=gw_fpr,
+        attachments=attachments,
+    )
+
+
+def open_sealed(raw: bytes, gpg: GnuPG) -> tuple[Message, CryptoResult, EmailMessage]:
+    outer = email.message_from_bytes(raw)
+    parts = outer.get_payload()
+    assert isinstance(parts, list)
+    ciphertext = parts[1].get_payload(decode=True)
+    assert isinstance(ciphertext, bytes)
+    result = gpg.decrypt(ciphertext)
+    inner = email.message_from_bytes(result.data, policy=email.policy.default)
+    assert isinstance(inner, EmailMessage)
+    return outer, result, inner
+
+
+def text(part: EmailMessage) -> str:
+    """A text part's content with the wire's CRLF line ends read back as LF."""
+    content = part.get_content()
+    assert isinstance(content, str)
+    return content.replace("\r\n", "\n")
+
+
+def test_outer_message_is_rfc3156_with_a_neutral_subject(
+    gateway: tuple[GnuPG, str], team: tuple[GnuPG, str]
+) -> None:
+    raw = sealed(gateway, team)
+    outer = email.message_from_bytes(raw)
+    assert outer.get_content_type() == "multipart/encrypted"
+    assert outer.get_param("protocol") == "application/pgp-encrypted"
+    assert outer["Subject"] == NEUTRAL_SUBJECT == "[...]"
+    assert (outer["From"], outer["To"]) == (f"Clearinghouse <{GATEWAY}>", TEAM)
+    assert outer["Message-ID"] == "<abc@clearinghouse.example>"
+    assert email.utils.parsedate_to_datetime(outer["Date"]) == DATE
+    parts = outer.get_payload()
+    assert isinstance(parts, list)
+    assert [p.get_content_type() for p in parts] == [
+        "application/pgp-encrypted",
+        "application/octet-stream",
+    ]
+    assert "Version: 1" in parts[0].get_payload()
+    assert b"Receipt for submission" not in raw and b"Stored." not in raw
+    assert all(len(line) <= 78 for line in raw.split(b"\r\n") if line)
+    assert raw.isascii()
+
+
+def test_decrypts_with_the_recipient_key_and_is_signed_by_the_gateway(
+    gateway: tuple[GnuPG, str], team: tuple[GnuPG, str], tmp_path: Path
+) -> None:
+    raw = sealed(gateway, team)
+    _, result, inner = open_sealed(raw, team[0])
+    assert result.clean and result.decrypted and result.plaintext_packets == 1
+    [sig] = result.signatures
+    assert (sig.outcome, sig.primary_fingerprint) == ("good", gateway[1])
+    assert text(inner) == "Stored.\n"
+    stranger = GnuPG(tmp_path / "stranger")
+    stranger.generate_key("S", "s@s.example")
+    _, other, _ = open_sealed(raw, stranger)
+    assert not other.decrypted and other.data == b""
+
+
+def test_the_real_headers_are_protected_inside(
+    gateway: tuple[GnuPG, str], team: tuple[GnuPG, str]
+) -> None:
+    env = envelope(in_reply_to="<orig@alpha.example>")
+    _, _, inner = open_sealed(sealed(gateway, team, env), team[0])
+    assert inner.get_content_type() == "text/plain"
+    assert inner.get_param("hp") == "cipher"
+    assert inner.get_param("protected-headers") == "v1"
+    assert inner["Subject"] == "Receipt for submission 7"
+    assert (inner["From"], inner["To"]) == (f"Clearinghouse <{GATEWAY}>", TEAM)
+    assert inner["Message-ID"] == "<abc@clearinghouse.example>"
+    assert inner["In-Reply-To"] == "<orig@alpha.example>"
+    hp_outer = [str(v) for v in inner.get_all("HP-Outer", [])]
+    assert f"Subject: {NEUTRAL_SUBJECT}" in hp_outer
+    assert f"From: Clearinghouse <{GATEWAY}>" in hp_outer
+    assert f"To: {TEAM}" in hp_outer
+    assert "In-Reply-To: <orig@alpha.example>" in hp_outer
+    assert not any(v.startswith("Subject: Receipt") for v in hp_outer)
+
+
+def test_in_reply_to_on_the_outside_too(
+    gateway: tuple[GnuPG, str], team: tuple[GnuPG, str]
+) -> None:
+    outer = email.message_from_bytes(sealed(gateway, team, envelope(in_reply_to="<o@a.example>")))
+    assert outer["In-Reply-To"] == "<o@a.example>"
+    assert email.message_from_bytes(sealed(gateway, team))["In-Reply-To"] is None
+
+
+@pytest.mark.parametrize("field", ["subject", "sender", "recipient", "message_id", "in_reply_to"])
+@pytest.mark.parametrize("evil", ["\r\nBcc: victim@evil.example", "\nX-Evil: 1", "a\rb", "a\x00b"])
+def test_line_breaks_in_a_header_value_are_refused(
+    gateway: tuple[GnuPG, str], team: tuple[GnuPG, str], field: str, evil: str
+) -> None:
+    with pytest.raises(ValueError, match="line break"):
+        sealed(gateway, team, envelope(**{field: f"x{evil}"}))
+
+
+def test_line_breaks_in_an_attachment_name_are_refused(
+    gateway: tuple[GnuPG, str], team: tuple[GnuPG, str]
+) -> None:
+    evil = Attachment("a.pdf\r\nContent-Type: text/html", "application/pdf", b"%PDF")
+    with pytest.raises(ValueError):
+        sealed(gateway, team, attachments=(evil,))
+
+
+def test_non_ascii_subject_and_body_are_encoded(
+    gateway: tuple[GnuPG, str], team: tuple[GnuPG, str]
+) -> None:
+    subject = "Empfangsbestätigung – Статистика 2026-10 ✓"
+    body = "Grüße, Ωmega\n"
+    raw = sealed(gateway, team, envelope(subject=subject), body)
+    _, result, inner = open_sealed(raw, team[0])
+    assert result.data.isascii()  # RFC 2047 words and quoted-printable, no raw 8-bit
+    assert inner["Subject"] == subject
+    assert text(inner) == body
+    assert inner.get_content_charset() == "utf-8"
+
+
+def test_attachments_round_trip(gateway: tuple[GnuPG, str], team: tuple[GnuPG, str]) -> None:
+    pdf = b"%PDF-1.4\n" + bytes(range(256)) * 4 + b"\n%%EOF\n"
+    csv = b"field,average\nrequests,1204\n"
+    attachments = (
+        Attachment("public.pdf", "application/pdf", pdf),
+        Attachment("public.csv", "text/csv", csv),
+    )
+    _, result, inner = open_sealed(sealed(gateway, team, attachments=attachments), team[0])
+    assert result.clean
+    assert inner.get_content_type() == "multipart/mixed"
+    assert inner.get_param("hp") == "cipher" and inner["Subject"] == "Receipt for submission 7"
+    body, *files = inner.iter_parts()
+    assert body.get_content_type() == "text/plain" and text(body) == "Stored.\n"
+    got = [(f.get_filename(), f.get_content_type(), f.get_payload(decode=True)) for f in files]
+    assert got == [("public.pdf", "application/pdf", pdf), ("public.csv", "text/csv", csv)]
+
+
+def test_the_gateway_unwraps_what_a_peer_sealed(
+    gateway: tuple[GnuPG, str], team: tuple[GnuPG, str]
+) -> None:
+    """`seal` writes the combined shape teams send: the gateway's unwrap accepts it."""
+    team_gpg, team_fpr = team
+    env = Envelope(TEAM, GATEWAY, "Monthly statistics", DATE, new_message_id("alpha.example"))
+    raw = seal(
+        team_gpg, env, "Report: type1\n", recipient_fingerprints=[gateway[1]], signer=team_fpr
+    )
+    u = Unwrapper(gateway[0], Limits()).unwrap(raw)
+    assert isinstance(u, Unwrapped)
+    assert u.protected_to == (GATEWAY,) and u.protected_from == (TEAM,)
+    assert [s.primary_fingerprint for s in u.verification.signatures] == [team_fpr]
+
+
+def test_new_message_id() -> None:
+    first, second = new_message_id("clearinghouse.example"), new_message_id("clearinghouse.example")
+    assert first != second
+    assert first.startswith("<") and first.endswith("@clearinghouse.example>")
