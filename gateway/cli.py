@@ -394,28 +394,9 @@ def messages_reprocess(app: App, message_id: int | None, quarantined: bool) -> N
 
     if (message_id is None) == (not quarantined):
         raise click.UsageError("give a message ID or --quarantined (not both)")
-    if message_id is not None:
-        _check_reprocessable(app, message_id)
     for mid, outcome in reprocess(app, message_id):
         click.echo(
             f"message {mid}: {outcome.state}{f' ({outcome.reason})' if outcome.reason else ''}"
-        )
-
-
-def _check_reprocessable(app: App, message_id: int) -> None:
-    """Only a finished, unsuccessful message may run again: an accepted one would store
-    its reports once more as the newest revision, over any later correction."""
-    from store.db import open_session
-    from store.spool import get_message
-
-    with open_session(app.engine) as s:
-        message = get_message(s, message_id)
-    if message is None:
-        raise ClearinghouseError(f"no message {message_id}; see `messages list`")
-    if message.state not in ("quarantined", "rejected"):
-        raise ClearinghouseError(
-            f"message {message_id} is {message.state}; only quarantined or rejected "
-            "messages can be reprocessed"
         )
 
 

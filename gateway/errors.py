@@ -14,6 +14,8 @@ and gets a traceback.
           ├── GnuPGError         exit 1: the gpg binary, agent or home directory is broken
           ├── RegistryError      exit 1: a registry change was refused (unknown team,
           │                      key bound to another team, secret key offered, ...)
+          ├── ImapError          exit 1: the IMAP mailbox cannot be used (unreachable,
+          │                      login refused, TLS certificate not trusted)
           └── DeliveryError      exit 1: an outbound transport failed; transient unless
                                  `permanent` says the relay refused it for good
 
@@ -30,6 +32,7 @@ __all__ = [
     "ConfigError",
     "DeliveryError",
     "GnuPGError",
+    "ImapError",
     "RegistryError",
     "StorageError",
 ]
@@ -60,6 +63,10 @@ class GnuPGError(ClearinghouseError):
 
 class RegistryError(ClearinghouseError):
     """An admin's registry or keyring change was refused; the message says what to do."""
+
+
+class ImapError(ClearinghouseError):
+    """The IMAP door cannot use its mailbox: connection, login or TLS verification failed."""
 
 
 class DeliveryError(ClearinghouseError):

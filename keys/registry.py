@@ -24,7 +24,8 @@ from store.models import Coordinator, Team, TeamKey
 
 STATUSES = ("listed", "accredited", "certified", "suspended")
 HANDLE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
-ADDRESS = re.compile(r"^[^@\s<>\"',;]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
+# ASCII only, no quoting, no comments: a registered address goes into outgoing headers.
+ADDRESS = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
 
 
 def _now() -> datetime:

@@ -68,16 +68,26 @@ def _parse(raw: bytes) -> email.message.Message:
 
 def _check_shape(msg: email.message.Message, limits: Limits) -> Refusal | None:
     """Bound the MIME tree (depth and part count) before anything walks it."""
-    stack: list[tuple[email.message.Message, int]] = [(msg, 1)]
+    stack: list[tuple[email.message.Message, int, frozenset[str]]] = [(msg, 1, frozenset())]
     parts = 0
     while stack:
-        part, depth = stack.pop()
+        part, depth, boundaries = stack.pop()
         parts += 1
         if depth > limits.max_mime_depth:
             return Refusal("malformed-mime", f"MIME nesting deeper than {limits.max_mime_depth}")
         if parts > limits.max_mime_parts:
             return Refusal("malformed-mime", f"more than {limits.max_mime_parts} MIME parts")
-        stack.extend((p, depth + 1) for p in _subparts(part))
+        if part.get_content_maintype() == "multipart":
+            # A multipart without parts (boundary missing or never found), or one reusing
+            # an enclosing boundary, is ambiguous: mail clients and this parser may
+            # disagree on what is inside what, so it is refused rather than guessed.
+            boundary = part.get_boundary()
+            if boundary is None or not part.is_multipart():
+                return Refusal("malformed-mime", "a multipart whose boundary is missing")
+            if boundary in boundaries:
+                return Refusal("malformed-mime", "a nested multipart reuses its parent's boundary")
+            boundaries = boundaries | {boundary}
+        stack.extend((p, depth + 1, boundaries) for p in _subparts(part))
     return None
 
 

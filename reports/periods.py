@@ -61,6 +61,11 @@ def month_start(period: str) -> datetime:
     return datetime(year, month, 1, tzinfo=UTC)
 
 
+def month_end(period: str) -> datetime:
+    """The first instant after `period`: 00:00 UTC on the first of the next month."""
+    return month_start(shift(period, 1))
+
+
 def report_day(period: str, day_of_month: int) -> datetime:
     """00:00 UTC of the report day for `period`: day `day_of_month` of the next month.
 

@@ -29,7 +29,7 @@ import hashlib
 import hmac
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from fractions import Fraction
 
 from parsers.model import TYPE1_FIELDS
@@ -38,6 +38,10 @@ from reports.periods import window
 from store.statistics import Category, StoredReport
 
 TYPES = ("type1", "type2")
+TYPE_TITLES = {
+    "type1": "Type 1: incident handling workload",
+    "type2": "Type 2: incidents by class and type",
+}
 TOTAL = "total"  # type 2: all incidents
 UNTYPED = "-"  # type 2: "class/-" is the class-only line (no type given)
 TYPE1_LABELS = {
@@ -49,7 +53,6 @@ TYPE1_LABELS = {
     "organisations-involved": "Organisations involved",
     "hours-spent": "Hours spent",
 }
-_CENT = Decimal("0.01")
 
 
 @dataclass(frozen=True)
@@ -83,26 +86,16 @@ class Figure:
     def rounded(self, places: int = 2) -> Decimal | None:
         """The average rounded half-up for display (None when no team contributed)."""
         mean = self.mean
-        if mean is None:
-            return None
-        quantum = Decimal(1).scaleb(-places)
-        exact = Decimal(mean.numerator) / Decimal(mean.denominator)
-        # Decimal division is correctly rounded at 28 digits; re-round from the exact
-        # fraction when the first rounding could have landed on a half-way point.
-        shown = exact.quantize(quantum, rounding=ROUND_HALF_UP)
-        if Fraction(shown) - mean == Fraction(quantum) / 2 or mean - Fraction(shown) == Fraction(
-            quantum
-        ) / 2:
-            shown = _round_fraction(mean, places)
-        return shown
+        return None if mean is None else round_half_up(mean, places)
 
 
-def _round_fraction(value: Fraction, places: int) -> Decimal:
-    scaled = value * 10**places
-    floor = scaled.numerator // scaled.denominator
-    remainder = scaled - floor
-    whole = floor + 1 if remainder >= Fraction(1, 2) else floor
-    return Decimal(whole).scaleb(-places)
+def round_half_up(value: Fraction, places: int = 2) -> Decimal:
+    """`value` to `places` decimals, halves away from zero, computed exactly."""
+    scaled = abs(value) * 10**places
+    whole, remainder = divmod(scaled.numerator, scaled.denominator)
+    if 2 * remainder >= scaled.denominator:
+        whole += 1
+    return Decimal(-whole if value < 0 else whole).scaleb(-places)
 
 
 @dataclass(frozen=True)
@@ -243,7 +236,9 @@ def _type2_lines(taxonomy: Taxonomy, reports: Sequence[StoredReport]) -> tuple[L
     return tuple(lines)
 
 
-def pseudonyms(team_ids: Iterable[int], secret: bytes, period: str, report_type: str) -> dict[int, str]:
+def pseudonyms(
+    team_ids: Iterable[int], secret: bytes, period: str, report_type: str
+) -> dict[int, str]:
     """Team id -> "Team A", "Team B", ... in the order of a keyed hash of the id."""
 
     def order(team_id: int) -> bytes:

@@ -18,7 +18,7 @@ from decimal import Decimal
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from store.models import Message, MonthlyRun, Submission, Team, Type1Value, Type2Count
+from store.models import Message, MonthlyRun, OutboxEntry, Submission, Team, Type1Value, Type2Count
 
 Category = tuple[str, str | None]  # (class slug, type slug or None for class-only)
 
@@ -146,8 +146,19 @@ def message_counts(session: Session, start: datetime, end: datetime) -> list[Mes
         .where(col(Message.received_at) >= start, col(Message.received_at) < end)
         .group_by(col(Message.state), col(Message.reason), col(Team.handle))
     )
-    rows = [MessageCount(state, reason, handle, count) for state, reason, handle, count in session.exec(query)]
+    rows = [
+        MessageCount(state, reason, handle, count)
+        for state, reason, handle, count in session.exec(query)
+    ]
     return sorted(rows, key=lambda r: (r.state, r.reason or "", r.team or ""))
+
+
+def queued_keys(session: Session, keys: list[str]) -> set[str]:
+    """Which of these outbox dedupe keys are queued already (in any state)."""
+    if not keys:
+        return set()
+    query = select(OutboxEntry.dedupe_key).where(col(OutboxEntry.dedupe_key).in_(keys))
+    return set(session.exec(query))
 
 
 def newest_generation(session: Session, period: str) -> int:
@@ -160,9 +171,7 @@ def newest_generation(session: Session, period: str) -> int:
 def record_run(
     session: Session, *, period: str, generation: int, sent: bool, queued: int, digest: str
 ) -> MonthlyRun:
-    run = MonthlyRun(
-        period=period, generation=generation, sent=sent, queued=queued, digest=digest
-    )
+    run = MonthlyRun(period=period, generation=generation, sent=sent, queued=queued, digest=digest)
     session.add(run)
     session.flush()
     return run

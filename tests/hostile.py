@@ -12,6 +12,8 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+from support import INTAKE, TeamClient
+
 from gateway.app import App
 from gateway.intake import accept
 from gateway.worker import Worker
@@ -19,7 +21,6 @@ from keys.wrap import encrypted_envelope
 from store import outbox, spool
 from store.db import open_session
 from store.submissions import SubmissionRow, list_submissions
-from support import INTAKE, TeamClient
 
 
 def gpg(home: Path, *args: str, data: bytes = b"") -> bytes:

@@ -33,17 +33,8 @@ def validsig(signing: str = SUB, primary: str | None = PRIMARY, ts: int = T) -> 
 
 def gpg_cli(home: Path, *args: str) -> bytes:
     """The gpg command line on a test home (for what python-gnupg has no call for)."""
-    cmd = [
-        "gpg",
-        "--homedir",
-        str(home),
-        "--batch",
-        "--pinentry-mode",
-        "loopback",
-        "--passphrase",
-        "",
-        *args,
-    ]
+    batch = ["--batch", "--pinentry-mode", "loopback", "--passphrase", ""]
+    cmd = ["gpg", "--homedir", str(home), *batch, *args]
     return subprocess.run(cmd, check=True, capture_output=True).stdout
 
 
@@ -392,9 +383,7 @@ def test_decrypt_without_the_secret_key(
     assert r.data == b""
 
 
-def test_signature_by_an_unknown_key_is_errsig_9(
-    alice: tuple[GnuPG, str], bob: tuple[GnuPG, str], tmp_path: Path
-) -> None:
+def test_signature_by_an_unknown_key_is_errsig_9(bob: tuple[GnuPG, str], tmp_path: Path) -> None:
     b, b_fpr = bob
     stranger = GnuPG(tmp_path / "stranger")
     s_fpr = stranger.generate_key("S", "s@s.example")

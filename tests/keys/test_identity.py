@@ -36,17 +36,8 @@ def home(path: Path) -> Path:
 
 
 def gpg_cli(path: Path, *args: str, passphrase: str = "") -> bytes:
-    cmd = [
-        "gpg",
-        "--homedir",
-        str(path),
-        "--batch",
-        "--pinentry-mode",
-        "loopback",
-        "--passphrase",
-        passphrase,
-        *args,
-    ]
+    batch = ["--batch", "--pinentry-mode", "loopback", "--passphrase", passphrase]
+    cmd = ["gpg", "--homedir", str(path), *batch, *args]
     return subprocess.run(cmd, check=True, capture_output=True).stdout
 
 

@@ -25,17 +25,8 @@ from store.db import open_session
 
 
 def gpg_cli(home: Path, *args: str) -> bytes:
-    cmd = [
-        "gpg",
-        "--homedir",
-        str(home),
-        "--batch",
-        "--pinentry-mode",
-        "loopback",
-        "--passphrase",
-        "",
-        *args,
-    ]
+    batch = ["--batch", "--pinentry-mode", "loopback", "--passphrase", ""]
+    cmd = ["gpg", "--homedir", str(home), *batch, *args]
     return subprocess.run(cmd, check=True, capture_output=True).stdout
 
 
@@ -368,6 +359,31 @@ def test_no_usable_key_raises(app: App, registry: Registry, owner: KeyOwner) -> 
     assert encryption_key(app, "alpha") == revoked
     owner.revoke(revoked)
     registry.import_keys("alpha", owner.public(revoked))
+    with pytest.raises(RegistryError, match="no usable key"):
+        encryption_key(app, "alpha")
+
+
+def test_a_key_whose_encryption_subkey_expired_is_not_usable(
+    app: App, registry: Registry, owner: KeyOwner
+) -> None:
+    registry.add_team("alpha", name="Alpha", email="cert@alpha.example")
+    fpr = owner.new_key("cert@alpha.example", days_ago=10)
+    details = owner.gpg.details(fpr)
+    assert details is not None
+    [sub] = details.subkeys
+    ten_days_ago = str(int(time.time()) - 10 * 86_400)
+    gpg_cli(
+        owner.gpg.home,
+        "--faked-system-time",
+        ten_days_ago,
+        "--quick-set-expire",
+        fpr,
+        "1d",
+        sub.fingerprint,
+    )
+    registry.import_keys("alpha", owner.public(fpr))
+    primary = registry.key_details(fpr)
+    assert primary is not None and primary.expires is None  # the primary is still valid
     with pytest.raises(RegistryError, match="no usable key"):
         encryption_key(app, "alpha")
 

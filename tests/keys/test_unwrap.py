@@ -10,6 +10,7 @@ from __future__ import annotations
 import email
 import hashlib
 import subprocess
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -96,17 +97,14 @@ def encrypted_only(team: TeamClient, plaintext: bytes) -> bytes:
     return pgp_mime(team.gpg.encrypt(plaintext, [team.gateway_fingerprint]))
 
 
+def team_cli(team: TeamClient, *args: str, stdin: bytes = b"") -> bytes:
+    """The team's gpg command line, for messages python-gnupg cannot make."""
+    cmd = ["gpg", "--homedir", str(team.gpg.home), "--batch", "--trust-model", "always", *args]
+    return subprocess.run(cmd, input=stdin, check=True, capture_output=True).stdout
+
+
 def clearsign(team: TeamClient, text: bytes) -> bytes:
-    cmd = [
-        "gpg",
-        "--homedir",
-        str(team.gpg.home),
-        "--batch",
-        "--local-user",
-        team.fingerprint,
-        "--clearsign",
-    ]
-    return subprocess.run(cmd, input=text, check=True, capture_output=True).stdout
+    return team_cli(team, "--local-user", team.fingerprint, "--clearsign", stdin=text)
 
 
 def payload() -> bytes:
@@ -218,6 +216,23 @@ def test_tampered_multipart_signed_reaches_policy_as_bad(
     assert [s.outcome for s in u.verification.signatures] == ["bad"]
 
 
+def test_a_non_detached_signature_in_multipart_signed_proves_nothing(
+    gateway: tuple[GnuPG, str], team: TeamClient
+) -> None:
+    """A whole signed message (over other text) in the signature part: gpg must not
+    report its embedded text as the signed content."""
+    full = team_cli(team, "--local-user", team.fingerprint, "--sign", "--armor", stdin=b"harmless")
+    raw = headers() + (
+        b"Content-Type: multipart/signed; micalg=pgp-sha512;\r\n"
+        b' protocol="application/pgp-signature"; boundary="s"\r\n\r\n'
+        b"--s\r\n" + TEXT_PART + b"\r\n--s\r\n"
+        b"Content-Type: application/pgp-signature\r\n\r\n" + full + b"\r\n--s--\r\n"
+    )
+    u = accepted(unwrap(gateway, raw, require_encryption=False))
+    assert not u.verification.clean
+    assert all(s.outcome != "good" for s in u.verification.signatures)
+
+
 # --- refusals: shape ------------------------------------------------------------------
 
 
@@ -249,11 +264,11 @@ CONTROL = b"Content-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n"
     ],
 )
 def test_multipart_encrypted_of_the_wrong_shape(
-    gateway: tuple[GnuPG, str], team: TeamClient, parts: object
+    gateway: tuple[GnuPG, str], team: TeamClient, parts: Callable[[bytes], list[bytes]]
 ) -> None:
     armored = team.gpg.encrypt(TEXT_PART, [team.gateway_fingerprint]).encode()
     data = b"Content-Type: application/octet-stream\r\n\r\n" + armored
-    assert callable(parts)
+    assert reason(unwrap(gateway, _encrypted_parts(CONTROL, data))) == "not-signed"  # the control
     assert reason(unwrap(gateway, _encrypted_parts(*parts(data)))) == "malformed-mime"
 
 
@@ -404,27 +419,17 @@ def test_nested_encryption_packets_are_refused(
     gateway: tuple[GnuPG, str], team: TeamClient
 ) -> None:
     """An encrypted message whose packets (no literal) are another encrypted message."""
-    gw = team.gateway_fingerprint
-    plain = team.gpg.home / "payload.eml"
-    plain.write_bytes(payload())
-
-    def gpg(*args: str) -> bytes:
-        cmd = [
-            "gpg",
-            "--homedir",
-            str(team.gpg.home),
-            "--batch",
-            "--trust-model",
-            "always",
-            "--recipient",
-            gw,
-            "--output",
-            "-",
-            *args,
-        ]
-        return subprocess.run(cmd, check=True, capture_output=True).stdout
-
-    inner = plain.with_suffix(".gpg")
-    inner.write_bytes(gpg("--local-user", team.fingerprint, "--sign", "--encrypt", str(plain)))
-    outer = gpg("--no-literal", "--compress-algo", "none", "--encrypt", "--armor", str(inner))
+    to_gateway = ("--recipient", team.gateway_fingerprint, "--output", "-")
+    signed = ("--local-user", team.fingerprint, "--sign", "--encrypt")
+    inner = team_cli(team, *to_gateway, *signed, stdin=payload())
+    outer = team_cli(
+        team,
+        *to_gateway,
+        "--no-literal",
+        "--compress-algo",
+        "none",
+        "--encrypt",
+        "--armor",
+        stdin=inner,
+    )
     assert reason(unwrap(gateway, pgp_mime(outer.decode()))) == "decrypt-failed"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import email
 import email.policy
 from datetime import UTC, datetime
-from email.message import EmailMessage, Message
+from email.message import EmailMessage, Message, MIMEPart
 from pathlib import Path
 
 import pytest
@@ -69,11 +69,15 @@ def sealed(
     )
 
 
+def parts_of(msg: Message) -> list[Message]:
+    parts = msg.get_payload()
+    assert isinstance(parts, list)
+    return [p for p in parts if isinstance(p, Message)]
+
+
 def open_sealed(raw: bytes, gpg: GnuPG) -> tuple[Message, CryptoResult, EmailMessage]:
     outer = email.message_from_bytes(raw)
-    parts = outer.get_payload()
-    assert isinstance(parts, list)
-    ciphertext = parts[1].get_payload(decode=True)
+    ciphertext = parts_of(outer)[1].get_payload(decode=True)
     assert isinstance(ciphertext, bytes)
     result = gpg.decrypt(ciphertext)
     inner = email.message_from_bytes(result.data, policy=email.policy.default)
@@ -81,7 +85,7 @@ def open_sealed(raw: bytes, gpg: GnuPG) -> tuple[Message, CryptoResult, EmailMes
     return outer, result, inner
 
 
-def text(part: EmailMessage) -> str:
+def text(part: MIMEPart) -> str:
     """A text part's content with the wire's CRLF line ends read back as LF."""
     content = part.get_content()
     assert isinstance(content, str)
@@ -99,8 +103,7 @@ def test_outer_message_is_rfc3156_with_a_neutral_subject(
     assert (outer["From"], outer["To"]) == (f"Clearinghouse <{GATEWAY}>", TEAM)
     assert outer["Message-ID"] == "<abc@clearinghouse.example>"
     assert email.utils.parsedate_to_datetime(outer["Date"]) == DATE
-    parts = outer.get_payload()
-    assert isinstance(parts, list)
+    parts = parts_of(outer)
     assert [p.get_content_type() for p in parts] == [
         "application/pgp-encrypted",
         "application/octet-stream",

@@ -1,0 +1,447 @@
+"""The IMAP door (imapclient): fetch the configured mailbox into the spool, then file it away.
+
+In: `[imap]` of the configuration. Out: each message of `folder` stored with `accept` and
+only then moved to `processed_folder` (UID MOVE; COPY + \\Deleted + EXPUNGE where the
+server lacks MOVE; \\Flagged + \\Seen where moving is impossible, so it stays in place).
+A crash between storing and moving leaves the message where it was, and the next poll
+recognises it by its intake key, `imap:USER@HOST/FOLDER:MESSAGE-ID:SHA256` of the fetched
+bytes, instead of storing it twice. The same key makes two pollers on one mailbox store
+a message once; a message the other poller moved away meanwhile is skipped ("vanished").
+
+Bytes that are not an RFC 5322 message at all (see `looks_like_message`) are moved to
+`failed_folder` with a log line, and never stored.
+
+`poll_once` drains the folder once (`poll-imap --once`). `run_poller` keeps it drained
+until told to stop: it waits in IDLE where the server offers it (leaving IDLE at least
+every `poll_seconds` to drain anyway) and polls otherwise, and reconnects with backoff
+(tenacity) after a dropped connection or a server restart. TLS certificates are always
+verified, against the system CAs plus `ca_file`; `security = "none"` is loopback only
+(enforced by the configuration).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import signal
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.parser import BytesHeaderParser
+from typing import Any
+
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
+from tenacity import RetryCallState, Retrying, stop_when_event_set, wait_exponential, wait_random
+
+from gateway.app import App
+from gateway.config import ImapConfig
+from gateway.errors import ConfigError, ImapError
+from gateway.intake import accept
+
+log = logging.getLogger(__name__)
+
+SOCKET_TIMEOUT = 30.0  # seconds; a silent server must not hang the door
+MAX_BACKOFF = 60.0  # seconds between reconnection attempts, at most
+IDLE_SLICE = 0.5  # seconds; how quickly an idling poller notices `stop`
+IDLE_RENEW = 25 * 60  # RFC 2177: re-issue IDLE before a server's 30-minute timeout
+FLAGGED, SEEN = b"\\Flagged", b"\\Seen"
+
+# A header field: RFC 5322 field-name (printable US-ASCII but ":") then ":", allowing the
+# obsolete white space before the colon (RFC 5322 4.5.3).
+_FIELD = re.compile(rb"[\x21-\x39\x3b-\x7e]+[ \t]*:")
+
+
+@dataclass
+class PollResult:
+    """What one pass over the folder did, message by message."""
+
+    fetched: int = 0  # messages read from the server
+    stored: int = 0  # newly committed to the spool
+    known: int = 0  # already in the spool (a crash before the move, or another poller)
+    moved: int = 0  # filed to processed_folder
+    flagged: int = 0  # stored, but could not be moved: left in place, \Flagged \Seen
+    failed: int = 0  # not a message at all: filed to failed_folder, not stored
+    vanished: int = 0  # gone before we could fetch it (another poller took it)
+
+    def summary(self) -> str:
+        return (
+            f"fetched {self.fetched}: {self.stored} stored, {self.known} already spooled, "
+            f"{self.failed} unparseable; {self.moved} moved, {self.flagged} flagged; "
+            f"{self.vanished} taken by another poller"
+        )
+
+
+def looks_like_message(raw: bytes) -> bool:
+    """True unless `raw` fails to be an RFC 5322 message at all.
+
+    The rule: everything up to the first empty line (all of it, if there is none) is the
+    header, and it must be one or more fields, each a line `NAME:` with NAME in printable
+    US-ASCII without ":", optionally followed by continuation lines starting with a space
+    or tab. An mbox `From ` line before the header is tolerated. Nothing else is judged
+    here (missing Date, broken MIME, 8-bit bytes): the pipeline quarantines those, and
+    an admin can look at them there.
+    """
+    lines = raw.splitlines()
+    if lines and lines[0].startswith(b"From "):
+        lines = lines[1:]
+    fields = 0
+    for line in lines:
+        if not line:
+            break
+        if line[:1] in (b" ", b"\t"):
+            if not fields:
+                return False
+        elif _FIELD.match(line):
+            fields += 1
+        else:
+            return False
+    return fields > 0
+
+
+def intake_key(cfg: ImapConfig, raw: bytes) -> str:
+    """The spool's idempotency key for a message fetched from this mailbox."""
+    header = BytesHeaderParser().parsebytes(raw)
+    value = str(header.get("Message-ID", "") or "")
+    message_id = re.sub(r"[^\x21-\x7e]", "", value)[:255]
+    digest = hashlib.sha256(raw).hexdigest()
+    return f"imap:{cfg.username}@{cfg.host}/{cfg.folder}:{message_id}:{digest}"
+
+
+# --- connecting ---------------------------------------------------------------------------
+
+
+def connect(cfg: ImapConfig) -> IMAPClient:
+    """A logged-in client for `cfg`; ImapError naming the problem if there is none."""
+    password = cfg.read_password()
+    where = f"{cfg.host}:{cfg.port}"
+    try:
+        client = _open(cfg)
+    except ssl.SSLCertVerificationError as exc:
+        raise ImapError(
+            f"IMAP server {where}: TLS certificate not trusted ({exc.verify_message}); "
+            "if it is right, give its CA in [imap] ca_file"
+        ) from None
+    except (OSError, IMAPClientError) as exc:
+        raise ImapError(f"cannot connect to IMAP server {where}: {_text(exc)}") from None
+    try:
+        client.login(cfg.username, password)
+    except LoginError as exc:
+        _close(client)
+        raise ImapError(f"IMAP login as {cfg.username!r} at {where} failed: {_text(exc)}") from None
+    except (OSError, IMAPClientError) as exc:
+        _close(client)
+        raise ImapError(f"IMAP server {where} dropped the login: {_text(exc)}") from None
+    return client
+
+
+def _open(cfg: ImapConfig) -> IMAPClient:
+    context = _tls_context(cfg) if cfg.security != "none" else None
+    client = IMAPClient(
+        cfg.host,
+        port=cfg.port,
+        ssl=cfg.security == "tls",
+        ssl_context=context,
+        timeout=SOCKET_TIMEOUT,
+    )
+    if cfg.security == "starttls":
+        try:
+            client.starttls(context)  # raises when the server does not offer STARTTLS
+        except BaseException:
+            client.shutdown()
+            raise
+    return client
+
+
+def _tls_context(cfg: ImapConfig) -> ssl.SSLContext:
+    """Verification always on: system CAs, plus `ca_file` for a private or self-signed one."""
+    context = ssl.create_default_context()
+    if cfg.ca_file is not None:
+        try:
+            context.load_verify_locations(cafile=str(cfg.ca_file))
+        except (OSError, ssl.SSLError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise ConfigError(f"[imap] ca_file {cfg.ca_file}: {reason}") from None
+    return context
+
+
+def _close(client: IMAPClient) -> None:
+    """Log out if the connection still works; drop it either way."""
+    try:
+        client.logout()
+    except Exception:  # already gone: nothing left to tell the server
+        try:
+            client.shutdown()
+        except Exception:  # noqa: S110 - the socket is closed either way
+            pass
+
+
+def _text(exc: BaseException) -> str:
+    """An exception's message, without the b'...' that imaplib leaves around server text."""
+    text = str(exc)
+    if len(text) >= 3 and text[0] == "b" and text[1] in "'\"" and text[-1] == text[1]:
+        return text[2:-1]
+    return text or type(exc).__name__
+
+
+# --- one pass over the folder -------------------------------------------------------------
+
+
+def poll_once(app: App) -> PollResult:
+    """Connect, store and file every message in the folder, log out."""
+    cfg = app.config.imap
+    if not cfg.enabled:
+        raise ConfigError("[imap] host is not set: the IMAP door is off")
+    client = connect(cfg)
+    try:
+        ensure_folders(client, cfg)
+        return drain(app, client)
+    except (OSError, IMAPClientError) as exc:
+        raise ImapError(f"IMAP session with {cfg.host}:{cfg.port} failed: {_text(exc)}") from exc
+    finally:
+        _close(client)
+
+
+def ensure_folders(client: IMAPClient, cfg: ImapConfig) -> None:
+    """Create the processed and failed folders if missing (another poller may race us)."""
+    for folder in (cfg.processed_folder, cfg.failed_folder):
+        if client.folder_exists(folder):
+            continue
+        try:
+            client.create_folder(folder)
+        except IMAPClientAbortError:
+            raise
+        except IMAPClientError as exc:
+            if not client.folder_exists(folder):
+                log.warning("IMAP: cannot create folder %r (%s)", folder, _text(exc))
+
+
+def drain(app: App, client: IMAPClient, wake: Callable[[], None] | None = None) -> PollResult:
+    """Store and file every undeleted message in the folder, oldest first."""
+    cfg = app.config.imap
+    client.select_folder(cfg.folder)
+    result = PollResult()
+    for uid in sorted(client.search(["UNDELETED"])):
+        _take(app, client, uid, result, wake)
+    return result
+
+
+def _take(
+    app: App, client: IMAPClient, uid: int, result: PollResult, wake: Callable[[], None] | None
+) -> None:
+    cfg = app.config.imap
+    raw = _fetch(client, uid)
+    if raw is None:
+        result.vanished += 1
+        return
+    result.fetched += 1
+    if not looks_like_message(raw):
+        log.warning(
+            "IMAP: UID %s in %r is not an RFC 5322 message (%d bytes); filing it in %r, "
+            "not stored",
+            uid, cfg.folder, len(raw), cfg.failed_folder,
+        )  # fmt: skip
+        result.failed += 1
+        _file(client, uid, cfg.failed_folder)
+        return
+    message_id, created = accept(app.engine, raw, "imap", intake_key=intake_key(cfg, raw))
+    if created:
+        result.stored += 1
+        log.info("IMAP: UID %s in %r stored as message %s", uid, cfg.folder, message_id)
+        if wake is not None:
+            wake()
+    else:
+        result.known += 1
+        log.info("IMAP: UID %s in %r was already message %s", uid, cfg.folder, message_id)
+    if _file(client, uid, cfg.processed_folder):
+        result.moved += 1
+    else:
+        result.flagged += 1
+
+
+def _fetch(client: IMAPClient, uid: int) -> bytes | None:
+    """The message's bytes (without setting \\Seen), or None if it is gone."""
+    try:
+        data = client.fetch([uid], [b"BODY.PEEK[]"])
+    except IMAPClientAbortError:
+        raise
+    except IMAPClientError as exc:  # e.g. Dovecot's NO [EXPUNGEISSUED]
+        log.info("IMAP: UID %s could not be fetched (%s); skipped", uid, _text(exc))
+        return None
+    # A message expunged by another session comes back as no entry, or as BODY[] NIL.
+    body = data.get(uid, {}).get(b"BODY[]")
+    return body if isinstance(body, bytes) else None
+
+
+def _file(client: IMAPClient, uid: int, folder: str) -> bool:
+    """Move the message to `folder`; where that fails, flag it. True if it moved."""
+    try:
+        _move(client, uid, folder)
+        return True
+    except IMAPClientAbortError:
+        raise
+    except IMAPClientError as exc:
+        log.warning("IMAP: cannot move UID %s to %r (%s); flagging it", uid, folder, _text(exc))
+    try:
+        client.add_flags([uid], [FLAGGED, SEEN])
+    except IMAPClientAbortError:
+        raise
+    except IMAPClientError as exc:
+        log.warning("IMAP: cannot flag UID %s either (%s)", uid, _text(exc))
+    return False
+
+
+def _move(client: IMAPClient, uid: int, folder: str) -> None:
+    if client.has_capability("MOVE"):
+        client.move([uid], folder)  # a UID another poller moved already is a no-op
+        return
+    client.copy([uid], folder)
+    client.delete_messages([uid])
+    if client.has_capability("UIDPLUS"):
+        client.uid_expunge([uid])
+    else:
+        client.expunge()  # also removes what others marked \Deleted: that was their aim
+
+
+# --- the long-running poller --------------------------------------------------------------
+
+
+class _Stopped(Exception):
+    """`stop` was set before a connection attempt."""
+
+
+def start_poller(
+    app: App, stop: threading.Event, wake: Callable[[], None] | None = None
+) -> threading.Thread:
+    """`run_poller` in a daemon thread (for `serve`)."""
+    thread = threading.Thread(
+        target=run_poller, args=(app, stop, wake), name="imap-poller", daemon=True
+    )
+    thread.start()
+    return thread
+
+
+def poll_until_signalled(app: App) -> None:
+    """`poll-imap` without --once: run the poller here until SIGTERM or SIGINT."""
+    stop = threading.Event()
+
+    def handler(signum: int, _frame: object) -> None:
+        log.info("signal %s: stopping the IMAP poller", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    run_poller(app, stop)
+
+
+def run_poller(app: App, stop: threading.Event, wake: Callable[[], None] | None = None) -> None:
+    """Keep the folder drained until `stop` is set; `wake` is called per stored message.
+
+    Connecting and the first drain are retried with backoff until they succeed; a session
+    that then breaks ends here, and the next one starts with a short backoff again.
+    """
+    while not stop.is_set():
+        client = _open_session(app, stop, wake)
+        if client is None:
+            return
+        try:
+            _watch(app, client, stop, wake)
+        except Exception as exc:  # the door stays up: reconnect, drain again
+            log.warning("IMAP: session lost (%s: %s); reconnecting", type(exc).__name__, exc)
+            stop.wait(1.0)
+        finally:
+            _close(client)
+
+
+def _open_session(
+    app: App, stop: threading.Event, wake: Callable[[], None] | None
+) -> IMAPClient | None:
+    """A connected client whose folder has just been drained; None once `stop` is set."""
+
+    def pause(seconds: float) -> None:
+        stop.wait(seconds)  # returns at once when stopping
+
+    retrying = Retrying(
+        stop=stop_when_event_set(stop),
+        wait=wait_exponential(multiplier=1, max=MAX_BACKOFF) + wait_random(0, 1),
+        sleep=pause,
+        before_sleep=_log_retry,
+        retry_error_callback=lambda _state: None,
+    )
+    client: IMAPClient | None = retrying(_connect_and_drain, app, stop, wake)
+    return client
+
+
+def _connect_and_drain(
+    app: App, stop: threading.Event, wake: Callable[[], None] | None
+) -> IMAPClient:
+    if stop.is_set():
+        raise _Stopped
+    client = connect(app.config.imap)
+    try:
+        ensure_folders(client, app.config.imap)
+        drain(app, client, wake)
+    except BaseException:
+        _close(client)
+        raise
+    return client
+
+
+def _log_retry(state: RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome else None
+    delay = state.next_action.sleep if state.next_action else 0.0
+    expected = isinstance(exc, ImapError | OSError | IMAPClientError)
+    log.error(
+        "IMAP: %s; retrying in %.0f s",
+        exc if expected else f"unexpected {type(exc).__name__}",
+        delay,
+        exc_info=None if expected else exc,
+    )
+
+
+def _watch(
+    app: App, client: IMAPClient, stop: threading.Event, wake: Callable[[], None] | None
+) -> None:
+    """Wait for news (IDLE, or the poll interval) and drain, until `stop` is set."""
+    cfg = app.config.imap
+    use_idle = cfg.idle and client.has_capability("IDLE")
+    log.info(
+        "IMAP: watching %r on %s:%s (%s)",
+        cfg.folder, cfg.host, cfg.port,
+        "IDLE" if use_idle else f"polling every {cfg.poll_seconds} s",
+    )  # fmt: skip
+    while not stop.is_set():
+        if use_idle:
+            _idle(client, stop, min(cfg.poll_seconds, IDLE_RENEW))
+        else:
+            stop.wait(cfg.poll_seconds)
+        if not stop.is_set():
+            drain(app, client, wake)
+
+
+def _idle(client: IMAPClient, stop: threading.Event, seconds: float) -> None:
+    """Sit in IDLE until the server reports anything, `seconds` pass or `stop` is set."""
+    client.idle()
+    responses = _idle_wait(client, stop, time.monotonic() + seconds)
+    for response in responses:
+        if response[:1] == (b"BYE",):  # e.g. (b"BYE", b"Server", b"shutting", b"down.")
+            words = (
+                w.decode(errors="replace") if isinstance(w, bytes) else str(w) for w in response
+            )
+            raise IMAPClientAbortError(" ".join(words))
+    client.idle_done()  # raises if the connection died silently: the caller reconnects
+
+
+def _idle_wait(client: IMAPClient, stop: threading.Event, deadline: float) -> list[Any]:
+    while not stop.is_set() and (remaining := deadline - time.monotonic()) > 0:
+        wait = min(IDLE_SLICE, remaining)
+        started = time.monotonic()
+        responses: list[Any] = client.idle_check(timeout=wait)
+        # An empty early return is how imapclient reports a closed socket (it swallows
+        # the EOF): leave IDLE, and DONE will find out whether the connection is alive.
+        if responses or time.monotonic() - started < wait / 2:
+            return responses
+    return []

@@ -1,0 +1,203 @@
+"""The monthly statistics run, top to bottom: load → compute → write files → mail.
+
+In: the `App` and a period. Out: in `[reports] output_dir/YYYY-MM/` the files
+public.pdf, public.csv, internal-type1.pdf, internal-type2.pdf and
+coordinator-summary.pdf (each written to a temporary file, fsynced, renamed); then,
+unless `send` is off, sealed mails in the outbox (`reports/monthly_mail.py` says who
+gets what); and a `MonthlyRun` row recording the run.
+
+Reruns are idempotent. The same stored data gives byte-identical files (the PDFs are
+rendered in reportlab's invariant mode, and nothing in them depends on the clock), and
+every mail carries a dedupe key naming the period, the mailing generation, the recipient
+and its role, so a rerun queues nothing already queued. `resend` starts a new
+generation, whose keys are all new: everyone entitled is mailed again.
+
+The pseudonym secret (see `reports/statistics.py`) is 32 random bytes in
+`<home>/statistics.key`, created on first use: without it nobody can tell which team
+got which letter; losing it only changes the letters of future runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from gateway.app import App
+from gateway.errors import ClearinghouseError
+from reports.csv_export import public_csv
+from reports.internal_pdf import internal_pdf
+from reports.monthly_mail import Delivery, queue_mails
+from reports.periods import month_end, month_start, window
+from reports.public_pdf import public_pdf
+from reports.statistics import MonthlyStatistics, compute
+from reports.summary import CoordinatorSummary, summarise
+from reports.summary_pdf import summary_pdf
+from store.db import open_session, transaction
+from store.registry import list_teams
+from store.statistics import (
+    message_counts,
+    newest_generation,
+    newest_reports,
+    record_run,
+    revisions,
+)
+
+SECRET_FILE = "statistics.key"
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    period: str
+    directory: Path
+    files: dict[str, bytes]  # file name -> content, as written
+    digest: str
+    statistics: MonthlyStatistics
+    summary: CoordinatorSummary
+    delivery: Delivery | None  # None: --no-send
+
+
+def run_monthly(
+    app: App,
+    period: str,
+    *,
+    send: bool = True,
+    resend: bool = False,
+    progress: Progress = lambda _line: None,
+) -> RunResult:
+    """Compute, write and (unless `send` is False) mail the statistics for `period`."""
+    stats, summary, as_of = _compute(app, period)
+    for report_type in ("type1", "type2"):
+        teams = stats.of(report_type).teams
+        progress(f"{period}: type {report_type[-1]} from {teams} team{'s' if teams != 1 else ''}")
+    name = app.config.clearinghouse.name
+    files = {
+        "public.pdf": public_pdf(stats, name, as_of),
+        "public.csv": public_csv(stats),
+        "internal-type1.pdf": internal_pdf(stats, "type1", name, None),
+        "internal-type2.pdf": internal_pdf(stats, "type2", name, None),
+        "coordinator-summary.pdf": summary_pdf(summary, name),
+    }
+    directory = app.config.reports.output_dir / period
+    for filename, data in files.items():
+        atomic_write(directory / filename, data)
+        progress(f"wrote {directory / filename}")
+    digest = _digest(files)
+    delivery = None
+    if send:
+        delivery = queue_mails(app, stats, summary, files, resend=resend, progress=progress)
+    with transaction(app.engine) as s:
+        record_run(
+            s,
+            period=period,
+            generation=delivery.generation if delivery else _generation(app, period),
+            sent=send,
+            queued=delivery.queued if delivery else 0,
+            digest=digest,
+        )
+    if delivery is None:
+        progress("--no-send: files only, no mail queued")
+    return RunResult(period, directory, files, digest, stats, summary, delivery)
+
+
+def _compute(app: App, period: str) -> tuple[MonthlyStatistics, CoordinatorSummary, str]:
+    months = window(period)
+    config = app.config
+    with open_session(app.engine) as s:
+        reports = newest_reports(s, months[0], months[-1])
+        history = revisions(s, months[0], months[-1])
+        teams = list_teams(s)
+        counts = message_counts(s, month_start(period), month_end(period))
+    stats = compute(
+        reports,
+        period,
+        app.taxonomy,
+        minimum=config.reports.min_teams_for_public,
+        secret=pseudonym_secret(config.clearinghouse.home),
+    )
+    summary = summarise(
+        period,
+        teams,
+        reports,
+        history,
+        counts,
+        allowed_statuses=config.policy.allowed_statuses,
+        day_of_month=config.reports.day_of_month,
+    )
+    stored = [r.created_at for r in reports if r.period == period]
+    as_of = (
+        f"newest revision of each team's report as stored up to {_utc(max(stored))} UTC"
+        if stored
+        else "no reports stored for the month"
+    )
+    return stats, summary, as_of
+
+
+def _generation(app: App, period: str) -> int:
+    with open_session(app.engine) as s:
+        return newest_generation(s, period)
+
+
+def _utc(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M}"
+
+
+def _digest(files: dict[str, bytes]) -> str:
+    outer = hashlib.sha256()
+    for filename in sorted(files):
+        outer.update(f"{filename}\0{hashlib.sha256(files[filename]).hexdigest()}\n".encode())
+    return outer.hexdigest()
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that readers see the old file or the new, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def pseudonym_secret(home: Path) -> bytes:
+    """The secret behind the pseudonyms, created (mode 0600) on first use."""
+    path = home / SECRET_FILE
+    if not path.exists():
+        home.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=home, prefix=f".{SECRET_FILE}.")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(secrets.token_bytes(32))
+                fh.flush()
+                os.fsync(fh.fileno())
+            # link() refuses to replace: two first runs at once agree on one secret.
+            os.link(temp, path)
+        except FileExistsError:
+            pass
+        finally:
+            Path(temp).unlink(missing_ok=True)
+    secret = path.read_bytes()
+    if len(secret) < 16:
+        raise ClearinghouseError(f"{path} is too short to be a pseudonym secret")
+    return secret
