@@ -53,7 +53,12 @@ class App:
     def unwrapper(self) -> Unwrapper:
         lim = self.config.limits
         limits = Limits(lim.max_mime_depth, lim.max_mime_parts, lim.max_decrypted_bytes)
-        return Unwrapper(self.gpg, limits, require_encryption=self.config.policy.require_encryption)
+        return Unwrapper(
+            self.gpg,
+            limits,
+            require_encryption=self.config.policy.require_encryption,
+            passphrase=self.identity.passphrase,
+        )
 
     @cached_property
     def policy(self) -> Policy:

@@ -337,6 +337,71 @@ def serve(app: App, listen: str | None) -> None:
     run_service(app, host, port)
 
 
+@cli.command("poll-imap")
+@click.option("--once", is_flag=True, help="Fetch what the mailbox holds now, then exit.")
+@pass_app
+def poll_imap(app: App, once: bool) -> None:
+    """Fetch from the configured IMAP mailbox into the spool."""
+    from gateway.imap import poll_once, poll_until_signalled
+
+    app.create_schema()
+    if once:
+        click.echo(poll_once(app).summary())
+        return
+    poll_until_signalled(app)
+
+
+# --- monthly statistics ------------------------------------------------------------------
+
+
+@cli.group()
+def report() -> None:
+    """Monthly statistics: PDFs and CSV in [reports] output_dir, mailed encrypted."""
+
+
+def _report_period(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    from reports.periods import parse_period
+
+    if value is not None:
+        try:
+            parse_period(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
+
+
+@report.command("monthly")
+@click.option(
+    "--period",
+    default=None,
+    metavar="YYYY-MM",
+    callback=_report_period,
+    help="The month to report on (default: the previous month).",
+)
+@click.option("--no-send", is_flag=True, help="Write the files only; queue no mail.")
+@click.option("--resend", is_flag=True, help="Mail everyone entitled again, even if mailed before.")
+@pass_app
+def report_monthly(app: App, period: str | None, no_send: bool, resend: bool) -> None:
+    """Compute, write and mail one month's statistics. Reruns queue nothing new."""
+    from reports.monthly import run_monthly
+    from reports.periods import period_of, previous_period
+
+    if no_send and resend:
+        raise click.UsageError("--no-send and --resend exclude each other")
+    today = app.clock().date()
+    chosen = period or previous_period(today)
+    if chosen >= period_of(today):
+        raise click.BadParameter(f"{chosen} is not over yet", param_hint="'--period'")
+    app.create_schema()  # adds tables a newer version needs (monthly runs); keeps the rest
+    result = run_monthly(app, chosen, send=not no_send, resend=resend, progress=click.echo)
+    click.echo(f"statistics for {chosen} are in {result.directory}")
+    if result.delivery is not None and result.delivery.skipped:
+        raise ClearinghouseError(
+            f"{len(result.delivery.skipped)} recipient(s) could not be mailed: "
+            + "; ".join(result.delivery.skipped)
+        )
+
+
 # --- listings ---------------------------------------------------------------------------
 
 

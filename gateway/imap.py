@@ -21,6 +21,7 @@ verified, against the system CAs plus `ca_file`; `security = "none"` is loopback
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
@@ -31,7 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
-from typing import Any
+from typing import Any, Literal
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
@@ -39,7 +40,7 @@ from tenacity import RetryCallState, Retrying, stop_when_event_set, wait_exponen
 
 from gateway.app import App
 from gateway.config import ImapConfig
-from gateway.errors import ConfigError, ImapError
+from gateway.errors import ClearinghouseError, ConfigError, ImapError
 from gateway.intake import accept
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,8 @@ MAX_BACKOFF = 60.0  # seconds between reconnection attempts, at most
 IDLE_SLICE = 0.5  # seconds; how quickly an idling poller notices `stop`
 IDLE_RENEW = 25 * 60  # RFC 2177: re-issue IDLE before a server's 30-minute timeout
 FLAGGED, SEEN = b"\\Flagged", b"\\Seen"
+
+Filed = Literal["moved", "flagged", "gone"]  # "gone": another poller moved it first
 
 # A header field: RFC 5322 field-name (printable US-ASCII but ":") then ":", allowing the
 # obsolete white space before the colon (RFC 5322 4.5.3).
@@ -65,7 +68,7 @@ class PollResult:
     moved: int = 0  # filed to processed_folder
     flagged: int = 0  # stored, but could not be moved: left in place, \Flagged \Seen
     failed: int = 0  # not a message at all: filed to failed_folder, not stored
-    vanished: int = 0  # gone before we could fetch it (another poller took it)
+    vanished: int = 0  # another session took it before we could fetch or move it
 
     def summary(self) -> str:
         return (
@@ -151,7 +154,8 @@ def _open(cfg: ImapConfig) -> IMAPClient:
         try:
             client.starttls(context)  # raises when the server does not offer STARTTLS
         except BaseException:
-            client.shutdown()
+            with contextlib.suppress(OSError):
+                client.shutdown()
             raise
     return client
 
@@ -173,10 +177,8 @@ def _close(client: IMAPClient) -> None:
     try:
         client.logout()
     except Exception:  # already gone: nothing left to tell the server
-        try:
+        with contextlib.suppress(Exception):
             client.shutdown()
-        except Exception:  # noqa: S110 - the socket is closed either way
-            pass
 
 
 def _text(exc: BaseException) -> str:
@@ -232,6 +234,7 @@ def drain(app: App, client: IMAPClient, wake: Callable[[], None] | None = None) 
 def _take(
     app: App, client: IMAPClient, uid: int, result: PollResult, wake: Callable[[], None] | None
 ) -> None:
+    """Fetch one message, store it (or reject it as unparseable), then file it away."""
     cfg = app.config.imap
     raw = _fetch(client, uid)
     if raw is None:
@@ -247,19 +250,30 @@ def _take(
         result.failed += 1
         _file(client, uid, cfg.failed_folder)
         return
+    _store(app, uid, raw, result, wake)
+    match _file(client, uid, cfg.processed_folder):
+        case "moved":
+            result.moved += 1
+        case "flagged":
+            result.flagged += 1
+        case "gone":
+            result.vanished += 1
+
+
+def _store(
+    app: App, uid: int, raw: bytes, result: PollResult, wake: Callable[[], None] | None
+) -> None:
+    """Commit the message to the spool; a message seen before is recognised, not stored."""
+    cfg = app.config.imap
     message_id, created = accept(app.engine, raw, "imap", intake_key=intake_key(cfg, raw))
-    if created:
-        result.stored += 1
-        log.info("IMAP: UID %s in %r stored as message %s", uid, cfg.folder, message_id)
-        if wake is not None:
-            wake()
-    else:
+    if not created:
         result.known += 1
-        log.info("IMAP: UID %s in %r was already message %s", uid, cfg.folder, message_id)
-    if _file(client, uid, cfg.processed_folder):
-        result.moved += 1
-    else:
-        result.flagged += 1
+        log.info("IMAP: UID %s in %r is message %s, stored before", uid, cfg.folder, message_id)
+        return
+    result.stored += 1
+    log.info("IMAP: UID %s in %r stored as message %s", uid, cfg.folder, message_id)
+    if wake is not None:
+        wake()
 
 
 def _fetch(client: IMAPClient, uid: int) -> bytes | None:
@@ -276,14 +290,16 @@ def _fetch(client: IMAPClient, uid: int) -> bytes | None:
     return body if isinstance(body, bytes) else None
 
 
-def _file(client: IMAPClient, uid: int, folder: str) -> bool:
-    """Move the message to `folder`; where that fails, flag it. True if it moved."""
+def _file(client: IMAPClient, uid: int, folder: str) -> Filed:
+    """Move the message to `folder`, or flag it where moving fails."""
     try:
         _move(client, uid, folder)
-        return True
+        return "moved"
     except IMAPClientAbortError:
         raise
     except IMAPClientError as exc:
+        if "EXPUNGEISSUED" in str(exc).upper():  # RFC 5530: another session expunged it
+            return "gone"
         log.warning("IMAP: cannot move UID %s to %r (%s); flagging it", uid, folder, _text(exc))
     try:
         client.add_flags([uid], [FLAGGED, SEEN])
@@ -291,12 +307,12 @@ def _file(client: IMAPClient, uid: int, folder: str) -> bool:
         raise
     except IMAPClientError as exc:
         log.warning("IMAP: cannot flag UID %s either (%s)", uid, _text(exc))
-    return False
+    return "flagged"
 
 
 def _move(client: IMAPClient, uid: int, folder: str) -> None:
     if client.has_capability("MOVE"):
-        client.move([uid], folder)  # a UID another poller moved already is a no-op
+        client.move([uid], folder)
         return
     client.copy([uid], folder)
     client.delete_messages([uid])
@@ -350,7 +366,7 @@ def run_poller(app: App, stop: threading.Event, wake: Callable[[], None] | None 
         try:
             _watch(app, client, stop, wake)
         except Exception as exc:  # the door stays up: reconnect, drain again
-            log.warning("IMAP: session lost (%s: %s); reconnecting", type(exc).__name__, exc)
+            _log_failure(exc, "reconnecting", logging.WARNING)
             stop.wait(1.0)
         finally:
             _close(client)
@@ -393,13 +409,15 @@ def _connect_and_drain(
 def _log_retry(state: RetryCallState) -> None:
     exc = state.outcome.exception() if state.outcome else None
     delay = state.next_action.sleep if state.next_action else 0.0
-    expected = isinstance(exc, ImapError | OSError | IMAPClientError)
-    log.error(
-        "IMAP: %s; retrying in %.0f s",
-        exc if expected else f"unexpected {type(exc).__name__}",
-        delay,
-        exc_info=None if expected else exc,
-    )
+    _log_failure(exc, f"retrying in {delay:.0f} s")
+
+
+def _log_failure(exc: BaseException | None, then: str, level: int = logging.ERROR) -> None:
+    """One line for a broken server, login or store; a traceback only for a bug."""
+    if isinstance(exc, ClearinghouseError | OSError | IMAPClientError):
+        log.log(level, "IMAP: %s (%s); %s", _text(exc), type(exc).__name__, then)
+    else:
+        log.error("IMAP: unexpected failure; %s", then, exc_info=exc)
 
 
 def _watch(

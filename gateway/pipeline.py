@@ -17,7 +17,7 @@ from sqlmodel import Session
 
 from gateway.app import App
 from gateway.errors import RegistryError
-from keys.policy import Authenticated, authenticate
+from keys.policy import Authenticated, Binding, authenticate
 from keys.unwrap import Refusal, Unwrapped
 from keys.wrap import Envelope, new_message_id, seal
 from parsers.extract import parse_signed_content
@@ -54,9 +54,10 @@ def process_message(app: App, message_id: int, owner: str | None = None) -> Outc
     unwrapped = app.unwrapper.unwrap(raw)
     if isinstance(unwrapped, Refusal):
         return _quarantine(app, message_id, owner, unwrapped, None)
-    verdict = _authenticate(app, unwrapped)
+    verdict, binding = _authenticate(app, unwrapped)
     if isinstance(verdict, Refusal):
-        return _quarantine(app, message_id, owner, verdict, unwrapped)
+        team_id = binding.team_id if binding else None
+        return _quarantine(app, message_id, owner, verdict, unwrapped, team_id)
     with transaction(app.engine) as s:
         job = _Job(app, s, _load(s, message_id), owner, _team(s, verdict), verdict, unwrapped)
         earlier = spool.find_accepted_content(s, job.team.id or 0, unwrapped.content_sha256)
@@ -117,13 +118,18 @@ def _team(s: Session, verdict: Authenticated) -> Team:
     return team
 
 
-def _authenticate(app: App, u: Unwrapped) -> Authenticated | Refusal:
+def _authenticate(app: App, u: Unwrapped) -> tuple[Authenticated | Refusal, Binding | None]:
+    """The policy's verdict, and the registry binding of the signer's key if there is one.
+
+    A refused message signed by a registered key is listed under that key's team, so an
+    admin sees whose key it was; it is still not that team's submission.
+    """
     sigs = u.verification.signatures
     primary = sigs[0].primary_fingerprint if len(sigs) == 1 else None
     with open_session(app.engine) as s:
         binding = app.registry.binding(s, primary) if primary else None
     key = app.registry.key_details(primary) if primary else None
-    return authenticate(u, binding, key, app.policy, app.clock())
+    return authenticate(u, binding, key, app.policy, app.clock()), binding
 
 
 def _finish(
@@ -136,6 +142,7 @@ def _finish(
     verdict: Authenticated | None = None,
     detail: str | None = None,
     content_sha256: str | None = None,
+    team_id: int | None = None,
 ) -> Outcome:
     spool.finish_message(
         s,
@@ -143,7 +150,7 @@ def _finish(
         state=state,
         reason=reason,
         detail=detail,
-        team_id=verdict.binding.team_id if verdict else None,
+        team_id=verdict.binding.team_id if verdict else team_id,
         signer_fingerprint=verdict.signing_fingerprint if verdict else None,
         content_sha256=content_sha256,
         owner=owner,
@@ -153,12 +160,19 @@ def _finish(
 
 
 def _quarantine(
-    app: App, message_id: int, owner: str | None, refusal: Refusal, u: Unwrapped | None
+    app: App,
+    message_id: int,
+    owner: str | None,
+    refusal: Refusal,
+    u: Unwrapped | None,
+    team_id: int | None = None,
 ) -> Outcome:
     """Not authenticated: store the verdict; reply only to a registered team, if allowed."""
     with transaction(app.engine) as s:
         message = _load(s, message_id)
-        outcome = _finish(s, message, owner, "quarantined", refusal.reason, detail=refusal.detail)
+        outcome = _finish(
+            s, message, owner, "quarantined", refusal.reason, detail=refusal.detail, team_id=team_id
+        )
         if app.config.policy.reply_to_unauthenticated and u is not None:
             _notify_signer(app, s, message, refusal, u)
     return outcome

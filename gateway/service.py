@@ -57,9 +57,17 @@ def serve(app: App, host: str, port: int) -> None:
         port,
         ", ".join(app.config.clearinghouse.intake_addresses),
     )
+    poller, stop_poller = None, threading.Event()  # the poller stops when the worker does
+    if app.config.imap.enabled:
+        from gateway.imap import start_poller
+
+        poller = start_poller(app, stop_poller, wake.set)
     try:
         run_worker_until_stopped(worker_for(app), wake)
     finally:
+        stop_poller.set()
+        if poller is not None:
+            poller.join(timeout=10)  # let it log out; it is a daemon thread either way
         controller.stop()
         log.info("stopped")
 

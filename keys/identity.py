@@ -8,6 +8,8 @@ can sign unattended. Every gateway instance sharing one database holds the same 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,17 +58,38 @@ def import_identity(gpg: GnuPG, data: bytes, passphrase: str | None) -> GatewayI
     if len(secrets) != 1:
         raise RegistryError(f"the file must hold exactly one secret key, found {len(secrets)}")
     fpr = str(secrets[0]["fingerprint"]).upper()
+    _prove(gpg, data, fpr, passphrase)
     gpg.import_keys(data, passphrase=passphrase)
     if gpg.details(fpr, secret=True) is None:
-        raise RegistryError("GnuPG did not import the secret key (wrong passphrase?)")
+        raise RegistryError("GnuPG did not import the secret key")
     identity = GatewayIdentity(fpr, passphrase)
-    try:  # prove the key can sign and be encrypted to before adopting it
-        gpg.sign_encrypt(b"probe", [fpr], fpr, passphrase)
-    except GnuPGError as exc:
-        raise RegistryError(f"the key cannot sign and encrypt unattended: {exc}") from exc
     if passphrase is not None:
         _write_private(gpg.home / PASSPHRASE_FILE, passphrase)
     else:
         (gpg.home / PASSPHRASE_FILE).unlink(missing_ok=True)
     _write_private(gpg.home / FPR_FILE, fpr + "\n")
     return identity
+
+
+def _prove(gpg: GnuPG, data: bytes, fpr: str, passphrase: str | None) -> None:
+    """Show in a scratch keyring that the key can sign and be encrypted to, unattended.
+
+    Only a key that passes is imported into the gateway keyring, so a wrong passphrase
+    or an unusable key leaves nothing behind. (The scratch home's gpg-agent exits by
+    itself once its socket directory is gone.)
+    """
+    # Inside the gateway home: secret material stays in the protected directory, and the
+    # path stays short enough for gpg-agent's socket (108 bytes).
+    with tempfile.TemporaryDirectory(prefix="p", dir=gpg.home) as scratch:
+        agent_conf = gpg.home / "gpg-agent.conf"
+        if agent_conf.exists():
+            shutil.copy(agent_conf, Path(scratch) / "gpg-agent.conf")
+        probe = GnuPG(Path(scratch))
+        try:
+            probe.import_keys(data, passphrase=passphrase)
+            if probe.details(fpr, secret=True) is None:
+                raise RegistryError("the secret key could not be imported (wrong passphrase?)")
+            probe.sign_encrypt(b"probe", [fpr], fpr, passphrase)
+        except GnuPGError as exc:
+            hint = "wrong passphrase?" if passphrase else "protected? give --passphrase-file"
+            raise RegistryError(f"the key cannot sign and encrypt unattended ({hint})") from exc

@@ -123,6 +123,11 @@ class Registry:
                         f"key {fpr} is bound to team {bound[0].handle!r}; "
                         "a key can belong to one team only"
                     )
+                coordinator = q.coordinator_for_fingerprint(s, fpr)
+                if coordinator is not None:
+                    raise RegistryError(
+                        f"key {fpr} is coordinator {coordinator.email}'s; a team needs its own key"
+                    )
             self.gpg.import_keys(data)
             return [self._bind(s, team, fpr) for fpr in fprs]
 

@@ -161,10 +161,18 @@ def _multipart_signed_halves(entity: bytes) -> tuple[bytes, bytes] | Refusal:
 class Unwrapper:
     """Runs the unwrap for one message against one GnuPG home."""
 
-    def __init__(self, gpg: GnuPG, limits: Limits, *, require_encryption: bool = True) -> None:
+    def __init__(
+        self,
+        gpg: GnuPG,
+        limits: Limits,
+        *,
+        require_encryption: bool = True,
+        passphrase: str | None = None,
+    ) -> None:
         self.gpg = gpg
         self.limits = limits
         self.require_encryption = require_encryption
+        self.passphrase = passphrase  # of the gateway key, when an adopted key has one
 
     def unwrap(self, raw: bytes) -> Unwrapped | Refusal:
         try:
@@ -209,7 +217,7 @@ class Unwrapper:
     def _decrypted(
         self, ciphertext: bytes, outer_from: tuple[str, ...], *, mime: bool
     ) -> Unwrapped | Refusal:
-        result = self.gpg.decrypt(ciphertext)
+        result = self.gpg.decrypt(ciphertext, self.passphrase)
         if result.output_limited or len(result.data) >= self.limits.max_decrypted_bytes:
             return Refusal("too-large", "decrypted content reached the size cap")
         if not result.decrypted or result.problems or result.plaintext_packets != 1:

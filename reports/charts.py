@@ -19,7 +19,7 @@ from reportlab.graphics.widgets.markers import makeMarker
 from reportlab.lib import colors
 from reportlab.platypus import Flowable, Table, TableStyle
 
-from reports.pdf import ACCENT, MARK, MUTED, NAVY, RULE, STRIPE
+from reports.layout import ACCENT, MARK, MUTED, NAVY, RULE, STRIPE
 
 # Tableau 10: distinguishable, and still apart when printed in grey.
 PALETTE = tuple(
@@ -84,8 +84,8 @@ def trend_chart(
     if all(v is None for v in values):
         return _empty(drawing, "not published in these months")
     chart = HorizontalLineChart()
-    chart.x, chart.y = 34, 26
-    chart.width, chart.height = width - 40, height - 26 - 20
+    chart.x, chart.y = 34, 24
+    chart.width, chart.height = width - 40, height - 24 - 18
     chart.data = _segments(values)
     for index in range(len(chart.data)):
         chart.lines[index].strokeColor = ACCENT
@@ -96,6 +96,7 @@ def trend_chart(
     chart.categoryAxis.labels.fontName = _FONT
     chart.categoryAxis.labels.fontSize = 6
     chart.categoryAxis.labels.boxAnchor = "n"
+    chart.categoryAxis.labels.leading = 7
     chart.categoryAxis.strokeColor = MUTED
     _value_axis(chart.valueAxis, max(v for v in values if v is not None))
     drawing.add(chart)

@@ -16,13 +16,14 @@ from reportlab.lib.units import cm
 from reportlab.platypus import Flowable, KeepTogether, Spacer
 
 from reports.charts import bar_chart, grid, share_chart
-from reports.pdf import BODY_WIDTH, DocumentMeta, average, notice, number, p, render, table
+from reports.layout import BODY_WIDTH, average, notice, number, p, table
+from reports.pdf import DocumentMeta, render
 from reports.periods import month_name
 from reports.statistics import TOTAL, TYPE_TITLES, MonthlyStatistics, TeamRow, TypeStatistics
 
 CLASSIFICATION = "CONFIDENTIAL: contributing teams and coordinators only"
 YOURS = " (your team)"
-_TEAMS_PER_TABLE = 7
+_TEAMS_PER_TABLE = 6
 _SHORT = {
     "requests": "Requests",
     "incidents-opened": "Incidents opened",
@@ -105,7 +106,7 @@ def _type1_body(stats: TypeStatistics, own: TeamRow | None) -> list[Flowable]:
             [r.pseudonym.removeprefix("Team ") for r in stats.rows],
             [float(r.values[line.key]) for r in stats.rows],
             BODY_WIDTH / 2 - 7,
-            120,
+            106,
             marked=marked[0] if marked else None,
         )
         for line in stats.lines

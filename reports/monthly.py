@@ -48,7 +48,7 @@ from store.statistics import (
     revisions,
 )
 
-SECRET_FILE = "statistics.key"
+SECRET_FILE = "statistics.key"  # noqa: S105 - a file name, not a secret
 
 Progress = Callable[[str], None]
 

@@ -1,5 +1,4 @@
-"""The frame every statistics PDF shares: title page, running header, "page N of M",
-styles, tables and number formats (reportlab platypus).
+"""The frame every statistics PDF shares: title page, running header, "page N of M".
 
 In: a `DocumentMeta` (clearinghouse name, title, period, classification, facts for the
 title page) and the body's flowables. Out: PDF bytes. Output is deterministic: the
@@ -8,7 +7,7 @@ and nothing here reads the clock, so identical input gives identical bytes.
 
 Layout: A4 portrait. The title page carries a band with the clearinghouse name, the
 title, the period, the classification and a table of facts; every later page a header
-line (name | title, period) and a footer (classification | page N of M).
+line (name | title, period); every page a footer (classification | page N of M).
 """
 
 from __future__ import annotations
@@ -16,15 +15,12 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
-from xml.sax.saxutils import escape
 
 from reportlab.lib import colors
-from reportlab.lib.enums import TA_RIGHT
 from reportlab.lib.pagesizes import A4
-from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import cm
+from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import (
     BaseDocTemplate,
@@ -33,71 +29,24 @@ from reportlab.platypus import (
     NextPageTemplate,
     PageBreak,
     PageTemplate,
-    Paragraph,
     Spacer,
     Table,
     TableStyle,
 )
 
+from reports.layout import (
+    ACCENT,
+    BODY_WIDTH,
+    MARGIN,
+    MARK,
+    MUTED,
+    NAVY,
+    PAGE_HEIGHT,
+    PAGE_WIDTH,
+    RULE,
+    p,
+)
 from reports.periods import month_name
-
-NAVY = colors.HexColor("#1F3A5F")
-ACCENT = colors.HexColor("#2E86AB")
-MARK = colors.HexColor("#F18F01")  # the reader's own team
-MARK_LIGHT = colors.HexColor("#FDEBD0")
-STRIPE = colors.HexColor("#F1F4F8")
-RULE = colors.HexColor("#C8D1DC")
-MUTED = colors.HexColor("#5B6770")
-
-PAGE_WIDTH, PAGE_HEIGHT = A4
-MARGIN = 2 * cm
-BODY_WIDTH = PAGE_WIDTH - 2 * MARGIN
-
-_BASE = ParagraphStyle("base", fontName="Helvetica", fontSize=9.5, leading=13)
-STYLES = {
-    "body": _BASE,
-    "note": ParagraphStyle("note", _BASE, fontSize=8.5, leading=11, textColor=MUTED),
-    "h1": ParagraphStyle(
-        "h1",
-        _BASE,
-        fontName="Helvetica-Bold",
-        fontSize=15,
-        leading=19,
-        textColor=NAVY,
-        spaceBefore=4,
-        spaceAfter=8,
-    ),
-    "h2": ParagraphStyle(
-        "h2",
-        _BASE,
-        fontName="Helvetica-Bold",
-        fontSize=11.5,
-        leading=15,
-        textColor=NAVY,
-        spaceBefore=10,
-        spaceAfter=5,
-    ),
-    "title": ParagraphStyle(
-        "title", _BASE, fontName="Helvetica-Bold", fontSize=26, leading=32, textColor=NAVY
-    ),
-    "subtitle": ParagraphStyle("subtitle", _BASE, fontSize=16, leading=22, textColor=ACCENT),
-    "cell": ParagraphStyle("cell", _BASE, fontSize=8.5, leading=10.5),
-    "cell-bold": ParagraphStyle(
-        "cell-bold", _BASE, fontName="Helvetica-Bold", fontSize=8.5, leading=10.5
-    ),
-    "head": ParagraphStyle(
-        "head", _BASE, fontName="Helvetica-Bold", fontSize=8, leading=10, textColor=colors.white
-    ),
-    "head-right": ParagraphStyle(
-        "head-right",
-        _BASE,
-        fontName="Helvetica-Bold",
-        fontSize=8,
-        leading=10,
-        textColor=colors.white,
-        alignment=TA_RIGHT,
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -108,103 +57,6 @@ class DocumentMeta:
     classification: str  # "PUBLIC", "CONFIDENTIAL: ..."
     facts: Sequence[tuple[str, str]] = field(default_factory=tuple)
     introduction: str = ""  # plain text under the facts
-
-
-def p(text: str, style: str = "body") -> Paragraph:
-    """A paragraph of plain text (escaped: team names may hold '&' or '<')."""
-    return Paragraph(escape(text), STYLES[style])
-
-
-def markup(text: str, style: str = "body") -> Paragraph:
-    """A paragraph of trusted reportlab markup (<b>, <font>): built here, never input."""
-    return Paragraph(text, STYLES[style])
-
-
-def number(value: Decimal | int) -> str:
-    """1204 -> "1,204"; 940.5 -> "940.5": as stored, with thousands separators."""
-    exact = Decimal(value).normalize()
-    if exact == exact.to_integral_value():
-        return f"{int(exact):,}"
-    return f"{exact:,f}"
-
-
-def average(value: Decimal | None) -> str:
-    """A rounded average: always two decimals, "1,204.33"."""
-    return "–" if value is None else f"{value:,.2f}"
-
-
-def table(
-    header: Sequence[str],
-    rows: Sequence[Sequence[str | Paragraph]],
-    widths: Sequence[float],
-    *,
-    numeric_from: int = 1,
-    marked: Sequence[int] = (),
-    bold: Sequence[int] = (),
-    indented: Sequence[int] = (),
-    footer_rows: int = 0,
-    marked_columns: Sequence[int] = (),
-) -> Table:
-    """A data table: navy header, striped rows, numbers right-aligned from a column on.
-
-    `marked` rows (0-based, body rows) and `marked_columns` are the reader's own team:
-    highlighted and bold.
-    The last `footer_rows` rows (averages) are set off by a rule and bold type.
-    """
-    head = [
-        Paragraph(escape(h), STYLES["head" if i < numeric_from else "head-right"])
-        for i, h in enumerate(header)
-    ]
-    body = [[cell if isinstance(cell, Paragraph) else escape(cell) for cell in row] for row in rows]
-    style: list[tuple[Any, ...]] = [
-        ("BACKGROUND", (0, 0), (-1, 0), NAVY),
-        ("FONT", (0, 1), (-1, -1), "Helvetica", 8.5),
-        ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
-        ("ALIGN", (numeric_from, 1), (-1, -1), "RIGHT"),
-        ("TOPPADDING", (0, 0), (-1, -1), 3.5),
-        ("BOTTOMPADDING", (0, 0), (-1, -1), 3.5),
-        ("LINEBELOW", (0, 0), (-1, -1), 0.25, RULE),
-        ("BOX", (0, 0), (-1, -1), 0.5, NAVY),
-    ]
-    for index in range(len(rows)):
-        if index % 2 == 1:
-            style.append(("BACKGROUND", (0, index + 1), (-1, index + 1), STRIPE))
-    for index in bold:
-        style.append(("FONT", (0, index + 1), (-1, index + 1), "Helvetica-Bold", 8.5))
-    for index in indented:
-        style.append(("LEFTPADDING", (0, index + 1), (0, index + 1), 16))
-    if footer_rows:
-        first = len(rows) - footer_rows + 1
-        style.append(("LINEABOVE", (0, first), (-1, first), 1, NAVY))
-        style.append(("FONT", (0, first), (-1, -1), "Helvetica-Bold", 8.5))
-    for index in marked:
-        style.append(("BACKGROUND", (0, index + 1), (-1, index + 1), MARK_LIGHT))
-        style.append(("FONT", (0, index + 1), (-1, index + 1), "Helvetica-Bold", 8.5))
-        style.append(("LINEBEFORE", (0, index + 1), (0, index + 1), 3, MARK))
-    for index in marked_columns:
-        style.append(("BACKGROUND", (index, 1), (index, -1), MARK_LIGHT))
-        style.append(("FONT", (index, 1), (index, -1), "Helvetica-Bold", 8.5))
-        style.append(("LINEBELOW", (index, 0), (index, 0), 3, MARK))
-    result = Table([head, *body], colWidths=list(widths), repeatRows=1, hAlign="LEFT")
-    result.setStyle(TableStyle(style))
-    return result
-
-
-def notice(text: str) -> Table:
-    """A boxed remark, e.g. that a figure is not published."""
-    box = Table([[p(text, "body")]], colWidths=[BODY_WIDTH], hAlign="LEFT")
-    box.setStyle(
-        TableStyle(
-            [
-                ("BACKGROUND", (0, 0), (-1, -1), STRIPE),
-                ("LINEBEFORE", (0, 0), (0, -1), 3, ACCENT),
-                ("LEFTPADDING", (0, 0), (-1, -1), 10),
-                ("TOPPADDING", (0, 0), (-1, -1), 6),
-                ("BOTTOMPADDING", (0, 0), (-1, -1), 6),
-            ]
-        )
-    )
-    return box
 
 
 def render(meta: DocumentMeta, body: Sequence[Flowable]) -> bytes:
@@ -270,7 +122,8 @@ def _title_page(meta: DocumentMeta) -> list[Flowable]:
 
 
 def _classification(text: str) -> Table:
-    badge = Table([[p(text, "head")]], hAlign="LEFT")
+    width = stringWidth(text, "Helvetica-Bold", 8) + 18
+    badge = Table([[p(text, "head")]], colWidths=[width], hAlign="LEFT")
     public = text.upper().startswith("PUBLIC")
     badge.setStyle(
         TableStyle(
@@ -316,7 +169,7 @@ def _running_header(canvas: Canvas, meta: DocumentMeta) -> None:
 def _numbered_canvas(meta: DocumentMeta) -> type[Canvas]:
     """A canvas that holds pages back until the end, to print "page N of M" on each."""
 
-    class NumberedCanvas(Canvas):
+    class NumberedCanvas(Canvas):  # type: ignore[misc]  # reportlab is untyped
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self._pages: list[dict[str, Any]] = []

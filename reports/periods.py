@@ -81,7 +81,8 @@ def month_name(period: str) -> str:
     return f"{_MONTHS[month - 1]} {year}"
 
 
-def short_name(period: str) -> str:
-    """ "Oct 26" for "2026-10": an axis label."""
+def axis_label(period: str, first: bool = False) -> str:
+    """ "Oct" for "2026-10"; with the year below in January and on the `first` label."""
     year, month = parse_period(period)
-    return f"{_MONTHS[month - 1][:3]} {year % 100:02d}"
+    name = _MONTHS[month - 1][:3]
+    return f"{name}\n{year}" if first or month == 1 else name

@@ -13,13 +13,14 @@ from reportlab.lib.units import cm
 from reportlab.platypus import Flowable, KeepTogether, PageBreak, Spacer
 
 from reports.charts import class_bars, grid, trend_chart
-from reports.pdf import BODY_WIDTH, DocumentMeta, average, notice, p, render, table
-from reports.periods import month_name, short_name
+from reports.layout import BODY_WIDTH, average, notice, p, table
+from reports.pdf import DocumentMeta, render
+from reports.periods import axis_label, month_name
 from reports.statistics import TOTAL, TYPE_TITLES, Figure, Line, MonthlyStatistics, TypeStatistics
 
 NOT_PUBLISHED = "not published"
 _CHART_WIDTH = BODY_WIDTH / 2 - 7
-_CHART_HEIGHT = 118
+_CHART_HEIGHT = 104
 _NUMBER = 3.4 * cm  # width of a number column
 
 
@@ -79,6 +80,10 @@ def _section(stats: TypeStatistics, minimum: int) -> list[Flowable]:
     if published and stats.type == "type2":
         flow += [_class_chart(stats), Spacer(1, 6)]
     flow += [_figures_table(stats, published), Spacer(1, 6)]
+    if not any(f.published for f in stats.trend[stats.lines[0].key]):
+        months = f"{month_name(stats.months[0])} to {month_name(stats.months[-1])}"
+        note = f"No month from {months} had enough contributing teams for a trend."
+        return [*flow, p("Trend over 12 months", "h2"), p(note)]
     trend = _trend_grid(stats)
     heading = [
         p("Trend over 12 months", "h2"),
@@ -138,7 +143,7 @@ def _class_chart(stats: TypeStatistics) -> Flowable:
 def _trend_grid(stats: TypeStatistics) -> list[Flowable]:
     """One small line chart per figure (type 2: all incidents and each class), 2 a row."""
     lines = [line for line in stats.lines if line.depth == 0]
-    months = [short_name(m) for m in stats.months]
+    months = [axis_label(m, i == 0) for i, m in enumerate(stats.months)]
     charts = [
         trend_chart(
             line.label,

@@ -11,7 +11,8 @@ from reportlab.lib.units import cm
 from reportlab.platypus import Flowable, KeepTogether, Paragraph, Spacer
 
 from gateway.reasons import explain
-from reports.pdf import BODY_WIDTH, DocumentMeta, markup, p, render, table
+from reports.layout import BODY_WIDTH, markup, p, table
+from reports.pdf import DocumentMeta, render
 from reports.periods import month_name
 from reports.statistics import TYPES
 from reports.summary import CoordinatorSummary, Submitted, TeamLine
@@ -82,7 +83,7 @@ def _submissions(summary: CoordinatorSummary) -> list[Flowable]:
         flow.append(p("Every team that may submit sent both types for the month."))
     for line in summary.missing:
         types = " and ".join(f"type {t[-1]}" for t in line.missing)
-        flow.append(p(f"{line.handle} ({line.name}): no {types}"))
+        flow.append(p(f"{line.handle} ({line.name}): {types} missing"))
     return flow
 
 

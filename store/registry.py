@@ -125,6 +125,13 @@ def get_coordinator(session: Session, email: str) -> Coordinator | None:
     return session.exec(query).first()
 
 
+def coordinator_for_fingerprint(session: Session, fingerprint: str) -> Coordinator | None:
+    statement = select(Coordinator).where(
+        col(Coordinator.fingerprint) == normalize_fingerprint(fingerprint)
+    )
+    return session.exec(statement).first()
+
+
 def list_coordinators(session: Session) -> list[Coordinator]:
     return list(session.exec(select(Coordinator).order_by(col(Coordinator.email))))
 

@@ -7,6 +7,7 @@ keys take a few tens of milliseconds).
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,6 +20,18 @@ from gateway.delivery import MaildirTransport
 from gateway.worker import Worker
 from keys.gpg import GnuPG
 from keys.identity import create_identity
+
+
+@pytest.fixture(autouse=True)
+def _stop_gpg_agents(tmp_path: Path) -> Iterator[None]:
+    """Stop the gpg-agents this test's GnuPG homes started: they outlive the test."""
+    yield
+    for keyring in tmp_path.rglob("pubring.kbx"):
+        subprocess.run(
+            ["gpgconf", "--homedir", str(keyring.parent), "--kill", "gpg-agent"],
+            check=False,
+            capture_output=True,
+        )
 
 
 @pytest.fixture

@@ -68,7 +68,7 @@ class Dovecot:
         home = root / "home" / self.user
         home.mkdir(parents=True)
         os.chown(home, mail.pw_uid, mail.pw_gid)
-        os.chmod(root, 0o755)  # mkdtemp makes it 0700; Dovecot's users must get through
+        os.chmod(root, 0o755)  # noqa: S103 - mkdtemp makes it 0700; Dovecot must get in
         (root / "passwd").write_text(f"{self.user}:{{PLAIN}}{self.password}::::::\n")
         self.conf.write_text(
             _CONFIG.format(
@@ -241,9 +241,7 @@ def _write_certificate(cert_path: Path, key_path: Path) -> None:
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.SubjectAlternativeName(san), critical=False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,18 +48,6 @@ class Cli:
 def write_config(path: Path, home: Path, extra: str = "") -> Path:
     path.write_text(f"[clearinghouse]\nhome = {json.dumps(str(home))}\n{extra}")
     return path
-
-
-@pytest.fixture(autouse=True)
-def _stop_gpg_agents(tmp_path: Path) -> Iterator[None]:
-    """Stop the gpg-agents this test's GnuPG homes started (they outlive the test)."""
-    yield
-    for keyring in tmp_path.rglob("pubring.kbx"):
-        subprocess.run(
-            ["gpgconf", "--homedir", str(keyring.parent), "--kill", "gpg-agent"],
-            check=False,
-            capture_output=True,
-        )
 
 
 @pytest.fixture

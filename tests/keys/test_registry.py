@@ -436,3 +436,13 @@ def test_coordinator_key_file_rules(
     with open_session(app.engine) as s:
         assert q.list_coordinators(s) == []
     assert app.gpg.details(one) is None and app.gpg.details(two) is None
+
+
+def test_a_coordinators_key_cannot_be_bound_to_a_team(
+    app: App, registry: Registry, owner: KeyOwner, team: TeamClient
+) -> None:
+    fpr = owner.new_key("chair@clearinghouse.example")
+    registry.add_coordinator("chair@clearinghouse.example", owner.public(fpr))
+    with pytest.raises(RegistryError, match="coordinator"):
+        registry.import_keys("alpha", owner.public(fpr))
+    assert fpr not in bound_keys(app)

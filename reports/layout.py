@@ -1,0 +1,175 @@
+"""The look shared by every statistics PDF: palette, page geometry, paragraph styles,
+number formats, and the data table and notice box the documents are built from.
+
+In: plain strings and numbers. Out: reportlab flowables. Text from outside (team names)
+goes through `p`, which escapes it; `markup` is for markup built in this package only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+from xml.sax.saxutils import escape
+
+from reportlab.lib import colors
+from reportlab.lib.enums import TA_RIGHT
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.lib.units import cm
+from reportlab.platypus import Paragraph, Table, TableStyle
+
+NAVY = colors.HexColor("#1F3A5F")
+ACCENT = colors.HexColor("#2E86AB")
+MARK = colors.HexColor("#F18F01")  # the reader's own team
+MARK_LIGHT = colors.HexColor("#FDEBD0")
+STRIPE = colors.HexColor("#F1F4F8")
+RULE = colors.HexColor("#C8D1DC")
+MUTED = colors.HexColor("#5B6770")
+
+PAGE_WIDTH, PAGE_HEIGHT = A4
+MARGIN = 2 * cm
+BODY_WIDTH = PAGE_WIDTH - 2 * MARGIN
+
+_BASE = ParagraphStyle("base", fontName="Helvetica", fontSize=9.5, leading=13)
+STYLES = {
+    "body": _BASE,
+    "note": ParagraphStyle("note", _BASE, fontSize=8.5, leading=11, textColor=MUTED),
+    "h1": ParagraphStyle(
+        "h1",
+        _BASE,
+        fontName="Helvetica-Bold",
+        fontSize=15,
+        leading=19,
+        textColor=NAVY,
+        spaceBefore=4,
+        spaceAfter=8,
+    ),
+    "h2": ParagraphStyle(
+        "h2",
+        _BASE,
+        fontName="Helvetica-Bold",
+        fontSize=11.5,
+        leading=15,
+        textColor=NAVY,
+        spaceBefore=10,
+        spaceAfter=5,
+    ),
+    "title": ParagraphStyle(
+        "title", _BASE, fontName="Helvetica-Bold", fontSize=26, leading=32, textColor=NAVY
+    ),
+    "subtitle": ParagraphStyle("subtitle", _BASE, fontSize=16, leading=22, textColor=ACCENT),
+    "cell": ParagraphStyle("cell", _BASE, fontSize=8.5, leading=10.5),
+    "cell-bold": ParagraphStyle(
+        "cell-bold", _BASE, fontName="Helvetica-Bold", fontSize=8.5, leading=10.5
+    ),
+    "head": ParagraphStyle(
+        "head", _BASE, fontName="Helvetica-Bold", fontSize=8, leading=10, textColor=colors.white
+    ),
+    "head-right": ParagraphStyle(
+        "head-right",
+        _BASE,
+        fontName="Helvetica-Bold",
+        fontSize=8,
+        leading=10,
+        textColor=colors.white,
+        alignment=TA_RIGHT,
+    ),
+}
+
+
+def p(text: str, style: str = "body") -> Paragraph:
+    """A paragraph of plain text (escaped: team names may hold '&' or '<')."""
+    return Paragraph(escape(text), STYLES[style])
+
+
+def markup(text: str, style: str = "body") -> Paragraph:
+    """A paragraph of trusted reportlab markup (<b>, <font>): built here, never input."""
+    return Paragraph(text, STYLES[style])
+
+
+def number(value: Decimal | int) -> str:
+    """1204 -> "1,204"; 940.5 -> "940.5": as stored, with thousands separators."""
+    exact = Decimal(value).normalize()
+    if exact == exact.to_integral_value():
+        return f"{int(exact):,}"
+    return f"{exact:,f}"
+
+
+def average(value: Decimal | None) -> str:
+    """A rounded average: always two decimals, "1,204.33"."""
+    return "–" if value is None else f"{value:,.2f}"
+
+
+def table(
+    header: Sequence[str],
+    rows: Sequence[Sequence[str | Paragraph]],
+    widths: Sequence[float],
+    *,
+    numeric_from: int = 1,
+    marked: Sequence[int] = (),
+    bold: Sequence[int] = (),
+    indented: Sequence[int] = (),
+    footer_rows: int = 0,
+    marked_columns: Sequence[int] = (),
+) -> Table:
+    """A data table: navy header, striped rows, numbers right-aligned from a column on.
+
+    `marked` rows (0-based, body rows) and `marked_columns` are the reader's own team:
+    highlighted and bold.
+    The last `footer_rows` rows (averages) are set off by a rule and bold type.
+    """
+    head = [
+        Paragraph(escape(h), STYLES["head" if i < numeric_from else "head-right"])
+        for i, h in enumerate(header)
+    ]
+    body = [[cell if isinstance(cell, Paragraph) else escape(cell) for cell in row] for row in rows]
+    style: list[tuple[Any, ...]] = [
+        ("BACKGROUND", (0, 0), (-1, 0), NAVY),
+        ("FONT", (0, 1), (-1, -1), "Helvetica", 8.5),
+        ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+        ("ALIGN", (numeric_from, 1), (-1, -1), "RIGHT"),
+        ("TOPPADDING", (0, 0), (-1, -1), 3.5),
+        ("BOTTOMPADDING", (0, 0), (-1, -1), 3.5),
+        ("LINEBELOW", (0, 0), (-1, -1), 0.25, RULE),
+        ("BOX", (0, 0), (-1, -1), 0.5, NAVY),
+    ]
+    for index in range(len(rows)):
+        if index % 2 == 1:
+            style.append(("BACKGROUND", (0, index + 1), (-1, index + 1), STRIPE))
+    for index in bold:
+        style.append(("FONT", (0, index + 1), (-1, index + 1), "Helvetica-Bold", 8.5))
+    for index in indented:
+        style.append(("LEFTPADDING", (0, index + 1), (0, index + 1), 16))
+    if footer_rows:
+        first = len(rows) - footer_rows + 1
+        style.append(("LINEABOVE", (0, first), (-1, first), 1, NAVY))
+        style.append(("FONT", (0, first), (-1, -1), "Helvetica-Bold", 8.5))
+    for index in marked:
+        style.append(("BACKGROUND", (0, index + 1), (-1, index + 1), MARK_LIGHT))
+        style.append(("FONT", (0, index + 1), (-1, index + 1), "Helvetica-Bold", 8.5))
+        style.append(("LINEBEFORE", (0, index + 1), (0, index + 1), 3, MARK))
+    for index in marked_columns:
+        style.append(("BACKGROUND", (index, 1), (index, -1), MARK_LIGHT))
+        style.append(("FONT", (index, 1), (index, -1), "Helvetica-Bold", 8.5))
+        style.append(("LINEBELOW", (index, 0), (index, 0), 3, MARK))
+    result = Table([head, *body], colWidths=list(widths), repeatRows=1, hAlign="LEFT")
+    result.setStyle(TableStyle(style))
+    return result
+
+
+def notice(text: str) -> Table:
+    """A boxed remark, e.g. that a figure is not published."""
+    box = Table([[p(text, "body")]], colWidths=[BODY_WIDTH], hAlign="LEFT")
+    box.setStyle(
+        TableStyle(
+            [
+                ("BACKGROUND", (0, 0), (-1, -1), STRIPE),
+                ("LINEBEFORE", (0, 0), (0, -1), 3, ACCENT),
+                ("LEFTPADDING", (0, 0), (-1, -1), 10),
+                ("TOPPADDING", (0, 0), (-1, -1), 6),
+                ("BOTTOMPADDING", (0, 0), (-1, -1), 6),
+            ]
+        )
+    )
+    return box

@@ -1,0 +1,245 @@
+"""Who gets which monthly mail; each one sealed to its recipient and queued once.
+
+In: the computed statistics and summary, the files just written, the App (registry,
+keyring, gateway identity). Out: outbox entries, and a `Delivery` saying what happened.
+
+Who gets what:
+- every team with a report of type N for the month: one mail with its personalised
+  internal-typeN.pdf for each such type (its own row marked) and public.pdf; to its
+  registered contact address, encrypted to its newest usable key. Suspended teams get
+  nothing;
+- every coordinator: one mail with coordinator-summary.pdf, the unmarked internal PDF
+  of each type that any team submitted, and public.pdf, encrypted to the coordinator key.
+Every mail is PGP/MIME signed by the gateway key and encrypted (keys/wrap.py); raw
+submissions are never attached. A recipient without a usable key is skipped and named.
+
+The dedupe key is "monthly:PERIOD:RECIPIENT:ROLE", plus ":resend-N" for generation N:
+a rerun finds its keys queued and adds nothing; only recipients not mailed yet in this
+generation (say, a team whose first report came late) get a mail.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmodel import Session
+
+from gateway.app import App
+from gateway.errors import GnuPGError, RegistryError
+from keys.wrap import Attachment, Envelope, new_message_id, seal
+from reports.internal_pdf import Reader, internal_pdf
+from reports.mail import render
+from reports.periods import month_name
+from reports.statistics import TYPE_TITLES, TYPES, MonthlyStatistics
+from reports.summary import CoordinatorSummary
+from store import outbox
+from store.db import open_session, transaction
+from store.models import Team
+from store.registry import list_coordinators, list_teams
+from store.statistics import newest_generation, queued_keys
+
+log = logging.getLogger(__name__)
+KIND = "monthly"
+PDF = "application/pdf"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    generation: int
+    queued: int  # new outbox entries
+    already: int  # recipients whose mail this generation was queued before
+    skipped: tuple[str, ...]  # "recipient: why" for those who could not be mailed
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """One mail to build, unless its dedupe key is queued already."""
+
+    dedupe_key: str
+    recipient: str
+    role: str  # team | coordinator
+    key: str | None  # fingerprint to encrypt to; None: no usable key (see `problem`)
+    problem: str | None
+    build: Callable[[], tuple[str, str, list[Attachment]]]  # subject, body, attachments
+
+
+def queue_mails(
+    app: App,
+    stats: MonthlyStatistics,
+    summary: CoordinatorSummary,
+    files: dict[str, bytes],
+    *,
+    resend: bool,
+    progress: Callable[[str], None],
+) -> Delivery:
+    """Seal and queue the mails of this generation that are not queued yet."""
+    with open_session(app.engine) as s:
+        generation = newest_generation(s, stats.period) + (1 if resend else 0)
+        plans = list(_plans(app, s, stats, summary, files, generation))
+        known = queued_keys(s, [plan.dedupe_key for plan in plans])
+    sealed: list[tuple[_Plan, bytes]] = []
+    skipped: list[str] = []
+    for plan in plans:
+        if plan.dedupe_key in known:
+            progress(f"{plan.recipient} ({plan.role}): queued before, not again (see --resend)")
+            continue
+        raw, problem = _seal(app, plan)
+        if raw is None:
+            skipped.append(f"{plan.recipient}: {problem}")
+            progress(f"{plan.recipient} ({plan.role}): NOT mailed: {problem}")
+            continue
+        sealed.append((plan, raw))
+    queued = 0
+    with transaction(app.engine) as s:
+        for plan, raw in sealed:
+            entry = outbox.enqueue(
+                s, kind=KIND, recipient=plan.recipient, raw=raw, dedupe_key=plan.dedupe_key
+            )
+            queued += entry is not None
+            progress(f"{plan.recipient} ({plan.role}): queued")
+    progress(f"queued {queued} mail{'s' if queued != 1 else ''} (generation {generation})")
+    return Delivery(generation, queued, len(known), tuple(skipped))
+
+
+def _seal(app: App, plan: _Plan) -> tuple[bytes | None, str | None]:
+    if plan.key is None:
+        return None, plan.problem
+    subject, body, attachments = plan.build()
+    sender = app.config.clearinghouse.gateway_address
+    env = Envelope(
+        sender, plan.recipient, subject, app.clock(), new_message_id(sender.rpartition("@")[2])
+    )
+    try:
+        raw = seal(
+            app.gpg,
+            env,
+            body,
+            recipient_fingerprints=[plan.key],
+            signer=app.identity.fingerprint,
+            passphrase=app.identity.passphrase,
+            attachments=attachments,
+        )
+    except GnuPGError as exc:
+        log.warning("monthly mail to %s not sealed: %s", plan.recipient, exc)
+        return None, f"could not encrypt to key {plan.key}: {exc}"
+    return raw, None
+
+
+def _dedupe_key(period: str, recipient: str, role: str, generation: int) -> str:
+    key = f"monthly:{period}:{recipient}:{role}"
+    return f"{key}:resend-{generation}" if generation else key
+
+
+def _plans(
+    app: App,
+    s: Session,
+    stats: MonthlyStatistics,
+    summary: CoordinatorSummary,
+    files: dict[str, bytes],
+    generation: int,
+) -> Iterator[_Plan]:
+    teams = {team.id: team for team in list_teams(s)}
+    entitled: dict[int, list[str]] = {}
+    for report_type in TYPES:
+        for row in stats.of(report_type).rows:
+            entitled.setdefault(row.team_id, []).append(report_type)
+    for team_id, types in sorted(entitled.items(), key=lambda item: teams[item[0]].handle):
+        team = teams[team_id]
+        if team.status == "suspended":
+            continue
+        try:
+            key, problem = app.registry.encryption_key(s, team), None
+        except RegistryError as exc:
+            key, problem = None, str(exc)
+        yield _Plan(
+            _dedupe_key(stats.period, team.email, "team", generation),
+            team.email,
+            "team",
+            key,
+            problem,
+            _team_mail(app, stats, files, team, types, generation),
+        )
+    for coordinator in list_coordinators(s):
+        yield _Plan(
+            _dedupe_key(stats.period, coordinator.email, "coordinator", generation),
+            coordinator.email,
+            "coordinator",
+            coordinator.fingerprint,
+            None,
+            _coordinator_mail(app, stats, summary, files, coordinator.name, generation),
+        )
+
+
+def _context(app: App, stats: MonthlyStatistics, generation: int) -> dict[str, Any]:
+    return {
+        "period": stats.period,
+        "month": month_name(stats.period),
+        "clearinghouse": app.config.clearinghouse.name,
+        "gateway_address": app.config.clearinghouse.gateway_address,
+        "gateway_fingerprint": app.identity.fingerprint,
+        "minimum": stats.minimum,
+        "resend": generation > 0,
+    }
+
+
+def _team_mail(
+    app: App,
+    stats: MonthlyStatistics,
+    files: dict[str, bytes],
+    team: Team,
+    types: list[str],
+    generation: int,
+) -> Callable[[], tuple[str, str, list[Attachment]]]:
+    def build() -> tuple[str, str, list[Attachment]]:
+        reader = Reader(team.id or 0, f"{team.name} ({team.handle})")
+        name = app.config.clearinghouse.name
+        attachments = [
+            Attachment(
+                f"{stats.period}-internal-{t}.pdf", PDF, internal_pdf(stats, t, name, reader)
+            )
+            for t in types
+        ]
+        attachments.append(Attachment(f"{stats.period}-public.pdf", PDF, files["public.pdf"]))
+        own = [(TYPE_TITLES[t], stats.of(t).row_of(team.id or 0)) for t in types]
+        context = _context(app, stats, generation) | {
+            "team": team,
+            "internal": [(title, row.pseudonym) for title, row in own if row is not None],
+            "attachments": [a.filename for a in attachments],
+        }
+        subject = f"{name}: statistics for {month_name(stats.period)}"
+        return subject, render("monthly-team", **context), attachments
+
+    return build
+
+
+def _coordinator_mail(
+    app: App,
+    stats: MonthlyStatistics,
+    summary: CoordinatorSummary,
+    files: dict[str, bytes],
+    name: str | None,
+    generation: int,
+) -> Callable[[], tuple[str, str, list[Attachment]]]:
+    def build() -> tuple[str, str, list[Attachment]]:
+        chosen = ["coordinator-summary.pdf"]
+        chosen += [f"internal-{t}.pdf" for t in TYPES if stats.of(t).teams]
+        chosen.append("public.pdf")
+        attachments = [Attachment(f"{stats.period}-{f}", PDF, files[f]) for f in chosen]
+        context = _context(app, stats, generation) | {
+            "name": name,
+            "summary": summary,
+            "expected": sum(1 for line in summary.teams if line.expected),
+            "types": [(TYPE_TITLES[t], summary.submitted(t)) for t in TYPES],
+            "quarantined": sum(n for _, n in summary.quarantined),
+            "rejected": sum(n for _, _, n in summary.rejected),
+            "attachments": [a.filename for a in attachments],
+        }
+        subject = (
+            f"{app.config.clearinghouse.name}: coordinator summary for {month_name(stats.period)}"
+        )
+        return subject, render("monthly-coordinator", **context), attachments
+
+    return build
