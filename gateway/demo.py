@@ -22,7 +22,7 @@ from gateway.config import default_config
 from gateway.delivery import MaildirTransport
 from gateway.smtp import make_controller
 from gateway.worker import Worker
-from keys.compose import compose
+from keys.compose import compose, open_sealed
 from keys.gpg import GnuPG
 from keys.identity import create_identity
 from store.db import open_session
@@ -175,9 +175,7 @@ def _show_receipt(app: App, team_gpg: GnuPG, address: str, echo: Echo) -> None:
     with open_session(app.engine) as s:
         entry = next(e for e in list_outbox(s) if e.recipient == address and e.kind == "receipt")
     outer = email.message_from_bytes(entry.raw)
-    parts = [p for p in outer.walk() if p.get_content_type() == "application/octet-stream"]
-    ciphertext = parts[0].get_payload(decode=True) if parts else b""
-    result = team_gpg.decrypt(ciphertext if isinstance(ciphertext, bytes) else b"")
+    result = open_sealed(team_gpg, entry.raw)
     sig = result.signatures[0] if result.signatures else None
     signer = f"{sig.outcome} by {sig.primary_fingerprint}" if sig else "none"
     inner = email.message_from_bytes(result.data)

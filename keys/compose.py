@@ -3,11 +3,13 @@
 In: report text, the team's own GnuPG home (its secret key, the gateway's public key).
 Out: RFC 5322 bytes in one of the three accepted shapes: PGP/MIME combined
 sign+encrypt, PGP/MIME encrypting a multipart/signed (RFC 3156 §6.1), or inline PGP.
-Used by `clearinghouse demo`, by the tests, and by teams that submit from cron.
+Used by `clearinghouse demo`, by the tests, and by teams that submit from cron; `open_sealed`
+reads the gateway's replies the way the team's mail client would.
 """
 
 from __future__ import annotations
 
+import email
 import email.policy
 import secrets
 from collections.abc import Sequence
@@ -15,7 +17,7 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 
-from keys.gpg import GnuPG
+from keys.gpg import CryptoResult, GnuPG
 from keys.wrap import Envelope, encrypted_envelope, new_message_id, protected_payload
 
 FORMS = ("combined", "signed-then-encrypted", "inline")
@@ -81,3 +83,13 @@ def compose(
     else:
         raise ValueError(f"unknown form {form!r}; one of {', '.join(FORMS)}")
     return encrypted_envelope(outer_fields, armored)
+
+
+def open_sealed(gpg: GnuPG, raw: bytes) -> CryptoResult:
+    """Decrypt and verify a PGP/MIME (RFC 3156) message with the recipient's keyring."""
+    msg = email.message_from_bytes(raw)
+    data = [p for p in msg.walk() if p.get_content_type() == "application/octet-stream"]
+    if msg.get_content_type() != "multipart/encrypted" or len(data) != 1:
+        raise ValueError("not an RFC 3156 multipart/encrypted message")
+    ciphertext = data[0].get_payload(decode=True)
+    return gpg.decrypt(ciphertext if isinstance(ciphertext, bytes) else b"")

@@ -136,8 +136,10 @@ def bar_chart(
     chart.x, chart.y = 34, 18
     chart.width, chart.height = width - 40, height - 18 - 20
     chart.data = [list(values)]
-    chart.barSpacing = 1
-    chart.groupSpacing = 4
+    # Bars at most 28 pt wide: a handful of teams should not look like a wall.
+    slot = chart.width / len(values)
+    chart.barWidth = min(slot * 0.75, 28)
+    chart.groupSpacing = slot - chart.barWidth
     chart.bars.strokeColor = None
     chart.bars[0].fillColor = ACCENT
     for index in range(len(values)):

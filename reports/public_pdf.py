@@ -62,6 +62,8 @@ def _contributed(stats: TypeStatistics, minimum: int) -> str:
 
 
 def shown(figure: Figure) -> str:
+    if not figure.teams:
+        return "no reports"
     return average(figure.rounded()) if figure.published else NOT_PUBLISHED
 
 

@@ -10,13 +10,16 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from support import INTAKE, TeamClient
+from smtp_support import HOST, Start, free_port, make_certificate
+from support import INTAKE, TeamClient, with_changes
 
 from gateway.app import App
 from gateway.config import Config, default_config
 from gateway.delivery import MaildirTransport
+from gateway.smtp import make_controller
 from gateway.worker import Worker
 from keys.gpg import GnuPG
 from keys.identity import create_identity
@@ -74,3 +77,34 @@ def team(make_team: Callable[..., TeamClient]) -> TeamClient:
 @pytest.fixture
 def worker(app: App) -> Worker:
     return Worker(app, MaildirTransport(app.config.outbound.maildir))
+
+
+
+@pytest.fixture
+def smtp_server(app: App) -> Iterator[Start]:
+    """start(**smtp_section_changes) -> port of a running intake server for `app`."""
+    controllers: list[Any] = []
+    variants: list[App] = []
+
+    def run(on_stored: Callable[[int], None] | None = None, **smtp: Any) -> int:
+        target = app
+        if smtp:
+            target = App(with_changes(app.config, smtp=smtp))
+            variants.append(target)
+        port = free_port()
+        controller = make_controller(target, HOST, port, on_stored=on_stored)
+        controller.start()
+        controllers.append(controller)
+        return port
+
+    yield run
+    for controller in controllers:
+        controller.stop()
+    for variant in variants:
+        variant.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A throwaway self-signed certificate for 127.0.0.1: (cert, key) PEM files."""
+    return make_certificate(tmp_path_factory.mktemp("tls"))

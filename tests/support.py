@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import email
 from dataclasses import dataclass
 from typing import Any
 
 from gateway.config import Config
-from keys.compose import compose
+from keys.compose import compose, open_sealed
 from keys.gpg import CryptoResult, GnuPG
 
 INTAKE = "stats@clearinghouse.example"
@@ -66,10 +65,7 @@ class TeamClient:
 
     def decrypt(self, raw: bytes) -> CryptoResult:
         """Decrypt a mail from the gateway the way the team's mail client would."""
-        msg = email.message_from_bytes(raw)
-        parts = msg.get_payload()
-        assert isinstance(parts, list) and msg.get_content_type() == "multipart/encrypted"
-        return self.gpg.decrypt(parts[1].get_payload(decode=True))
+        return open_sealed(self.gpg, raw)
 
 
 def with_changes(config: Config, **sections: dict[str, Any]) -> Config:

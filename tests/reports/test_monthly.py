@@ -33,22 +33,21 @@ COORDINATOR = "coord@clearinghouse.example"
 ALPHA = (1204, 311, 298, 1650, 1422, 187, "940.5")
 
 
-class Coordinator:
-    def __init__(self, gpg: GnuPG) -> None:
-        self.gpg = gpg
-
-    def decrypt(self, raw: bytes) -> EmailMessage:
-        return _open(self.gpg, raw)
+def _ciphertext(raw: bytes) -> bytes:
+    outer = email.message_from_bytes(raw, policy=email.policy.default)
+    assert outer["Subject"] == "[...]"  # the real subject travels encrypted
+    parts = outer.get_payload()
+    assert isinstance(parts, list) and outer.get_content_type() == "multipart/encrypted"
+    encrypted = parts[1]
+    assert isinstance(encrypted, email.message.Message)
+    data = encrypted.get_payload(decode=True)
+    assert isinstance(data, bytes)
+    return data
 
 
 def _open(gpg: GnuPG, raw: bytes) -> EmailMessage:
     """Decrypt a sealed mail; return its protected inner message (signature checked)."""
-    outer = email.message_from_bytes(raw, policy=email.policy.default)
-    assert outer["Subject"] == "[...]"  # the real subject travels encrypted
-    parts = outer.get_payload()
-    assert isinstance(parts, list)
-    ciphertext = parts[1].get_payload(decode=True)
-    result = gpg.decrypt(ciphertext)
+    result = gpg.decrypt(_ciphertext(raw))
     assert result.decrypted, result.problems
     assert [s.outcome for s in result.signatures] == ["good"]
     inner = email.message_from_bytes(result.data, policy=email.policy.default)
@@ -85,6 +84,7 @@ def month(app: App, make_team: Callable[..., TeamClient], tmp_path: Path) -> dic
     store(app.engine, ids["bravo"], type2(PERIOD, {"malicious-code/virus": 12}))
     coordinator_gpg = GnuPG(tmp_path / "coordinator")
     fpr = coordinator_gpg.generate_key("Coordinator", COORDINATOR)
+    coordinator_gpg.import_keys(app.gpg.export_public(app.identity.fingerprint).encode())
     app.registry.add_coordinator(COORDINATOR, coordinator_gpg.export_public(fpr).encode(), "Cora")
     return clients
 
@@ -109,17 +109,28 @@ def test_run_writes_files_and_mails_each_entitled_recipient(
     ]
     assert any(line.startswith("wrote ") for line in lines)
     entries = {e.recipient: e for e in monthly_entries(app)}
-    assert set(entries) == {"cert@alpha.example", "cert@bravo.example", "cert@charlie.example", COORDINATOR}
+    assert set(entries) == {
+        "cert@alpha.example",
+        "cert@bravo.example",
+        "cert@charlie.example",
+        COORDINATOR,
+    }
     assert result.delivery is not None and result.delivery.queued == 4
 
     alpha = _open(month["alpha"].gpg, entries["cert@alpha.example"].raw)
     assert alpha["Subject"] == "Clearinghouse: statistics for October 2026"
     files = attachments(alpha)
-    assert set(files) == {f"{PERIOD}-internal-type1.pdf", f"{PERIOD}-internal-type2.pdf", f"{PERIOD}-public.pdf"}
+    assert set(files) == {
+        f"{PERIOD}-internal-type1.pdf",
+        f"{PERIOD}-internal-type2.pdf",
+        f"{PERIOD}-public.pdf",
+    }
     own = result.statistics.type1.row_of(team_id(app.engine, "alpha"))
     assert own is not None and f"Type 1: incident handling workload: {own.pseudonym}" in body(alpha)
     internal = pdf_text(files[f"{PERIOD}-internal-type1.pdf"])
-    assert row(internal, f"{own.pseudonym} (your team)").endswith("1,204 311 298 1,650 1,422 187 940.5")
+    assert row(internal, f"{own.pseudonym} (your team)").endswith(
+        "1,204 311 298 1,650 1,422 187 940.5"
+    )
     assert internal.count("(your team)") == 1
     assert files[f"{PERIOD}-public.pdf"] == (directory / "public.pdf").read_bytes()
     # (1204 + 20 + 3) / 3 = 409.00: bravo's second revision counts.
@@ -127,7 +138,7 @@ def test_run_writes_files_and_mails_each_entitled_recipient(
 
     charlie = attachments(_open(month["charlie"].gpg, entries["cert@charlie.example"].raw))
     assert set(charlie) == {f"{PERIOD}-internal-type1.pdf", f"{PERIOD}-public.pdf"}
-    coordinator = Coordinator(GnuPG(tmp_path / "coordinator")).decrypt(entries[COORDINATOR].raw)
+    coordinator = _open(GnuPG(tmp_path / "coordinator"), entries[COORDINATOR].raw)
     sent = attachments(coordinator)
     assert set(sent) == {
         f"{PERIOD}-coordinator-summary.pdf",
@@ -140,12 +151,12 @@ def test_run_writes_files_and_mails_each_entitled_recipient(
     assert row(summary, "delta") == "delta CERT DELTA accredited missing missing"
     assert "Dear Cora" in body(coordinator)
     # A mail is readable by its recipient only.
-    assert not month["bravo"].gpg.decrypt(
-        email.message_from_bytes(entries["cert@alpha.example"].raw).get_payload()[1].get_payload(decode=True)  # type: ignore[index,union-attr]
-    ).decrypted
+    assert not month["bravo"].gpg.decrypt(_ciphertext(entries["cert@alpha.example"].raw)).decrypted
 
 
-def test_rerun_queues_nothing_resend_queues_all_again(app: App, month: dict[str, TeamClient]) -> None:
+def test_rerun_queues_nothing_resend_queues_all_again(
+    app: App, month: dict[str, TeamClient]
+) -> None:
     first = run_monthly(app, PERIOD)
     again = run_monthly(app, PERIOD)
     assert again.files == first.files and again.digest == first.digest  # byte-identical

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from statistics_data import row, pdf_pages, pdf_text, render_png
+from statistics_data import pdf_pages, pdf_text, render_png, row
 
 from parsers.model import TYPE1_FIELDS
 from parsers.taxonomy import load_taxonomy
@@ -36,30 +36,40 @@ TYPE1 = {
     3: (1, 2, 3, 4, 5, 6, "7.5"),
     4: (95, 7, 9, 11, 13, 15, "17"),
 }
-TYPE2 = {
+TYPE2: dict[int, dict[tuple[str, str | None], int]] = {
     1: {("abusive-content", "spam"): 120, ("intrusions", None): 3},
     2: {("abusive-content", "spam"): 30, ("malicious-code", "virus"): 12},
 }
 
 
 def _reports() -> list[StoredReport]:
-    found = []
+    found: list[StoredReport] = []
     for month_index, month in enumerate(window(PERIOD)):
         for team, values in TYPE1.items():
             if month != PERIOD and team == 4:
                 continue  # team 4 joined in October: earlier months have 3 teams
-            scaled = [Decimal(str(v)) + month_index - 11 if i == 0 else Decimal(str(v))
-                      for i, v in enumerate(values)]  # fmt: skip
+            scaled = [
+                Decimal(str(v)) + month_index - 11 if i == 0 else Decimal(str(v))
+                for i, v in enumerate(values)
+            ]
             found.append(
                 StoredReport(
-                    len(found) + 1, team, f"team{team}", "type1", month, 1, STORED,
+                    len(found) + 1,
+                    team,
+                    f"team{team}",
+                    "type1",
+                    month,
+                    1,
+                    STORED,
                     type1=dict(zip(TYPE1_FIELDS, scaled, strict=True)),
                 )
-            )  # fmt: skip
+            )
     for team, counts in TYPE2.items():
         found.append(
-            StoredReport(len(found) + 1, team, f"team{team}", "type2", PERIOD, 1, STORED, type2=counts)
-        )  # fmt: skip
+            StoredReport(
+                len(found) + 1, team, f"team{team}", "type2", PERIOD, 1, STORED, type2=counts
+            )
+        )
     return found
 
 
@@ -111,7 +121,9 @@ def test_internal_pdf_marks_only_the_readers_row(stats: MonthlyStatistics) -> No
     for team_row in stats.type1.rows:
         assert team_row.pseudonym in text
     first = stats.type1.row_of(1)
-    assert first is not None and row(text, f"{first.pseudonym} ").startswith(f"{first.pseudonym} 1,204")
+    assert first is not None and row(text, f"{first.pseudonym} ").startswith(
+        f"{first.pseudonym} 1,204"
+    )
     assert "Average (4 teams)" in text and "375.00" in row(text, "Average (4 teams)")
     assert "team3" not in text.replace("(team3)", "")  # the handle only on the title page
     unmarked = pdf_text(internal_pdf(stats, "type1", NAME, None))
@@ -140,15 +152,23 @@ def test_summary_pdf_names_teams_missing_and_late() -> None:
         Team(id=1, handle="team1", name="CERT One", email="a@one.example", status="accredited"),
         Team(id=5, handle="team5", name="CERT Five", email="a@five.example", status="certified"),
     ]
-    late = [RevisionRow(9, "team1", "type1", "2026-09", 2, datetime(2026, 10, 20, 9, 30, tzinfo=UTC))]
+    late = [
+        RevisionRow(9, "team1", "type1", "2026-09", 2, datetime(2026, 10, 20, 9, 30, tzinfo=UTC))
+    ]
     counts = [
         MessageCount("quarantined", "unknown-key", None, 4),
         MessageCount("rejected", "invalid-report", "team5", 2),
         MessageCount("accepted", None, "team1", 7),
     ]
     summary = summarise(
-        PERIOD, teams, _reports(), late, counts, allowed_statuses=["accredited", "certified"], day_of_month=5
-    )  # fmt: skip
+        PERIOD,
+        teams,
+        _reports(),
+        late,
+        counts,
+        allowed_statuses=["accredited", "certified"],
+        day_of_month=5,
+    )
     pages = pdf_pages(summary_pdf(summary, NAME))
     text = "\n".join(pages)
     assert "Coordinator summary" in pages[0] and f"page 1 of {len(pages)}" in pages[0]
