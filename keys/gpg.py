@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -110,6 +111,18 @@ class KeyDetails:
 _PROBLEM_KEYWORDS = frozenset(
     {"ERROR", "FAILURE", "BADMDC", "DECRYPTION_FAILED", "NODATA", "UNEXPECTED", "BADARMOR"}
 )
+
+
+_FINGERPRINT = re.compile(r"^(?:[0-9A-F]{40}|[0-9A-F]{64})$")
+
+
+def _fingerprints(recipients: Sequence[str]) -> list[str]:
+    """Recipients by full fingerprint only: never a user ID or key ID gpg would look up."""
+    fprs = [r.upper() for r in recipients]
+    bad = [r for r in fprs if not _FINGERPRINT.match(r)]
+    if bad or not fprs:
+        raise GnuPGError(f"recipients must be full fingerprints, got {bad or 'none'}")
+    return fprs
 
 
 def _timestamp(value: str) -> datetime | None:
@@ -211,7 +224,10 @@ class GnuPG:
         self.home = home
         options = _options(max_output) + list(extra_options)
         self._gpg = gnupg.GPG(gnupghome=str(home), options=options)
-        self._gpg.encoding = "utf-8"
+        # latin-1 maps every byte: gpg's stderr can carry attacker-chosen non-UTF-8 bytes,
+        # and python-gnupg decodes it strictly in a reader thread that would die on them
+        # (losing the status lines after). User IDs are re-decoded as UTF-8 in _details.
+        self._gpg.encoding = "latin-1"
 
     # --- keys -------------------------------------------------------------------------
 
@@ -223,7 +239,7 @@ class GnuPG:
             f"Name-Real: {name}\nName-Email: {email}\nExpire-Date: {expire}\n"
             "%no-protection\n%commit\n"
         )
-        result = self._gpg.gen_key(params)
+        result = self._gpg.gen_key(params.encode("utf-8"))  # bytes: user IDs are UTF-8
         if not result.fingerprint:
             raise GnuPGError(f"key generation failed: {result.stderr[-300:]}")
         return str(result.fingerprint).upper()
@@ -292,7 +308,7 @@ class GnuPG:
         """One combined OpenPGP message, signed by `signer`, encrypted to `recipients`."""
         result = self._gpg.encrypt(
             data,
-            [r.upper() for r in recipients],
+            _fingerprints(recipients),
             sign=signer,
             armor=True,
             always_trust=True,
@@ -316,10 +332,14 @@ class GnuPG:
         return str(result.data.decode("ascii"))
 
     def encrypt(self, data: bytes, recipients: list[str]) -> str:
-        result = self._gpg.encrypt(data, [r.upper() for r in recipients], armor=True)
+        result = self._gpg.encrypt(data, _fingerprints(recipients), armor=True)
         if not result.ok:
             raise GnuPGError(f"encryption failed: {result.status}")
         return str(result.data.decode("ascii"))
+
+
+def _utf8(latin1: str) -> str:
+    return latin1.encode("latin-1", "replace").decode("utf-8", "replace")
 
 
 def _details(raw: dict[str, Any]) -> KeyDetails:
@@ -336,7 +356,7 @@ def _details(raw: dict[str, Any]) -> KeyDetails:
         )
     return KeyDetails(
         fingerprint=str(raw["fingerprint"]).upper(),
-        user_ids=tuple(str(u) for u in raw.get("uids") or []),
+        user_ids=tuple(_utf8(str(u)) for u in raw.get("uids") or []),
         capabilities=str(raw.get("cap", "")),
         created=_timestamp(str(raw.get("date", ""))),
         expires=_timestamp(str(raw.get("expires", ""))),

@@ -32,7 +32,7 @@ from gateway.app import App
 from gateway.errors import ClearinghouseError
 from reports.csv_export import public_csv
 from reports.internal_pdf import internal_pdf
-from reports.monthly_mail import Delivery, queue_mails
+from reports.monthly_mail import Delivery, enqueue_mails, seal_mails
 from reports.periods import month_end, month_start, window
 from reports.public_pdf import public_pdf
 from reports.statistics import MonthlyStatistics, compute
@@ -90,19 +90,19 @@ def run_monthly(
         atomic_write(directory / filename, data)
         progress(f"wrote {directory / filename}")
     digest = _digest(files)
-    delivery = None
+    with open_session(app.engine) as s:
+        generation = newest_generation(s, period) + (1 if send and resend else 0)
+    sealed = None
     if send:
-        delivery = queue_mails(app, stats, summary, files, resend=resend, progress=progress)
-    with transaction(app.engine) as s:
-        record_run(
-            s,
-            period=period,
-            generation=delivery.generation if delivery else _generation(app, period),
-            sent=send,
-            queued=delivery.queued if delivery else 0,
-            digest=digest,
-        )
-    if delivery is None:
+        sealed = seal_mails(app, stats, summary, files, generation=generation, progress=progress)
+    with transaction(app.engine) as s:  # the mails and the record of the run, together
+        queued = enqueue_mails(s, sealed, progress) if sealed is not None else 0
+        record_run(s, period=period, generation=generation, sent=send, queued=queued, digest=digest)
+    delivery = None
+    if sealed is not None:
+        delivery = Delivery(generation, queued, sealed.already, sealed.skipped)
+        progress(f"queued {queued} mail{'s' if queued != 1 else ''} (generation {generation})")
+    else:
         progress("--no-send: files only, no mail queued")
     return RunResult(period, directory, files, digest, stats, summary, delivery)
 
@@ -138,11 +138,6 @@ def _compute(app: App, period: str) -> tuple[MonthlyStatistics, CoordinatorSumma
         else "no reports stored for the month"
     )
     return stats, summary, as_of
-
-
-def _generation(app: App, period: str) -> int:
-    with open_session(app.engine) as s:
-        return newest_generation(s, period)
 
 
 def _utc(moment: datetime) -> str:

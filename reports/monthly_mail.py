@@ -13,9 +13,11 @@ Who gets what:
 Every mail is PGP/MIME signed by the gateway key and encrypted (keys/wrap.py); raw
 submissions are never attached. A recipient without a usable key is skipped and named.
 
-The dedupe key is "monthly:PERIOD:RECIPIENT:ROLE", plus ":resend-N" for generation N:
-a rerun finds its keys queued and adds nothing; only recipients not mailed yet in this
-generation (say, a team whose first report came late) get a mail.
+The dedupe key is "monthly:PERIOD:team:HANDLE" or "monthly:PERIOD:coordinator:ADDRESS",
+plus ":resend-N" for generation N: a rerun finds its keys queued and adds nothing; only
+recipients not mailed yet in this generation (say, a team whose first report came late)
+get a mail. Keys name teams by handle, so a changed contact address is no reason to
+mail again.
 """
 
 from __future__ import annotations
@@ -33,13 +35,13 @@ from keys.wrap import Attachment, Envelope, new_message_id, seal
 from reports.internal_pdf import Reader, internal_pdf
 from reports.mail import render
 from reports.periods import month_name
-from reports.statistics import TYPE_TITLES, TYPES, MonthlyStatistics
+from reports.statistics import TYPES, MonthlyStatistics
 from reports.summary import CoordinatorSummary
 from store import outbox
-from store.db import open_session, transaction
+from store.db import open_session
 from store.models import Team
 from store.registry import list_coordinators, list_teams
-from store.statistics import newest_generation, queued_keys
+from store.statistics import queued_keys
 
 log = logging.getLogger(__name__)
 KIND = "monthly"
@@ -55,6 +57,15 @@ class Delivery:
 
 
 @dataclass(frozen=True)
+class Sealed:
+    """The mails of one run, sealed and waiting to be queued in one transaction."""
+
+    mails: tuple[tuple[str, str, str, bytes], ...]  # (dedupe key, recipient, role, raw)
+    already: int
+    skipped: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class _Plan:
     """One mail to build, unless its dedupe key is queued already."""
 
@@ -66,21 +77,20 @@ class _Plan:
     build: Callable[[], tuple[str, str, list[Attachment]]]  # subject, body, attachments
 
 
-def queue_mails(
+def seal_mails(
     app: App,
     stats: MonthlyStatistics,
     summary: CoordinatorSummary,
     files: dict[str, bytes],
     *,
-    resend: bool,
+    generation: int,
     progress: Callable[[str], None],
-) -> Delivery:
-    """Seal and queue the mails of this generation that are not queued yet."""
+) -> Sealed:
+    """Seal the mails of `generation` not queued yet (gpg runs outside any transaction)."""
     with open_session(app.engine) as s:
-        generation = newest_generation(s, stats.period) + (1 if resend else 0)
         plans = list(_plans(app, s, stats, summary, files, generation))
         known = queued_keys(s, [plan.dedupe_key for plan in plans])
-    sealed: list[tuple[_Plan, bytes]] = []
+    mails: list[tuple[str, str, str, bytes]] = []
     skipped: list[str] = []
     for plan in plans:
         if plan.dedupe_key in known:
@@ -91,17 +101,19 @@ def queue_mails(
             skipped.append(f"{plan.recipient}: {problem}")
             progress(f"{plan.recipient} ({plan.role}): NOT mailed: {problem}")
             continue
-        sealed.append((plan, raw))
+        mails.append((plan.dedupe_key, plan.recipient, plan.role, raw))
+    return Sealed(tuple(mails), len(known), tuple(skipped))
+
+
+def enqueue_mails(s: Session, sealed: Sealed, progress: Callable[[str], None]) -> int:
+    """Queue the sealed mails in the caller's transaction; returns how many were new."""
     queued = 0
-    with transaction(app.engine) as s:
-        for plan, raw in sealed:
-            entry = outbox.enqueue(
-                s, kind=KIND, recipient=plan.recipient, raw=raw, dedupe_key=plan.dedupe_key
-            )
-            queued += entry is not None
-            progress(f"{plan.recipient} ({plan.role}): queued")
-    progress(f"queued {queued} mail{'s' if queued != 1 else ''} (generation {generation})")
-    return Delivery(generation, queued, len(known), tuple(skipped))
+    for dedupe_key, recipient, role, raw in sealed.mails:
+        entry = outbox.enqueue(s, kind=KIND, recipient=recipient, raw=raw, dedupe_key=dedupe_key)
+        if entry is not None:
+            queued += 1
+            progress(f"{recipient} ({role}): queued")
+    return queued
 
 
 def _seal(app: App, plan: _Plan) -> tuple[bytes | None, str | None]:
@@ -128,8 +140,8 @@ def _seal(app: App, plan: _Plan) -> tuple[bytes | None, str | None]:
     return raw, None
 
 
-def _dedupe_key(period: str, recipient: str, role: str, generation: int) -> str:
-    key = f"monthly:{period}:{recipient}:{role}"
+def _dedupe_key(period: str, role: str, who: str, generation: int) -> str:
+    key = f"monthly:{period}:{role}:{who}"
     return f"{key}:resend-{generation}" if generation else key
 
 
@@ -155,7 +167,7 @@ def _plans(
         except RegistryError as exc:
             key, problem = None, str(exc)
         yield _Plan(
-            _dedupe_key(stats.period, team.email, "team", generation),
+            _dedupe_key(stats.period, "team", team.handle, generation),
             team.email,
             "team",
             key,
@@ -164,7 +176,7 @@ def _plans(
         )
     for coordinator in list_coordinators(s):
         yield _Plan(
-            _dedupe_key(stats.period, coordinator.email, "coordinator", generation),
+            _dedupe_key(stats.period, "coordinator", coordinator.email, generation),
             coordinator.email,
             "coordinator",
             coordinator.fingerprint,
@@ -203,10 +215,12 @@ def _team_mail(
             for t in types
         ]
         attachments.append(Attachment(f"{stats.period}-public.pdf", PDF, files["public.pdf"]))
-        own = [(TYPE_TITLES[t], stats.of(t).row_of(team.id or 0)) for t in types]
+        own = [
+            (attachments[i].filename, stats.of(t).row_of(team.id or 0)) for i, t in enumerate(types)
+        ]
         context = _context(app, stats, generation) | {
             "team": team,
-            "internal": [(title, row.pseudonym) for title, row in own if row is not None],
+            "internal": [(filename, row.pseudonym) for filename, row in own if row is not None],
             "attachments": [a.filename for a in attachments],
         }
         subject = f"{name}: statistics for {month_name(stats.period)}"
@@ -232,7 +246,7 @@ def _coordinator_mail(
             "name": name,
             "summary": summary,
             "expected": sum(1 for line in summary.teams if line.expected),
-            "types": [(TYPE_TITLES[t], summary.submitted(t)) for t in TYPES],
+            "types": [(f"Type {t[-1]}", summary.submitted(t)) for t in TYPES],
             "quarantined": sum(n for _, n in summary.quarantined),
             "rejected": sum(n for _, _, n in summary.rejected),
             "attachments": [a.filename for a in attachments],

@@ -12,6 +12,7 @@ A missing Dovecot fails the test, saying how to install it: CI installs it.
 from __future__ import annotations
 
 import datetime
+import grp
 import ipaddress
 import os
 import pwd
@@ -62,9 +63,10 @@ class Dovecot:
             login = "dovenull" if _user_exists("dovenull") else "nobody"
             internal = "dovecot" if _user_exists("dovecot") else "nobody"
             mail = pwd.getpwnam("nobody")
-        else:
+        else:  # Dovecot's "rootless" setup: every process is this user
             login = internal = pwd.getpwuid(os.getuid()).pw_name
             mail = pwd.getpwuid(os.getuid())
+        internal_group = grp.getgrgid(pwd.getpwnam(internal).pw_gid).gr_name
         home = root / "home" / self.user
         home.mkdir(parents=True)
         os.chown(home, mail.pw_uid, mail.pw_gid)
@@ -77,6 +79,7 @@ class Dovecot:
                 imaps_port=self.imaps_port,
                 login=login,
                 internal=internal,
+                internal_group=internal_group,
                 uid=mail.pw_uid,
                 gid=mail.pw_gid,
                 first_uid=min(mail.pw_uid, 500),
@@ -165,6 +168,7 @@ auth_mechanisms = plain login
 auth_failure_delay = 0
 default_login_user = {login}
 default_internal_user = {internal}
+default_internal_group = {internal_group}
 first_valid_uid = {first_uid}
 passdb {{
   driver = passwd-file

@@ -487,3 +487,34 @@ def test_nested_encryption_layers_are_refused(
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+@pytest.mark.parametrize("recipient", ["alice@example.org", "0x1234ABCD", "ABCDEF", ""])
+def test_recipients_must_be_full_fingerprints(tmp_path: Path, recipient: str) -> None:
+    gpg = GnuPG(tmp_path / "g")
+    fpr = gpg.generate_key("Someone", "alice@example.org")
+    with pytest.raises(GnuPGError, match="full fingerprints"):
+        gpg.sign_encrypt(b"x", [recipient], fpr)
+    with pytest.raises(GnuPGError, match="full fingerprints"):
+        gpg.encrypt(b"x", [recipient])
+
+
+def test_non_utf8_bytes_echoed_by_gpg_do_not_kill_the_status_reader(tmp_path: Path) -> None:
+    # gpg echoes a broken armor header byte for byte; invalid UTF-8 there once killed
+    # python-gnupg's stderr reader thread, and the result lost its status lines (found
+    # by tests/security/test_fuzz.py).
+    gpg = GnuPG(tmp_path / "g")
+    fpr = gpg.generate_key("Someone", "s@example.org")
+    begin, blank, first, *rest = gpg.sign_encrypt(b"payload", [fpr], fpr).encode().split(b"\n")
+    assert blank == b""
+    broken = b"\n".join([begin, b"\xe1" + first, b"", *rest])
+    result = gpg.decrypt(broken)
+    # Every status line was read (the decryption is seen), and so is gpg's complaint.
+    assert result.decrypted and result.returncode != 0 and not result.clean
+
+
+def test_utf8_user_ids_are_read_back_intact(tmp_path: Path) -> None:
+    gpg = GnuPG(tmp_path / "g")
+    fpr = gpg.generate_key("CERT Ünïcødé", "u@example.org")
+    details = gpg.details(fpr)
+    assert details is not None and details.user_ids == ("CERT Ünïcødé <u@example.org>",)

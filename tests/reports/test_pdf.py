@@ -201,3 +201,8 @@ def test_pages_render_to_png(stats: MonthlyStatistics, public: bytes) -> None:
     for report_type in ("type1", "type2"):
         pngs = render_png(internal_pdf(stats, report_type, NAME, reader), f"internal-{report_type}")
         assert len(pngs) >= 2
+    teams = [Team(id=1, handle="team1", name="CERT One", email="a@one.example", status="certified")]
+    summary = summarise(
+        PERIOD, teams, _reports(), [], [], allowed_statuses=["certified"], day_of_month=5
+    )
+    assert len(render_png(summary_pdf(summary, NAME), "coordinator-summary")) >= 2
