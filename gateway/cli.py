@@ -325,7 +325,7 @@ def process(app: App, once: bool) -> None:
 )
 @pass_app
 def serve(app: App, listen: str | None) -> None:
-    """SMTP listener + worker + outbox."""
+    """SMTP listener + worker + outbox (+ IMAP poller when [imap] host is set)."""
     from gateway.config import split_host_port
     from gateway.service import serve as run_service
 

@@ -68,12 +68,14 @@ class PollResult:
     moved: int = 0  # filed to processed_folder
     flagged: int = 0  # stored, but could not be moved: left in place, \Flagged \Seen
     failed: int = 0  # not a message at all: filed to failed_folder, not stored
+    oversize: int = 0  # over [smtp] max_message_bytes: filed to failed_folder unread
     vanished: int = 0  # another session took it before we could fetch or move it
 
     def summary(self) -> str:
         return (
             f"fetched {self.fetched}: {self.stored} stored, {self.known} already spooled, "
-            f"{self.failed} unparseable; {self.moved} moved, {self.flagged} flagged; "
+            f"{self.failed} unparseable, {self.oversize} oversize; "
+            f"{self.moved} moved, {self.flagged} flagged; "
             f"{self.vanished} taken by another poller"
         )
 
@@ -226,7 +228,30 @@ def drain(app: App, client: IMAPClient, wake: Callable[[], None] | None = None) 
     cfg = app.config.imap
     client.select_folder(cfg.folder)
     result = PollResult()
-    for uid in sorted(client.search(["UNDELETED"])):
+    uids = sorted(client.search(["UNDELETED"]))
+    sizes = (
+        {
+            uid: item.get(b"RFC822.SIZE", 0)
+            for uid, item in client.fetch(uids, [b"RFC822.SIZE"]).items()
+        }
+        if uids
+        else {}
+    )
+    limit = app.config.smtp.max_message_bytes
+    for uid in uids:
+        if sizes.get(uid, 0) > limit:
+            # The same limit as SMTP's 552; kept in the mailbox, never read into memory.
+            log.warning(
+                "IMAP: UID %s in %r has %s bytes, over the %s-byte limit; filing it in %r unread",
+                uid,
+                cfg.folder,
+                sizes[uid],
+                limit,
+                cfg.failed_folder,
+            )
+            result.oversize += 1
+            _file(client, uid, cfg.failed_folder)
+            continue
         _take(app, client, uid, result, wake)
     return result
 
@@ -243,10 +268,12 @@ def _take(
     result.fetched += 1
     if not looks_like_message(raw):
         log.warning(
-            "IMAP: UID %s in %r is not an RFC 5322 message (%d bytes); filing it in %r, "
-            "not stored",
-            uid, cfg.folder, len(raw), cfg.failed_folder,
-        )  # fmt: skip
+            "IMAP: UID %s in %r is not an RFC 5322 message (%d bytes); filing it in %r, not stored",
+            uid,
+            cfg.folder,
+            len(raw),
+            cfg.failed_folder,
+        )
         result.failed += 1
         _file(client, uid, cfg.failed_folder)
         return
@@ -428,9 +455,11 @@ def _watch(
     use_idle = cfg.idle and client.has_capability("IDLE")
     log.info(
         "IMAP: watching %r on %s:%s (%s)",
-        cfg.folder, cfg.host, cfg.port,
+        cfg.folder,
+        cfg.host,
+        cfg.port,
         "IDLE" if use_idle else f"polling every {cfg.poll_seconds} s",
-    )  # fmt: skip
+    )
     while not stop.is_set():
         if use_idle:
             _idle(client, stop, min(cfg.poll_seconds, IDLE_RENEW))

@@ -1,7 +1,8 @@
-"""Long-running service: the SMTP door, the worker and the outbox in one process.
+"""Long-running service: the SMTP door, the IMAP poller, the worker and the outbox.
 
-`serve` starts the SMTP listener in its own thread and runs the worker loop in the main
-thread until SIGTERM or SIGINT; a stored message wakes the worker at once.
+`serve` starts the SMTP listener (and, when `[imap] host` is set, the IMAP poller) in
+their own threads and runs the worker loop in the main thread until SIGTERM or SIGINT;
+a stored message wakes the worker at once.
 """
 
 from __future__ import annotations

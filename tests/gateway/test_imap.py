@@ -220,6 +220,20 @@ def test_unparseable_messages_go_to_the_failed_folder_unstored(
     assert caplog.text.count("is not an RFC 5322 message") == 2
 
 
+def test_oversize_messages_go_to_the_failed_folder_unread(
+    door: Door, dovecot: Server, app: App
+) -> None:
+    dovecot.append(mail(1, body="x" * 5000))
+    dovecot.append(mail(2))
+    small = door()
+    small.config = with_changes(small.config, smtp={"max_message_bytes": 2000})
+    result = poll_once(small)
+    assert (result.oversize, result.stored) == (1, 1)
+    assert [m.raw for m in spooled(app)] == [mail(2)]
+    assert ids_in(dovecot, "Failed") == ["1"]
+    assert ids_in(dovecot, "Processed") == ["2"]
+
+
 @pytest.mark.parametrize(
     "raw",
     [
@@ -456,7 +470,7 @@ def test_cli_poll_imap_once_prints_what_it_did(tmp_path: Path, dovecot: Server) 
     result = CliRunner().invoke(cli, ["--config", str(config), "poll-imap", "--once"])
 
     assert result.exit_code == 0, result.output
-    assert "fetched 1: 1 stored, 0 already spooled, 0 unparseable; 1 moved" in result.output
+    assert "fetched 1: 1 stored, 0 already spooled, 0 unparseable, 0 oversize; 1 moved" in result.output
     assert ids_in(dovecot, "Processed") == ["1"]
 
 
