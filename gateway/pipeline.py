@@ -20,14 +20,16 @@ from gateway.errors import RegistryError
 from keys.policy import Authenticated, Binding, authenticate
 from keys.unwrap import Refusal, Unwrapped
 from keys.wrap import Envelope, new_message_id, seal
+from parsers.commands import Command, CommandError, find_command
 from parsers.extract import parse_signed_content
 from parsers.model import ParseOutcome, Report
+from parsers.template import blank_report
 from reports.mail import SUBJECTS, StoredItem, format_value, receipt_subject, render
 from store import outbox, spool
 from store.db import open_session, transaction
 from store.models import Message, Team
 from store.registry import get_team_by_id
-from store.submissions import store_report, submission_values
+from store.submissions import list_submissions, store_report, submission_values
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,9 @@ def process_message(app: App, message_id: int, owner: str | None = None) -> Outc
         earlier = spool.find_accepted_content(s, job.team.id or 0, unwrapped.content_sha256)
         if earlier is not None and earlier.id != message_id:
             return _duplicate(job, earlier)
+        command = find_command(unwrapped.entity)
+        if command is not None:
+            return _command(job, command)
         parsed = parse_signed_content(unwrapped.entity, app.clock().date(), app.taxonomy)
         if not parsed.ok:
             return _rejected(job, parsed)
@@ -221,6 +226,31 @@ def _accepted(job: _Job, parsed: ParseOutcome) -> Outcome:
         signer=job.verdict.signing_fingerprint,
     )
     return job.finish("accepted", None, note, job.unwrapped.content_sha256)
+
+
+def _command(job: _Job, command: Command | CommandError) -> Outcome:
+    """Answer a team command; the answer goes, like every reply, only to the team."""
+    if isinstance(command, CommandError):
+        job.reply(
+            "command-error", SUBJECTS["command-error"], "command_error", error=command.message
+        )
+        return job.finish("rejected", "unknown-command", command.message)
+    if command.verb == "template":
+        blank = blank_report(command.argument, job.app.taxonomy)
+        subject = f"Template: {command.argument}"
+        note = job.reply(
+            "command", subject, "command_template", report=blank, report_type=command.argument
+        )
+    else:
+        rows = list_submissions(job.s, team=job.team.handle, period=command.argument)
+        shown = [
+            (r, [(_label(job.app, r.type, k), format_value(v)) for k, v in r.values.items()])
+            for r in rows
+        ]
+        subject = f"Status: {command.argument}"
+        note = job.reply("command", subject, "command_status", rows=shown, period=command.argument)
+    detail = f"command: {command.verb} {command.argument}" + (f"; {note}" if note else "")
+    return job.finish("accepted", None, detail, job.unwrapped.content_sha256)
 
 
 def _store(job: _Job, report: Report) -> StoredItem:

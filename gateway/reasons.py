@@ -77,6 +77,10 @@ REASONS: dict[str, tuple[str, str]] = {
         "A report was invalid; the error reply named each problem.",
         "Nothing to do: the team corrects and resends.",
     ),
+    "unknown-command": (
+        "The signed content was a `Command:` the gateway does not know.",
+        "Nothing to do: the team was told which commands exist.",
+    ),
     "processing-failed": (
         "Processing raised an error repeatedly (a bug or broken infrastructure).",
         "See the logs, fix the cause, then reprocess.",

@@ -54,4 +54,5 @@ SUBJECTS = {
     "rejection": "Not stored: your report has errors",
     "duplicate": "Duplicate: already stored",
     "quarantine": "Not accepted: your message was quarantined",
+    "command-error": "Unknown command",
 }

@@ -1,0 +1,61 @@
+"""Team commands by email: `Command: template type1|type2` and `Command: status YYYY-MM`.
+
+In: the authenticated signed entity. Out: a `Command`, a `CommandError` (a `Command:`
+line that names nothing we know), or None when the content is not a command at all (then
+it is read as reports). Pure: no database, no crypto.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from email.message import Message
+
+from parsers.template import TYPES
+
+COMMAND_LINE = re.compile(r"^\s*command\s*:\s*(?P<verb>\S+)\s*(?P<argument>\S*)\s*$", re.I)
+PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+KNOWN = "Command: template type1 | Command: template type2 | Command: status YYYY-MM"
+
+
+@dataclass(frozen=True)
+class Command:
+    verb: str  # template | status
+    argument: str  # type1 | type2 | YYYY-MM
+
+
+@dataclass(frozen=True)
+class CommandError:
+    message: str  # plain English, safe to mail back to the team
+
+
+def _first_text(entity: Message) -> str | None:
+    for part in entity.walk():
+        if part.get_content_type() == "text/plain" and not part.is_multipart():
+            body = part.get_payload(decode=True)
+            if isinstance(body, bytes):
+                return body.decode(part.get_content_charset() or "utf-8", "replace")
+            return None
+    return None
+
+
+def find_command(entity: Message) -> Command | CommandError | None:
+    """The command in the first text part, if its first meaningful line is `Command:`."""
+    text = _first_text(entity)
+    if text is None:
+        return None
+    lines = [
+        line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")
+    ]
+    if not lines or not lines[0].lstrip().lower().startswith("command"):
+        return None
+    match = COMMAND_LINE.match(lines[0])
+    if match is None:
+        return CommandError(f"could not read the command line; write one of: {KNOWN}")
+    verb, argument = match["verb"].lower(), match["argument"].lower()
+    if verb == "template" and argument in TYPES:
+        return Command(verb, argument)
+    if verb == "status" and PERIOD.match(argument):
+        return Command(verb, argument)
+    shown = f"{match['verb']} {match['argument']}".strip()[:40]
+    return CommandError(f'unknown command "{shown}"; the commands are: {KNOWN}')
