@@ -95,7 +95,7 @@ def _mean(stats: TypeStatistics, key: str) -> str:
 
 def _type1_body(stats: TypeStatistics, own: TeamRow | None) -> list[Flowable]:
     keys = [line.key for line in stats.lines]
-    rows = [[_name(r, own), *(number(r.values[k]) for k in keys)] for r in stats.rows]
+    rows = [[_name(r, own), *(number(r.values.get(k, 0)) for k in keys)] for r in stats.rows]
     rows.append([f"Average ({stats.teams} teams)", *(_mean(stats, k) for k in keys)])
     first = 3.4 * cm
     widths = [first, *[(BODY_WIDTH - first) / len(keys)] * len(keys)]
@@ -104,7 +104,7 @@ def _type1_body(stats: TypeStatistics, own: TeamRow | None) -> list[Flowable]:
         bar_chart(
             line.label,
             [r.pseudonym.removeprefix("Team ") for r in stats.rows],
-            [float(r.values[line.key]) for r in stats.rows],
+            [float(r.values.get(line.key, 0)) for r in stats.rows],
             BODY_WIDTH / 2 - 7,
             106,
             marked=marked[0] if marked else None,

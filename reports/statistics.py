@@ -175,22 +175,26 @@ def _type_statistics(
     minimum: int,
     secret: bytes,
 ) -> TypeStatistics:
-    values = {id(report): _values(report) for report in reports}
+    by_month: dict[str, list[dict[str, Decimal]]] = {month: [] for month in months}
+    for report in reports:
+        by_month[report.period].append(_values(report))
     trend: dict[str, tuple[Figure, ...]] = {}
     for line in lines:
-        figures = []
-        for month in months:
-            of_month = [values[id(r)] for r in reports if r.period == month]
-            total = sum((v.get(line.key, Decimal(0)) for v in of_month), Decimal(0))
-            figures.append(Figure(line.key, month, total, len(of_month), minimum))
-        trend[line.key] = tuple(figures)
+        trend[line.key] = tuple(
+            Figure(line.key, month, _sum(by_month[month], line.key), len(by_month[month]), minimum)
+            for month in months
+        )
     current = [r for r in reports if r.period == period]
     names = pseudonyms([r.team_id for r in current], secret, period, report_type)
     rows = sorted(
-        (TeamRow(r.team_id, r.team, names[r.team_id], r.revision, values[id(r)]) for r in current),
+        (TeamRow(r.team_id, r.team, names[r.team_id], r.revision, _values(r)) for r in current),
         key=lambda row: _pseudonym_order(row.pseudonym),
     )
     return TypeStatistics(report_type, period, lines, months, trend, tuple(rows))
+
+
+def _sum(values: Iterable[dict[str, Decimal]], key: str) -> Decimal:
+    return sum((v.get(key, Decimal(0)) for v in values), Decimal(0))
 
 
 def _values(report: StoredReport) -> dict[str, Decimal]:
