@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +36,11 @@ class _Group(click.Group):
             ctx.exit(exc.exit_code)
         except (OperationalError, ProgrammingError) as exc:  # no schema, no server: not a bug
             logging.getLogger(__name__).debug("database error", exc_info=True)
-            click.echo(f"error: the database is not usable ({exc.orig or exc}); a new data "
-                       "directory needs `clearinghouse init` first", err=True)  # fmt: skip
+            click.echo(
+                f"error: the database is not usable ({exc.orig or exc}); a new data "
+                "directory needs `clearinghouse init` first",
+                err=True,
+            )
             ctx.exit(1)
 
 
@@ -330,8 +334,9 @@ def serve(app: App, listen: str | None) -> None:
     from gateway.service import serve as run_service
 
     try:
-        host, port = split_host_port(listen) if listen else (app.config.smtp.host,
-                                                             app.config.smtp.port)  # fmt: skip
+        host, port = (
+            split_host_port(listen) if listen else (app.config.smtp.host, app.config.smtp.port)
+        )
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="'--smtp'") from None
     run_service(app, host, port)
@@ -399,6 +404,33 @@ def report_monthly(app: App, period: str | None, no_send: bool, resend: bool) ->
         raise ClearinghouseError(
             f"{len(result.delivery.skipped)} recipient(s) could not be mailed: "
             + "; ".join(result.delivery.skipped)
+        )
+
+
+@report.command("reminders")
+@click.option(
+    "--date",
+    "on",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default=None,
+    help="Act as if today were this day (default: today).",
+)
+@pass_app
+def report_reminders(app: App, on: datetime | None) -> None:
+    """Remind teams that have not submitted last month; warn about expiring keys.
+
+    Run it daily (clearinghouse-reminders.timer): each reminder and warning goes once.
+    """
+    from reports.reminders import send_reminders
+
+    result = send_reminders(app, on.date() if on else None)
+    click.echo(
+        f"{result.period}: {len(result.reminders)} reminder(s) "
+        f"{', '.join(result.reminders)}; {len(result.warnings)} key warning(s)"
+    )
+    if result.unreachable:
+        raise ClearinghouseError(
+            "no usable key to encrypt to for: " + ", ".join(sorted(set(result.unreachable)))
         )
 
 

@@ -127,6 +127,8 @@ class ReportsConfig:
     day_of_month: int = 5
     output_dir: Path = DEFAULT_HOME / "reports"
     min_teams_for_public: int = 3
+    reminder_days_before: int = 3  # added: 0 sends no reminders
+    key_expiry_warning_days: int = 30  # added: 0 sends no key-expiry warnings
 
 
 @dataclass(frozen=True)
@@ -146,6 +148,35 @@ class TaxonomyConfig:
     extra_file: Path | None = None
 
 
+LogFormat = Literal["text", "json"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    """[logging] (added): one event per line on stderr, as key=value pairs or JSON."""
+
+    format: LogFormat = "text"
+    level: LogLevel = "info"
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """[metrics] (added): the Prometheus endpoint `serve` opens; "" turns it off."""
+
+    listen: str = "127.0.0.1:9464"
+    allow_remote: bool = False  # a listen address off loopback must be meant
+
+
+@dataclass(frozen=True)
+class HealthConfig:
+    """[health] (added): when `clearinghouse health` reports a failure."""
+
+    outbox_stuck_minutes: int = 60
+    spool_backlog: int = 100
+    key_expiry_days: int = 30
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole configuration, one attribute per TOML section."""
@@ -158,6 +189,9 @@ class Config:
     reports: ReportsConfig = field(default_factory=ReportsConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     taxonomy: TaxonomyConfig = field(default_factory=TaxonomyConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
 
     @property
     def clearinghouse(self) -> CoreConfig:
@@ -179,6 +213,9 @@ _SECTIONS: dict[str, tuple[str, type]] = {
     "reports": ("reports", ReportsConfig),
     "limits": ("limits", LimitsConfig),
     "taxonomy": ("taxonomy", TaxonomyConfig),
+    "logging": ("logging", LoggingConfig),
+    "metrics": ("metrics", MetricsConfig),
+    "health": ("health", HealthConfig),
 }
 
 
@@ -416,10 +453,23 @@ def _problems(c: Config) -> Iterator[_Problem]:
     if not 1 <= c.reports.day_of_month <= 28:
         yield "reports", "day_of_month", f"must be 1..28, found {c.reports.day_of_month}"
     yield from _at_least(1, "reports", c.reports, "min_teams_for_public")
+    yield from _at_least(0, "reports", c.reports, "reminder_days_before")
+    yield from _at_least(0, "reports", c.reports, "key_expiry_warning_days")
+    if c.reports.reminder_days_before >= c.reports.day_of_month:
+        yield (
+            "reports",
+            "reminder_days_before",
+            f"must be less than day_of_month ({c.reports.day_of_month}): reminders go out "
+            "in the days just before the report day",
+        )
     yield from _at_least(
         1, "limits", c.limits, "max_decrypted_bytes", "max_mime_depth", "max_mime_parts"
     )
     yield from _at_least(0, "limits", c.limits, "signature_future_skew_minutes")
+    yield from _metrics_problems(c.metrics)
+    yield from _at_least(
+        1, "health", c.health, "outbox_stuck_minutes", "spool_backlog", "key_expiry_days"
+    )
 
 
 def _core_problems(core: CoreConfig) -> Iterator[_Problem]:
@@ -459,6 +509,23 @@ def _imap_problems(imap: ImapConfig) -> Iterator[_Problem]:
         if not getattr(imap, key):
             yield "imap", key, "must not be empty"
     yield from _at_least(1, "imap", imap, "poll_seconds")
+
+
+def _metrics_problems(metrics: MetricsConfig) -> Iterator[_Problem]:
+    if not metrics.listen:
+        return
+    try:
+        host, _ = split_host_port(metrics.listen)
+    except ValueError as exc:
+        yield "metrics", "listen", str(exc)
+        return
+    if not metrics.allow_remote and not _is_loopback(host):
+        yield (
+            "metrics",
+            "listen",
+            f"{host!r} is not a loopback address; set allow_remote = true if the metrics "
+            "are meant to be reachable from other hosts",
+        )
 
 
 def _at_least(low: int, section: str, values: object, *keys: str) -> Iterator[_Problem]:

@@ -17,9 +17,9 @@ from sqlmodel import Session
 
 from gateway.app import App
 from gateway.errors import RegistryError
+from gateway.sealing import seal_from_gateway
 from keys.policy import Authenticated, Binding, authenticate
 from keys.unwrap import Refusal, Unwrapped
-from keys.wrap import Envelope, new_message_id, seal
 from parsers.commands import Command, CommandError, find_command
 from parsers.extract import parse_signed_content
 from parsers.model import ParseOutcome, Report
@@ -297,23 +297,12 @@ def _reply(
     Returns a note for the admin when no reply could be sealed (the team has no key that
     can be encrypted to any more): the outcome stands, the reply is impossible.
     """
-    sender = app.config.clearinghouse.gateway_address
-    env = Envelope(
-        sender, team.email, subject, app.clock(), new_message_id(sender.rpartition("@")[2])
-    )
     try:
         recipient_key = app.registry.encryption_key(s, team)
     except RegistryError as exc:
         log.warning("message %s: no %s sent: %s", message.id, kind, exc)
         return f"no {kind} sent: {exc}"
-    raw = seal(
-        app.gpg,
-        env,
-        body,
-        recipient_fingerprints=[recipient_key],
-        signer=app.identity.fingerprint,
-        passphrase=app.identity.passphrase,
-    )
+    raw = seal_from_gateway(app, team.email, recipient_key, subject, body)
     outbox.enqueue(
         s,
         kind=kind,

@@ -31,7 +31,8 @@ from sqlmodel import Session
 
 from gateway.app import App
 from gateway.errors import GnuPGError, RegistryError
-from keys.wrap import Attachment, Envelope, new_message_id, seal
+from gateway.sealing import seal_from_gateway
+from keys.wrap import Attachment
 from reports.internal_pdf import Reader, internal_pdf
 from reports.mail import render
 from reports.periods import month_name
@@ -120,20 +121,8 @@ def _seal(app: App, plan: _Plan) -> tuple[bytes | None, str | None]:
     if plan.key is None:
         return None, plan.problem
     subject, body, attachments = plan.build()
-    sender = app.config.clearinghouse.gateway_address
-    env = Envelope(
-        sender, plan.recipient, subject, app.clock(), new_message_id(sender.rpartition("@")[2])
-    )
     try:
-        raw = seal(
-            app.gpg,
-            env,
-            body,
-            recipient_fingerprints=[plan.key],
-            signer=app.identity.fingerprint,
-            passphrase=app.identity.passphrase,
-            attachments=attachments,
-        )
+        raw = seal_from_gateway(app, plan.recipient, plan.key, subject, body, attachments)
     except GnuPGError as exc:
         log.warning("monthly mail to %s not sealed: %s", plan.recipient, exc)
         return None, f"could not encrypt to key {plan.key}: {exc}"

@@ -53,6 +53,12 @@ def enqueue(
     return entry
 
 
+def already_queued(session: Session, dedupe_key: str) -> bool:
+    """Whether a mail with this dedupe key was ever queued (so sealing another is moot)."""
+    statement = select(OutboxEntry.id).where(col(OutboxEntry.dedupe_key) == dedupe_key)
+    return session.exec(statement).first() is not None
+
+
 def _due(now: datetime) -> list[ColumnElement[bool]]:
     return [
         col(OutboxEntry.state) == PENDING,
