@@ -3,7 +3,8 @@
 In a temporary directory: make a gateway with its key, register three teams with their
 own keyrings, send their reports over real SMTP on loopback (one in each accepted
 PGP/MIME or inline form), plus one invalid report and one from a stranger; process them;
-then decrypt one receipt with its team's key, the way the team's mail client would.
+then decrypt one receipt with its team's key, the way the team's mail client would, and
+compute, write and mail the monthly statistics for the period.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from gateway.worker import Worker
 from keys.compose import compose, open_sealed
 from keys.gpg import GnuPG
 from keys.identity import create_identity
+from reports.monthly import run_monthly
 from store.db import open_session
 from store.outbox import list_outbox
 from store.spool import list_messages
@@ -159,6 +161,7 @@ def _run(root: Path, echo: Echo) -> None:
     echo(f"4. processed: {counts}; receipts delivered to the maildir: {flushed.sent}")
     _summary(app, echo)
     _show_receipt(app, clients["cert-north"][0], "incidents@cert-north.example", echo)
+    _monthly(app, period, worker, clients["csirt-east"][0], "team@csirt-east.example", echo)
 
 
 def _summary(app: App, echo: Echo) -> None:
@@ -186,3 +189,20 @@ def _show_receipt(app: App, team_gpg: GnuPG, address: str, echo: Echo) -> None:
     echo(f"   Subject: {inner['Subject']}\n")
     text = body.decode("utf-8") if isinstance(body, bytes) else ""
     echo("   | " + "\n   | ".join(text.replace("\r\n", "\n").rstrip().split("\n")))
+
+
+def _monthly(
+    app: App, period: str, worker: Worker, team_gpg: GnuPG, address: str, echo: Echo
+) -> None:
+    """The monthly step: statistics for the period, written and mailed encrypted."""
+    result = run_monthly(app, period, send=True)
+    flushed = worker.flush()
+    echo(f"\n6. monthly statistics for {period} in {result.directory}:")
+    for name in sorted(result.files):
+        echo(f"   {name:<26} {len(result.files[name]):>7} bytes")
+    echo(f"   {flushed.sent} statistics mail(s) delivered, each encrypted to its recipient")
+    with open_session(app.engine) as s:
+        entry = next(e for e in list_outbox(s) if e.recipient == address and e.kind == "monthly")
+    inner = email.message_from_bytes(open_sealed(team_gpg, entry.raw).data)
+    attached = [name for p in inner.walk() if (name := p.get_filename())]
+    echo(f"   {address} received: {inner['Subject']} with {', '.join(attached)}")
