@@ -204,5 +204,5 @@ def _monthly(
     with open_session(app.engine) as s:
         entry = next(e for e in list_outbox(s) if e.recipient == address and e.kind == "monthly")
     inner = email.message_from_bytes(open_sealed(team_gpg, entry.raw).data)
-    attached = [name for p in inner.walk() if (name := p.get_filename())]
+    attached = [str(p.get_filename()) for p in inner.walk() if p.get_filename()]
     echo(f"   {address} received: {inner['Subject']} with {', '.join(attached)}")
