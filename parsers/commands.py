@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from email.message import Message
 
+from parsers.extract import decode_charset
 from parsers.template import TYPES
 
 COMMAND_LINE = re.compile(r"^\s*command\s*:\s*(?P<verb>\S+)\s*(?P<argument>\S*)\s*$", re.I)
@@ -33,9 +34,11 @@ def _first_text(entity: Message) -> str | None:
     for part in entity.walk():
         if part.get_content_type() == "text/plain" and not part.is_multipart():
             body = part.get_payload(decode=True)
-            if isinstance(body, bytes):
-                return body.decode(part.get_content_charset() or "utf-8", "replace")
-            return None
+            return (
+                decode_charset(body, part.get_content_charset())
+                if isinstance(body, bytes)
+                else None
+            )
     return None
 
 

@@ -169,7 +169,7 @@ def _read_part(part: _Part, source: str, today: date, taxonomy: Taxonomy, into: 
     if len(raw) > MAX_INPUT_BYTES:
         into.error(source, None, f"larger than {MAX_INPUT_BYTES // 1024} KiB; not read")
         return
-    text = _decode_charset(raw, part.charset)
+    text = decode_charset(raw, part.charset)
     if part.legacy_display and part.fmt == "text":
         text = _blank_legacy_display(text)
     if part.fmt == "csv":
@@ -241,7 +241,7 @@ def _base64(data: bytes, source: str, into: Collector) -> bytes | None:
         return None
 
 
-def _decode_charset(raw: bytes, charset: str | None) -> str:
+def decode_charset(raw: bytes, charset: str | None) -> str:
     """Text in the declared charset; UTF-8 when undeclared, ASCII or unknown. Never raises."""
     if charset is None or charset in ("us-ascii", "ascii"):
         charset = "utf-8"  # US-ASCII labels on UTF-8 text are common, and UTF-8 is a superset

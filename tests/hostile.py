@@ -66,19 +66,25 @@ def encrypt_to_gateway(
     return gpg(team.gpg.home, *args, data=plaintext)
 
 
+def process_all(app: App, raws: Sequence[bytes]) -> list[tuple[str, str | None]]:
+    """Spool each of `raws` as an MTA would, run the worker once; (state, reason) of each."""
+    ids = [accept(app.engine, raw, "ingest")[0] for raw in raws]
+    counts = Worker(app, transport=_Refuse()).run_once()
+    assert "error" not in counts, "the pipeline raised"
+    with open_session(app.engine) as s:
+        messages = [spool.get_message(s, message_id) for message_id in ids]
+        return [(m.state, m.reason) for m in messages if m is not None]
+
+
 def process(app: App, raw: bytes) -> tuple[str, str | None]:
     """Spool `raw` as an MTA would and run the worker; returns (state, reason)."""
-    message_id, _ = accept(app.engine, raw, "ingest")
-    Worker(app, transport=_Refuse()).run_once()
-    with open_session(app.engine) as s:
-        message = spool.get_message(s, message_id)
-        assert message is not None
-        return message.state, message.reason
+    [outcome] = process_all(app, [raw])
+    return outcome
 
 
 class _Refuse:
     def deliver(self, recipient: str, raw: bytes, key: str) -> None:
-        raise AssertionError("the security tests never deliver mail")
+        raise AssertionError("these tests never deliver mail")
 
 
 def outbox_entries(app: App) -> list[tuple[str, str, bytes]]:

@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from smtp_support import Start
 from support import INTAKE, TYPE1, TeamClient, with_changes
 
 from gateway.app import App
 from gateway.service import worker_for
-from gateway.smtp import make_controller
 from gateway.worker import Worker
 from store import outbox, spool
 from store.db import open_session
@@ -38,23 +38,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((HOST, 0))
         return int(probe.getsockname()[1])
-
-
-@pytest.fixture
-def start_intake(app: App) -> Iterator[Callable[..., int]]:
-    """start_intake(on_stored=None) -> port of the gateway's SMTP door, stopped afterwards."""
-    controllers: list[Controller] = []
-
-    def start(on_stored: Callable[[int], None] | None = None) -> int:
-        port = free_port()
-        controller = make_controller(app, HOST, port, on_stored=on_stored)
-        controller.start()
-        controllers.append(controller)
-        return port
-
-    yield start
-    for controller in controllers:
-        controller.stop()
 
 
 def send(port: int, raw: bytes, *, mail_from: str) -> str:
@@ -103,13 +86,13 @@ def outbox_recipients(app: App) -> list[str]:
 
 
 def test_submission_over_smtp_gets_a_receipt_at_the_registered_address_only(
-    app: App, team: TeamClient, worker: Worker, start_intake: Callable[..., int]
+    app: App, team: TeamClient, worker: Worker, smtp_server: Start
 ) -> None:
     # The mail says it is from another address of the team's domain and asks for
     # replies to go to an attacker; the envelope sender is the attacker's too.
     raw = team.submit(TYPE1, sender="someone-else@alpha.example")
     raw = with_header(raw, "Reply-To", ATTACKER)
-    reply = send(start_intake(), raw, mail_from=ATTACKER)
+    reply = send(smtp_server(), raw, mail_from=ATTACKER)
     message_id = int(reply.rsplit(" ", 1)[1])
 
     assert worker.run_once() == {"accepted": 1}
@@ -130,7 +113,7 @@ def test_submission_over_smtp_gets_a_receipt_at_the_registered_address_only(
 
 
 def test_three_teams_submitting_at_once_each_get_their_own_receipt(
-    app: App, make_team: Callable[..., TeamClient], start_intake: Callable[..., int]
+    app: App, make_team: Callable[..., TeamClient], smtp_server: Start
 ) -> None:
     teams = [make_team(handle) for handle in ("alpha", "bravo", "charlie")]
     submissions = {t.handle: t.submit(TYPE1) for t in teams}
@@ -140,7 +123,7 @@ def test_three_teams_submitting_at_once_each_get_their_own_receipt(
     worker = worker_for(app)
     runner = threading.Thread(target=worker.run, args=(stop, wake), daemon=True)
     runner.start()
-    port = start_intake(on_stored=lambda _id: wake.set())
+    port = smtp_server(on_stored=lambda _id: wake.set())
     errors: list[BaseException] = []
 
     def submit(t: TeamClient) -> None:
@@ -208,7 +191,7 @@ def relay() -> Iterator[tuple[Relay, int]]:
 def test_receipt_goes_through_the_smtp_relay_to_the_registered_address(
     app: App,
     team: TeamClient,
-    start_intake: Callable[..., int],
+    smtp_server: Start,
     relay: tuple[Relay, int],
 ) -> None:
     handler, relay_port = relay
@@ -219,7 +202,7 @@ def test_receipt_goes_through_the_smtp_relay_to_the_registered_address(
     )
     try:
         raw = with_header(team.submit(TYPE1), "Reply-To", ATTACKER)
-        send(start_intake(), raw, mail_from=ATTACKER)
+        send(smtp_server(), raw, mail_from=ATTACKER)
         worker = worker_for(relaying)
         assert worker.run_once() == {"accepted": 1}
         assert worker.flush().sent == 1

@@ -14,36 +14,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hostile import outbox_entries as replies
+from hostile import process as run
 from support import INTAKE, TYPE1, TYPE2, TeamClient, with_changes
 
 from gateway.app import App
-from gateway.intake import accept
-from gateway.worker import Worker
+from gateway.service import reprocess
 from keys.compose import multipart_signed
 from keys.gpg import GnuPG
 from keys.wrap import encrypted_envelope
-from store import outbox, spool
+from store import spool
 from store.db import open_session
 from store.submissions import list_submissions
-
-
-def run(app: App, raw: bytes, worker: Worker | None = None) -> tuple[str, str | None]:
-    message_id, _ = accept(app.engine, raw, "ingest")
-    (worker or Worker(app, transport=_NoTransport())).run_once()
-    with open_session(app.engine) as s:
-        message = spool.get_message(s, message_id)
-        assert message is not None
-        return message.state, message.reason
-
-
-class _NoTransport:
-    def deliver(self, recipient: str, raw: bytes, key: str) -> None:
-        raise AssertionError("nothing is delivered in these tests")
-
-
-def replies(app: App) -> list[tuple[str, str, bytes]]:
-    with open_session(app.engine) as s:
-        return [(e.kind, e.recipient, e.raw) for e in outbox.list_outbox(s)]
 
 
 def reply_text(team: TeamClient, raw: bytes) -> str:
@@ -368,10 +350,5 @@ def test_reprocess_after_fixing_the_registry_accepts(app: App, team: TeamClient)
     app.registry.set_status("alpha", "suspended")
     assert run(app, team.submit()) == ("quarantined", "team-not-allowed")
     app.registry.set_status("alpha", "accredited")
-    with open_session(app.engine) as s:
-        assert spool.requeue_quarantined(s) == [1]
-        s.commit()
-    Worker(app, _NoTransport()).run_once()
-    with open_session(app.engine) as s:
-        message = spool.get_message(s, 1)
-        assert message is not None and message.state == "accepted"
+    [(message_id, outcome)] = list(reprocess(app, None))
+    assert (message_id, outcome.state) == (1, "accepted")

@@ -7,19 +7,14 @@ report parsers have their own properties in tests/parsers/test_properties.py.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
+from hostile import process_all
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support import TYPE1, TeamClient
 
 from gateway.app import App
-from gateway.intake import accept
-from gateway.worker import Worker
 from keys.unwrap import Refusal, Unwrapped
-from store import spool
-from store.db import open_session
 
 FINAL = {"accepted", "rejected", "duplicate", "quarantined"}
 FUZZ = settings(
@@ -114,22 +109,6 @@ def submission(team: TeamClient) -> bytes:
     return team.submit(TYPE1)
 
 
-def _final_states(app: App, raws: list[bytes]) -> Iterator[tuple[str, str | None]]:
-    ids = [accept(app.engine, raw, "ingest")[0] for raw in raws]
-    counts = Worker(app, transport=_Refuse()).run_once()
-    assert "error" not in counts, "the pipeline raised"
-    with open_session(app.engine) as s:
-        for message_id in ids:
-            message = spool.get_message(s, message_id)
-            assert message is not None
-            yield message.state, message.reason
-
-
-class _Refuse:
-    def deliver(self, recipient: str, raw: bytes, key: str) -> None:
-        raise AssertionError("fuzzing never delivers")
-
-
 @FUZZ
 @given(data=st.binary(max_size=4096))
 def test_unwrap_of_arbitrary_bytes_is_total(app: App, data: bytes) -> None:
@@ -158,7 +137,7 @@ def test_unwrap_of_generated_mime_is_total(app: App, raw: bytes) -> None:
 def test_mutated_submissions_always_reach_a_final_state(
     app: App, submission: bytes, edits: list[tuple[int, int, bytes]]
 ) -> None:
-    for state, reason in _final_states(app, [_mutate(submission, edits)]):
+    for state, reason in process_all(app, [_mutate(submission, edits)]):
         assert state in FINAL
         assert reason is not None or state in {"accepted", "duplicate"}
 
@@ -166,6 +145,6 @@ def test_mutated_submissions_always_reach_a_final_state(
 @settings(FUZZ, max_examples=40)
 @given(raws=st.lists(mime_messages(), min_size=1, max_size=5))
 def test_the_worker_drains_a_queue_of_garbage(app: App, raws: list[bytes]) -> None:
-    states = list(_final_states(app, raws))
+    states = process_all(app, raws)
     assert len(states) == len(raws)
     assert all(state == "quarantined" and reason for state, reason in states)
