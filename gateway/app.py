@@ -15,6 +15,7 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 
 from gateway.config import Config
+from gateway.metrics import Metrics
 from keys.gpg import GnuPG
 from keys.identity import GatewayIdentity, load_identity
 from keys.policy import Policy
@@ -75,6 +76,10 @@ class App:
     def taxonomy(self) -> Taxonomy:
         extra = self.config.taxonomy.extra_file
         return load_taxonomy(Path(extra) if extra else None)
+
+    @cached_property
+    def metrics(self) -> Metrics:
+        return Metrics()
 
     def create_schema(self) -> None:
         self.config.clearinghouse.home.mkdir(parents=True, exist_ok=True)

@@ -10,17 +10,24 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from gateway.app import App
+from gateway.compose_cli import compose_command, template_command
 from gateway.config import load_config
 from gateway.errors import ClearinghouseError, StorageError
+from gateway.logs import LogFormat, setup_logging
+from gateway.progress import collect, steps
 from gateway.views import emit, key_row, message_row, outbox_row, submission_row, team_row
+
+if TYPE_CHECKING:
+    from gateway.pipeline import Outcome
 
 pass_app = click.make_pass_decorator(App)
 
@@ -57,26 +64,33 @@ def _json_option(f: Any) -> Any:
     help="TOML configuration (default: built-in).",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log debug details.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default=None,
+    help="Log lines as key=value pairs or JSON (default: [logging] format).",
+)
 @click.pass_context
-def cli(ctx: click.Context, config_path: Path | None, verbose: bool) -> None:
+def cli(
+    ctx: click.Context, config_path: Path | None, verbose: bool, log_format: LogFormat | None
+) -> None:
     """Clearinghouse: secure email intake for CSIRT statistics."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # python-gnupg warns on every non-zero gpg exit, which refused messages cause by
-    # design; aiosmtpd logs each connection. Our own log lines say what matters.
-    logging.getLogger("gnupg").setLevel(logging.ERROR)
-    logging.getLogger("mail.log").setLevel(logging.WARNING)
-    if ctx.invoked_subcommand == "demo":
+    setup_logging(log_format or "text", level=logging.DEBUG if verbose else logging.INFO)
+    if ctx.invoked_subcommand in _WITHOUT_GATEWAY:
         return
     try:
         ctx.obj = App(load_config(config_path))
     except ClearinghouseError as exc:
         click.echo(f"error: {exc}", err=True)
         ctx.exit(75 if ctx.invoked_subcommand == "ingest" else exc.exit_code)
+    logs = ctx.obj.config.logging
+    level = logging.DEBUG if verbose else logging.getLevelName(logs.level.upper())
+    setup_logging(log_format or logs.format, level=level)
     ctx.call_on_close(lambda: _dispose(ctx.obj))
+
+
+# Commands a team runs on its own machine: no gateway configuration or data directory.
+_WITHOUT_GATEWAY = frozenset({"demo", "compose", "template"})
 
 
 def _dispose(app: App) -> None:
@@ -91,11 +105,15 @@ def _dispose(app: App) -> None:
 @pass_app
 def init(app: App, name: str | None, email: str | None) -> None:
     """Create the data dir, the schema and the gateway key; print its fingerprint."""
-    from keys.identity import create_identity
+    from keys.identity import FPR_FILE, create_identity
 
     app.create_schema()
     core = app.config.clearinghouse
+    new = not (app.gpg.home / FPR_FILE).exists()
     identity = create_identity(app.gpg, name or core.name, email or core.gateway_address)
+    if new:
+        uid = f"{name or core.name} <{email or core.gateway_address}>"
+        app.registry.note_gateway_key("gateway-key init", identity.fingerprint, uid)
     click.echo(identity.fingerprint)
 
 
@@ -119,6 +137,8 @@ def gateway_key_import(app: App, file: Any, passphrase_file: Path | None) -> Non
     app.create_schema()
     passphrase = passphrase_file.read_text().rstrip("\n") if passphrase_file else None
     identity = import_identity(app.gpg, file.read(), passphrase)
+    note = "with a passphrase" if passphrase else "without a passphrase"
+    app.registry.note_gateway_key("gateway-key import", identity.fingerprint, note)
     click.echo(identity.fingerprint)
 
 
@@ -398,7 +418,8 @@ def report_monthly(app: App, period: str | None, no_send: bool, resend: bool) ->
     if chosen >= period_of(today):
         raise click.BadParameter(f"{chosen} is not over yet", param_hint="'--period'")
     app.create_schema()  # adds tables a newer version needs (monthly runs); keeps the rest
-    result = run_monthly(app, chosen, send=not no_send, resend=resend, progress=click.echo)
+    with steps(f"statistics for {chosen}", _monthly_steps(app), click.echo) as progress:
+        result = run_monthly(app, chosen, send=not no_send, resend=resend, progress=progress)
     click.echo(f"statistics for {chosen} are in {result.directory}")
     if result.delivery is not None and result.delivery.skipped:
         raise ClearinghouseError(
@@ -432,6 +453,94 @@ def report_reminders(app: App, on: datetime | None) -> None:
         raise ClearinghouseError(
             "no usable key to encrypt to for: " + ", ".join(sorted(set(result.unreachable)))
         )
+
+
+def _monthly_steps(app: App) -> int:
+    """About how many progress lines a monthly run prints: files, then mails."""
+    from store.db import open_session
+    from store.registry import list_coordinators, list_teams
+
+    with open_session(app.engine) as s:
+        return 8 + 2 * len(list_teams(s)) + len(list_coordinators(s))
+
+
+# --- operations -------------------------------------------------------------------------
+
+
+@cli.command()
+@_json_option
+@pass_app
+def health(app: App, as_json: bool) -> None:
+    """Check the outbox, the spool and the gateway key; exit 1 if any check fails."""
+    from gateway.health import run_checks
+
+    checks = run_checks(app, app.clock())
+    if as_json:
+        emit([c.as_dict() for c in checks], True)
+    else:
+        for c in checks:
+            click.echo(f"{'ok  ' if c.ok else 'FAIL'}  {c.name:<12} {c.detail}")
+    if not all(c.ok for c in checks):
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--subject", default=None, help="Only changes of this handle, key or address.")
+@click.option("--limit", type=int, default=None, help="Only the newest N entries.")
+@_json_option
+@pass_app
+def audit(app: App, subject: str | None, limit: int | None, as_json: bool) -> None:
+    """Every change of the registry and the gateway key: when, who, what."""
+    from gateway.views import audit_row
+    from store.audit import list_entries
+    from store.db import open_session
+
+    with open_session(app.engine) as s:
+        rows = [audit_row(e) for e in list_entries(s, subject=subject, limit=limit)]
+    emit(rows, as_json, ["id", "at", "actor", "action", "subject", "details"])
+
+
+# Team side: no gateway configuration needed (see _WITHOUT_GATEWAY).
+cli.add_command(compose_command)
+cli.add_command(template_command)
+
+
+# --- database schema ---------------------------------------------------------------------
+
+
+@cli.group("db")
+def db_group() -> None:
+    """The database schema and its migrations (`init` and `serve` upgrade it too)."""
+
+
+@db_group.command("upgrade")
+@pass_app
+def db_upgrade(app: App) -> None:
+    """Bring the schema to this version's newest revision, keeping every row."""
+    from store import migrate
+
+    before = migrate.current(app.engine)
+    app.create_schema()
+    after = migrate.current(app.engine)
+    if before == after:
+        click.echo(f"the database is at revision {after}, the newest; nothing to do")
+    else:
+        click.echo(f"the database was upgraded from {before or 'no revision'} to {after}")
+
+
+@db_group.command("current")
+@pass_app
+def db_current(app: App) -> None:
+    """Print the database's schema revision; exit 1 if it needs `db upgrade`."""
+    from store import migrate
+
+    at, newest = migrate.current(app.engine), migrate.head()
+    if at != newest:
+        raise ClearinghouseError(
+            f"the database is at revision {at or 'none'}, this version needs {newest}: "
+            "run `clearinghouse db upgrade`"
+        )
+    click.echo(f"{at} (the newest revision)")
 
 
 # --- listings ---------------------------------------------------------------------------
@@ -491,7 +600,15 @@ def messages_reprocess(app: App, message_id: int | None, quarantined: bool) -> N
 
     if (message_id is None) == (not quarantined):
         raise click.UsageError("give a message ID or --quarantined (not both)")
-    for mid, outcome in reprocess(app, message_id):
+    outcomes: Iterable[tuple[int, Outcome]] = reprocess(app, message_id)
+    if quarantined:
+        from store.db import open_session
+        from store.spool import count_by_state
+
+        with open_session(app.engine) as s:
+            waiting = count_by_state(s).get("quarantined", 0)
+        outcomes = collect(outcomes, waiting, f"reprocessing {waiting} quarantined")
+    for mid, outcome in outcomes:
         click.echo(
             f"message {mid}: {outcome.state}{f' ({outcome.reason})' if outcome.reason else ''}"
         )

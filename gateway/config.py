@@ -178,6 +178,18 @@ class HealthConfig:
 
 
 @dataclass(frozen=True)
+class WorkerConfig:
+    """[worker] (added): how the pipeline runs in this instance, and beside others."""
+
+    # Messages processed at once (threads; the work is gpg subprocesses, so they use
+    # every core). Instances sharing one PostgreSQL each run this many.
+    concurrency: int = 2
+    # How long a claimed message or outbox entry stays with its worker; an instance
+    # that died holding one lets it go after this long. Longer than any message takes.
+    lease_seconds: int = 300
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration, one attribute per TOML section."""
 
@@ -192,6 +204,7 @@ class Config:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
+    worker: WorkerConfig = field(default_factory=WorkerConfig)
 
     @property
     def clearinghouse(self) -> CoreConfig:
@@ -216,6 +229,7 @@ _SECTIONS: dict[str, tuple[str, type]] = {
     "logging": ("logging", LoggingConfig),
     "metrics": ("metrics", MetricsConfig),
     "health": ("health", HealthConfig),
+    "worker": ("worker", WorkerConfig),
 }
 
 
@@ -470,6 +484,7 @@ def _problems(c: Config) -> Iterator[_Problem]:
     yield from _at_least(
         1, "health", c.health, "outbox_stuck_minutes", "spool_backlog", "key_expiry_days"
     )
+    yield from _at_least(1, "worker", c.worker, "concurrency", "lease_seconds")
 
 
 def _core_problems(core: CoreConfig) -> Iterator[_Problem]:

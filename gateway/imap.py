@@ -394,6 +394,7 @@ def run_poller(app: App, stop: threading.Event, wake: Callable[[], None] | None 
             _watch(app, client, stop, wake)
         except Exception as exc:  # the door stays up: reconnect, drain again
             _log_failure(exc, "reconnecting", logging.WARNING)
+            app.metrics.imap_poll_errors.inc()
             stop.wait(1.0)
         finally:
             _close(client)
@@ -411,7 +412,7 @@ def _open_session(
         stop=stop_when_event_set(stop),
         wait=wait_exponential(multiplier=1, max=MAX_BACKOFF) + wait_random(0, 1),
         sleep=pause,
-        before_sleep=_log_retry,
+        before_sleep=lambda state: _log_retry(state, app),
         retry_error_callback=lambda _state: None,
     )
     client: IMAPClient | None = retrying(_connect_and_drain, app, stop, wake)
@@ -433,7 +434,8 @@ def _connect_and_drain(
     return client
 
 
-def _log_retry(state: RetryCallState) -> None:
+def _log_retry(state: RetryCallState, app: App) -> None:
+    app.metrics.imap_poll_errors.inc()
     exc = state.outcome.exception() if state.outcome else None
     delay = state.next_action.sleep if state.next_action else 0.0
     _log_failure(exc, f"retrying in {delay:.0f} s")

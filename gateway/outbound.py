@@ -2,7 +2,9 @@
 
 Entries are sealed before they are queued, so this step never sees plaintext. Delivery
 is at-least-once: a crash between the transport's success and `mark_sent` delivers the
-entry again (the maildir transport makes that idempotent by file name).
+entry again (the maildir transport makes that idempotent by file name). Several senders
+(threads, gateway instances) share the outbox: each entry is leased to one of them, and
+only the lease holder's outcome is recorded.
 """
 
 from __future__ import annotations
@@ -15,8 +17,13 @@ from sqlalchemy.engine import Engine
 from gateway.delivery import Transport
 from gateway.errors import DeliveryError
 from store import outbox
+from store.models import OutboxEntry
+from store.outbox import FAILED, PENDING, SENT
+from store.spool import LeaseLostError
 
 log = logging.getLogger(__name__)
+
+LOST = "lost"  # the lease ran out mid-delivery; the entry is another sender's now
 
 
 @dataclass(frozen=True)
@@ -27,28 +34,43 @@ class FlushResult:
 
 
 def flush(
-    engine: Engine, transport: Transport, *, owner: str, max_attempts: int, limit: int = 50
+    engine: Engine,
+    transport: Transport,
+    *,
+    owner: str,
+    max_attempts: int,
+    limit: int = 50,
+    lease_seconds: int = 300,
 ) -> FlushResult:
-    """Try every due entry once."""
-    sent = retrying = failed = 0
+    """Try every due entry once, each while `owner` holds its lease."""
+    outcomes: list[str] = []
     while True:
-        batch = outbox.claim_due(engine, owner, limit=limit)
-        if not batch:
-            break
-        for entry in batch:
-            entry_id = entry.id or 0
-            try:
-                transport.deliver(entry.recipient, entry.raw, f"outbox-{entry_id}")
-            except DeliveryError as exc:
-                # A permanent refusal (5xx) fails at once; anything else backs off.
-                allowed = 1 if exc.permanent else max_attempts
-                state = outbox.mark_failed(engine, entry_id, str(exc), max_attempts=allowed)
-                log.warning("outbox %s to %s: %s (%s)", entry_id, entry.recipient, exc, state)
-                failed += state == "failed"
-                retrying += state != "failed"
-                continue
-            outbox.mark_sent(engine, entry_id)
-            sent += 1
+        batch = outbox.claim_due(engine, owner, limit=limit, lease_seconds=lease_seconds)
+        outcomes += [_deliver(engine, transport, entry, owner, max_attempts) for entry in batch]
         if len(batch) < limit:
             break
-    return FlushResult(sent, retrying, failed)
+    return FlushResult(outcomes.count(SENT), outcomes.count(PENDING), outcomes.count(FAILED))
+
+
+def _deliver(
+    engine: Engine, transport: Transport, entry: OutboxEntry, owner: str, max_attempts: int
+) -> str:
+    """Hand one entry to the transport and record what happened; returns its new state."""
+    entry_id = entry.id or 0
+    try:
+        try:
+            transport.deliver(entry.recipient, entry.raw, f"outbox-{entry_id}")
+        except DeliveryError as exc:
+            # A permanent refusal (5xx) fails at once; anything else backs off.
+            allowed = 1 if exc.permanent else max_attempts
+            state = outbox.mark_failed(
+                engine, entry_id, str(exc), max_attempts=allowed, owner=owner
+            )
+            log.warning("outbox %s to %s: %s (%s)", entry_id, entry.recipient, exc, state)
+            return state
+        outbox.mark_sent(engine, entry_id, owner=owner)
+        return SENT
+    except LeaseLostError:
+        # Held past its lease and taken over by another sender, whose record stands.
+        log.warning("outbox %s: lease lost to another sender; its outcome stands", entry_id)
+        return LOST

@@ -17,6 +17,7 @@ from sqlmodel import Session
 
 from gateway.app import App
 from gateway.errors import RegistryError
+from gateway.logs import message_event
 from gateway.sealing import seal_from_gateway
 from keys.policy import Authenticated, Binding, authenticate
 from keys.unwrap import Refusal, Unwrapped
@@ -29,7 +30,7 @@ from store import outbox, spool
 from store.db import open_session, transaction
 from store.models import Message, Team
 from store.registry import get_team_by_id
-from store.submissions import list_submissions, store_report, submission_values
+from store.submissions import list_submissions, lock_team, store_report, submission_values
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +39,24 @@ log = logging.getLogger(__name__)
 class Outcome:
     state: str  # accepted | rejected | duplicate | quarantined
     reason: str | None
-    detail: str | None = None
+    detail: str | None = None  # for admins: never logged, never mailed to a stranger
+    team: str | None = None  # the handle of the signing key's team, if there is one
 
 
 def process_message(app: App, message_id: int, owner: str | None = None) -> Outcome:
+    """Run every step for one claimed message, commit the result, then report it.
+
+    The log line and the metrics come after the commit, so they never tell of an
+    outcome that was rolled back (a lost lease, a failing database); they carry the
+    message id, team, state and reason, never anything decrypted.
+    """
+    outcome = _process(app, message_id, owner)
+    message_event(log, message_id, team=outcome.team, state=outcome.state, reason=outcome.reason)
+    app.metrics.outcome(outcome.state, outcome.reason)
+    return outcome
+
+
+def _process(app: App, message_id: int, owner: str | None) -> Outcome:
     """Run every step for one claimed message and commit the result.
 
     With `owner` (the worker holding the message's lease), the outcome is recorded only
@@ -61,6 +76,9 @@ def process_message(app: App, message_id: int, owner: str | None = None) -> Outc
         team_id = binding.team_id if binding else None
         return _quarantine(app, message_id, owner, verdict, unwrapped, team_id)
     with transaction(app.engine) as s:
+        # One message per team at a time (threads, instances): duplicates and revisions
+        # are decided on what the team's previous message committed.
+        lock_team(s, verdict.binding.team_id)
         job = _Job(app, s, _load(s, message_id), owner, _team(s, verdict), verdict, unwrapped)
         earlier = spool.find_accepted_content(s, job.team.id or 0, unwrapped.content_sha256)
         if earlier is not None and earlier.id != message_id:
@@ -160,8 +178,9 @@ def _finish(
         content_sha256=content_sha256,
         owner=owner,
     )
-    log.info("message %s %s%s", message.id, state, f" ({reason})" if reason else "")
-    return Outcome(state, reason, detail)
+    team = get_team_by_id(s, team_id) if team_id is not None and verdict is None else None
+    handle = verdict.binding.handle if verdict else (team.handle if team else None)
+    return Outcome(state, reason, detail, handle)
 
 
 def _quarantine(

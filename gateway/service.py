@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from gateway.app import App
 from gateway.delivery import make_transport
 from gateway.errors import ClearinghouseError
+from gateway.metrics import serve_metrics
 from gateway.pipeline import Outcome, process_message
 from gateway.smtp import make_controller
 from gateway.worker import Worker
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 
 def worker_for(app: App) -> Worker:
     transport = make_transport(app.config.outbound, app.config.clearinghouse.gateway_address)
-    return Worker(app, transport)
+    return Worker(app, transport, concurrency=app.config.worker.concurrency)
 
 
 def _stop_on_signals(stop: threading.Event, wake: threading.Event) -> None:
@@ -49,6 +50,7 @@ def run_worker_until_stopped(worker: Worker, wake: threading.Event | None = None
 def serve(app: App, host: str, port: int) -> None:
     app.create_schema()
     app.identity  # noqa: B018 - fail now, not at the first message, if there is no key
+    exporter = serve_metrics(app)  # None when [metrics] listen = ""
     wake = threading.Event()
     controller = make_controller(app, host, port, on_stored=lambda _id: wake.set())
     controller.start()
@@ -70,6 +72,8 @@ def serve(app: App, host: str, port: int) -> None:
         if poller is not None:
             poller.join(timeout=10)  # let it log out; it is a daemon thread either way
         controller.stop()
+        if exporter is not None:
+            exporter.stop()
         log.info("stopped")
 
 
@@ -99,6 +103,6 @@ def reprocess(app: App, message_id: int | None) -> Iterator[tuple[int, Outcome]]
             ids = [message_id]
     worker = worker_for(app)
     for mid in ids:
-        if spool.claim_message(app.engine, mid, worker.owner):
+        if spool.claim_message(app.engine, mid, worker.owner, app.config.worker.lease_seconds):
             yield mid, process_message(app, mid, worker.owner)
     worker.flush()

@@ -15,7 +15,7 @@ import click
 from sqlmodel import Session
 
 from gateway.reasons import explain
-from store.models import Message, OutboxEntry, Team, TeamKey
+from store.models import AuditEntry, Message, OutboxEntry, Team, TeamKey
 from store.registry import get_team_by_id, keys_of_team, last_submission_at
 from store.submissions import SubmissionRow, list_submissions
 
@@ -150,4 +150,15 @@ def outbox_row(e: OutboxEntry) -> Row:
         "message_id": e.message_id,
         "created_at": e.created_at,
         "sent_at": e.sent_at,
+    }
+
+
+def audit_row(e: AuditEntry) -> Row:
+    return {
+        "id": e.id,
+        "at": e.at,
+        "actor": e.actor,
+        "action": e.action,
+        "subject": e.subject,
+        "details": e.details,
     }

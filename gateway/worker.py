@@ -1,7 +1,10 @@
 """The engine room: claim spooled messages, run the pipeline, flush the outbox.
 
 `run_once` processes everything claimable now (used by `process --once`); `run` loops
-until told to stop, woken early when a door stores a message. A message whose
+until told to stop, woken early when a door stores a message, delivering the outbox
+between batches. `concurrency` threads claim and process messages side by side: the time
+goes into gpg subprocesses, so threads keep every core busy, and leases keep them (and
+other gateway instances on the same database) off each other's messages. A message whose
 processing raises (a bug, or the database or gpg gone) keeps its lease until it expires,
 so other messages go on; after `MAX_ATTEMPTS` it is quarantined as `processing-failed`
 instead of blocking the queue forever.
@@ -13,10 +16,13 @@ import logging
 import os
 import socket
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 from gateway.app import App
 from gateway.delivery import Transport
+from gateway.logs import message_event
 from gateway.outbound import FlushResult, flush
 from gateway.pipeline import Outcome, process_message
 from store import spool
@@ -25,7 +31,7 @@ from store.db import open_session, transaction
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
-LEASE_SECONDS = 300
+BATCH_PER_THREAD = 20  # `run` delivers the outbox at least after this many messages each
 
 
 def worker_name() -> str:
@@ -33,49 +39,95 @@ def worker_name() -> str:
 
 
 @dataclass
+class _Round:
+    """One `run_once`, shared by its threads: what it took, how that ended, when to stop."""
+
+    limit: int | None
+    seen: set[int] = field(default_factory=set)
+    counts: dict[str, int] = field(default_factory=dict)
+    done: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def take(self, message_id: int) -> bool:
+        """Whether this round processes `message_id`: each at most once, `limit` in all."""
+        with self.lock:
+            if self.done or message_id in self.seen:
+                self.done = True  # seen again: its lease expired during this very round
+                return False
+            self.seen.add(message_id)
+            self.done = self.limit is not None and len(self.seen) >= self.limit
+            return True
+
+    def count(self, state: str) -> None:
+        with self.lock:
+            self.counts[state] = self.counts.get(state, 0) + 1
+
+
+@dataclass
 class Worker:
+    """Processes spooled messages, `concurrency` at a time, and delivers the outbox."""
+
     app: App
     transport: Transport
     owner: str = ""
+    concurrency: int = 1  # the service passes [worker] concurrency
 
     def __post_init__(self) -> None:
         self.owner = self.owner or worker_name()
 
-    def process_one(self, message_id: int) -> Outcome | None:
-        try:
-            return process_message(self.app, message_id, self.owner)
-        except Exception:
-            log.exception("processing message %s failed", message_id)
-            self._give_up_if_exhausted(message_id)
-            return None
+    def process_one(self, message_id: int, owner: str | None = None) -> Outcome | None:
+        with self.app.metrics.latency.time():
+            try:
+                return process_message(self.app, message_id, owner or self.owner)
+            except Exception:
+                log.exception("processing message %s failed", message_id)
+                self.app.metrics.processing_errors.inc()
+                self._give_up_if_exhausted(message_id)
+                return None
 
     def _give_up_if_exhausted(self, message_id: int) -> None:
         with transaction(self.app.engine) as s:
             message = spool.get_message(s, message_id)
-            if message is not None and message.attempts >= MAX_ATTEMPTS:
-                spool.finish_message(
-                    s,
-                    message_id,
-                    state="quarantined",
-                    reason="processing-failed",
-                    detail="processing raised an error repeatedly; see logs",
-                )
+            if message is None or message.attempts < MAX_ATTEMPTS:
+                return
+            spool.finish_message(
+                s,
+                message_id,
+                state="quarantined",
+                reason="processing-failed",
+                detail="processing raised an error repeatedly; see logs",
+            )
+        message_event(log, message_id, team=None, state="quarantined", reason="processing-failed")
+        self.app.metrics.outcome("quarantined", "processing-failed")
 
-    def run_once(self) -> dict[str, int]:
-        """Process every message claimable now, each at most once (delivery is `flush`)."""
-        seen: set[int] = set()
-        counts: dict[str, int] = {}
-        while (
-            message_id := spool.claim_next_message(self.app.engine, self.owner, LEASE_SECONDS)
-        ) is not None:
-            if message_id in seen:
-                spool.release_message(self.app.engine, message_id, self.owner)
-                break
-            seen.add(message_id)
-            outcome = self.process_one(message_id)
-            state = outcome.state if outcome else "error"
-            counts[state] = counts.get(state, 0) + 1
-        return counts
+    def run_once(self, limit: int | None = None) -> dict[str, int]:
+        """Process every message claimable now (or the first `limit`), each at most once.
+
+        Returns how many ended in each state ("error" for those that raised). Delivery
+        is `flush`.
+        """
+        batch = _Round(limit)
+        if self.concurrency == 1:
+            self._drain(self.owner, batch)
+        else:
+            _in_threads(self.concurrency, lambda index: self._drain(self._owner(index), batch))
+        return batch.counts
+
+    def _owner(self, index: int) -> str:
+        """The lease owner of thread `index`: each thread holds its own leases."""
+        return self.owner if index == 0 else f"{self.owner}/{index}"
+
+    def _drain(self, owner: str, batch: _Round) -> None:
+        engine, lease = self.app.engine, self.app.config.worker.lease_seconds
+        while not batch.done:
+            message_id = spool.claim_next_message(engine, owner, lease)
+            if message_id is None:
+                return
+            if not batch.take(message_id):
+                spool.release_message(engine, message_id, owner)
+                return
+            outcome = self.process_one(message_id, owner)
+            batch.count(outcome.state if outcome else "error")
 
     def flush(self) -> FlushResult:
         return flush(
@@ -83,18 +135,30 @@ class Worker:
             self.transport,
             owner=self.owner,
             max_attempts=self.app.config.outbound.max_attempts,
+            lease_seconds=self.app.config.worker.lease_seconds,
         )
 
     def run(self, stop: threading.Event, wake: threading.Event, *, idle_seconds: float = 5) -> None:
+        """Process and deliver until `stop`; a full batch goes on at once, delivered first."""
+        batch = BATCH_PER_THREAD * self.concurrency
         while not stop.is_set():
+            busy = False
             try:
-                self.run_once()
+                busy = sum(self.run_once(limit=batch).values()) >= batch
                 self.flush()
             except Exception:
                 log.exception("worker cycle failed; retrying")
-            wake.wait(idle_seconds)
-            wake.clear()
+            if not busy:
+                wake.wait(idle_seconds)
+                wake.clear()
 
     def pending(self) -> int:
         with open_session(self.app.engine) as s:
             return spool.count_by_state(s).get("received", 0)
+
+
+def _in_threads(count: int, work: Callable[[int], None]) -> None:
+    """Run `work(0)` ... `work(count - 1)` in threads; re-raise the first that failed."""
+    with ThreadPoolExecutor(count, thread_name_prefix="worker") as pool:
+        for future in [pool.submit(work, index) for index in range(count)]:
+            future.result()

@@ -28,10 +28,12 @@ def _envelope(sender: str, to: str, subject: str) -> Envelope:
     return Envelope(sender, to, subject, datetime.now(UTC), new_message_id(domain))
 
 
-def multipart_signed(gpg: GnuPG, content: bytes, signer: str) -> bytes:
+def multipart_signed(
+    gpg: GnuPG, content: bytes, signer: str, passphrase: str | None = None
+) -> bytes:
     """A multipart/signed entity over `content` (a MIME entity, canonicalised to CRLF)."""
     content = content.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n").rstrip(b"\r\n")
-    signature = gpg.sign_detached(content, signer).encode("ascii")
+    signature = gpg.sign_detached(content, signer, passphrase).encode("ascii")
     boundary = "sig-" + secrets.token_hex(12)
     head = (
         f'Content-Type: multipart/signed; micalg="pgp-sha512";\r\n'
@@ -58,8 +60,12 @@ def compose(
     to: str,
     subject: str = "Monthly statistics",
     form: str = "combined",
+    passphrase: str | None = None,
 ) -> bytes:
-    """A ready-to-send submission, signed by `signer`, encrypted to `recipients`."""
+    """A ready-to-send submission, signed by `signer`, encrypted to `recipients`.
+
+    `passphrase` unlocks the signing key when no gpg-agent holds it (a cron job).
+    """
     env = _envelope(sender, to, subject)
     outer_fields = [
         ("From", sender),
@@ -69,7 +75,7 @@ def compose(
         ("Date", format_datetime(env.date)),
     ]
     if form == "inline":
-        armored = gpg.sign_encrypt(report.encode("utf-8"), list(recipients), signer)
+        armored = gpg.sign_encrypt(report.encode("utf-8"), list(recipients), signer, passphrase)
         msg = EmailMessage(policy=email.policy.SMTP)
         for name, value in outer_fields:
             msg[name] = value
@@ -77,9 +83,10 @@ def compose(
         return msg.as_bytes()
     payload = protected_payload(env, report)
     if form == "combined":
-        armored = gpg.sign_encrypt(payload, list(recipients), signer)
+        armored = gpg.sign_encrypt(payload, list(recipients), signer, passphrase)
     elif form == "signed-then-encrypted":
-        armored = gpg.encrypt(multipart_signed(gpg, payload, signer), list(recipients))
+        signed = multipart_signed(gpg, payload, signer, passphrase)
+        armored = gpg.encrypt(signed, list(recipients))
     else:
         raise ValueError(f"unknown form {form!r}; one of {', '.join(FORMS)}")
     return encrypted_envelope(outer_fields, armored)

@@ -267,6 +267,11 @@ class GnuPG:
         match = [k for k in keys if str(k["fingerprint"]).upper() == fingerprint.upper()]
         return _details(match[0]) if match else None
 
+    def keys_for_address(self, address: str) -> list[KeyDetails]:
+        """Public keys with a user ID for exactly `address` (gpg's `<address>` match)."""
+        keys = self._gpg.list_keys(keys=[f"<{address}>"])
+        return [_details(k) for k in keys]
+
     def export_public(self, fingerprint: str) -> str:
         armored = str(self._gpg.export_keys(fingerprint, minimal=True))
         if "BEGIN PGP PUBLIC KEY BLOCK" not in armored:

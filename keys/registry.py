@@ -18,6 +18,7 @@ from sqlmodel import Session
 from gateway.errors import RegistryError
 from keys.gpg import GnuPG, KeyDetails, SubkeyDetails
 from keys.policy import Binding
+from store import audit
 from store import registry as q
 from store.db import transaction
 from store.models import Coordinator, Team, TeamKey
@@ -50,9 +51,22 @@ class ImportedKey:
 class Registry:
     """Registry operations over one store and one gateway keyring."""
 
-    def __init__(self, engine: Engine, gpg: GnuPG) -> None:
+    def __init__(self, engine: Engine, gpg: GnuPG, actor: str | None = None) -> None:
         self.engine = engine
         self.gpg = gpg
+        self.actor = actor or audit.local_actor()  # who the audit log names
+
+    def _audit(self, s: Session, action: str, subject: str, details: str = "") -> None:
+        audit.record(s, self.actor, action, subject, details)
+
+    def note_gateway_key(self, action: str, fingerprint: str, details: str = "") -> None:
+        """Record a change of the gateway key (`init`, `gateway-key import`) once done.
+
+        The keyring is not in the database, so this entry follows the change rather
+        than sharing its transaction.
+        """
+        with transaction(self.engine) as s:
+            self._audit(s, action, fingerprint, details)
 
     # --- teams --------------------------------------------------------------------------
 
@@ -75,7 +89,7 @@ class Registry:
         with transaction(self.engine) as s:
             if q.get_team(s, handle) is not None:
                 raise RegistryError(f"team {handle!r} exists; see `teams show {handle}`")
-            return q.add_team(
+            team = q.add_team(
                 s,
                 handle=handle,
                 name=name,
@@ -83,13 +97,19 @@ class Registry:
                 status=status,
                 country=country.upper() if country else None,
             )
+            details = f"name={name!r} email={team.email} status={status}"
+            details += f" country={team.country}" if team.country else ""
+            self._audit(s, "teams add", handle, details)
+            return team
 
     def set_status(self, handle: str, status: str) -> Team:
         _check_status(status)
         with transaction(self.engine) as s:
+            before = self.team(s, handle).status
             team = q.set_team_status(s, handle, status)
             if team is None:
                 raise _no_team(handle)
+            self._audit(s, "teams set-status", handle, f"{before} -> {status}")
             return team
 
     def team(self, session: Session, handle: str) -> Team:
@@ -129,7 +149,12 @@ class Registry:
                         f"key {fpr} is coordinator {coordinator.email}'s; a team needs its own key"
                     )
             self.gpg.import_keys(data)
-            return [self._bind(s, team, fpr) for fpr in fprs]
+            imported = [self._bind(s, team, fpr) for fpr in fprs]
+            for key in imported:
+                verb = "refreshed" if key.updated else "bound"
+                uids = "; ".join(key.user_ids)
+                self._audit(s, "keys import", key.fingerprint, f"{verb} to {handle}: {uids}")
+            return imported
 
     def _bind(self, s: Session, team: Team, fpr: str) -> ImportedKey:
         details = self.gpg.details(fpr)
@@ -155,6 +180,7 @@ class Registry:
             key = q.revoke_key(s, fingerprint.upper(), reason, _now())
             if key is None:
                 raise RegistryError(f"no key {fingerprint} in the registry; see `keys list`")
+            self._audit(s, "keys revoke", key.fingerprint, reason or "")
             return key
 
     def binding(self, session: Session, primary_fingerprint: str) -> Binding | None:
@@ -215,12 +241,15 @@ class Registry:
             if q.team_for_fingerprint(s, fprs[0]) is not None:
                 raise RegistryError(f"key {fprs[0]} belongs to a team; coordinators need their own")
             self.gpg.import_keys(data)
-            return q.add_coordinator(s, email=address, name=name, fingerprint=fprs[0])
+            coordinator = q.add_coordinator(s, email=address, name=name, fingerprint=fprs[0])
+            self._audit(s, "coordinators add", address, f"key {fprs[0]} name={name!r}")
+            return coordinator
 
     def remove_coordinator(self, email: str) -> None:
         with transaction(self.engine) as s:
             if not q.remove_coordinator(s, email.lower()):
                 raise RegistryError(f"no coordinator {email}; see `coordinators list`")
+            self._audit(s, "coordinators remove", email.lower())
 
 
 def _check_status(status: str) -> None:

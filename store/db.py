@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session
 
 import store.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 
@@ -61,8 +61,10 @@ def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def create_schema(engine: Engine) -> None:
-    """Create every missing table and index; existing ones are left as they are."""
-    SQLModel.metadata.create_all(engine)
+    """Bring the schema to the newest revision (store/migrate.py), keeping every row."""
+    from store.migrate import upgrade  # it builds on this module
+
+    upgrade(engine)
 
 
 def open_session(engine: Engine) -> Session:

@@ -142,3 +142,18 @@ class MonthlyRun(SQLModel, table=True):
     queued: int = 0  # mails this run added to the outbox
     digest: str = ""  # sha256 over the files written: same inputs, same digest
     ran_at: datetime = Field(default_factory=utcnow)
+
+
+class AuditEntry(SQLModel, table=True):
+    """One change to the trust registry or the gateway keyring: who, when, what.
+
+    Written in the same transaction as the change itself, so the log never claims a
+    change that was rolled back, nor misses one that was committed.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    actor: str  # the OS user, with the sudo user behind it: "root (sudo: alice)"
+    action: str  # e.g. "teams add", "keys revoke", "gateway-key import"
+    subject: str  # the handle, fingerprint or address changed
+    details: str = ""

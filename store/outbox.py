@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 
 from store.db import transaction
 from store.models import OutboxEntry, utcnow
-from store.spool import lease_free
+from store.spool import LeaseLostError, lease_free
 
 PENDING = "pending"
 SENT = "sent"
@@ -116,16 +116,34 @@ def _take(
     return result.rowcount == 1
 
 
-def mark_sent(engine: Engine, entry_id: int) -> None:
-    """Record a delivery (commits)."""
+def _held(entry_id: int, owner: str | None) -> ColumnElement[bool]:
+    """This entry; with `owner`, only while that sender still holds its lease."""
+    condition = col(OutboxEntry.id) == entry_id
+    if owner is not None:
+        condition &= (col(OutboxEntry.lease_owner) == owner) & (col(OutboxEntry.state) == PENDING)
+    return condition
+
+
+def _missing(session: Session, entry_id: int, owner: str | None) -> Exception:
+    if session.get(OutboxEntry, entry_id) is None:
+        return LookupError(f"no outbox entry {entry_id}")
+    return LeaseLostError(f"outbox entry {entry_id} is no longer leased to {owner}")
+
+
+def mark_sent(engine: Engine, entry_id: int, *, owner: str | None = None) -> None:
+    """Record a delivery (commits).
+
+    With `owner`, raises `LeaseLostError` unless that sender still holds the entry's
+    lease: it held it too long, and another sender took the entry over.
+    """
     with transaction(engine) as session:
         result = session.exec(
             update(OutboxEntry)
-            .where(col(OutboxEntry.id) == entry_id)
+            .where(_held(entry_id, owner))
             .values(state=SENT, sent_at=utcnow(), lease_owner=None, lease_until=None)
         )
         if result.rowcount != 1:
-            raise LookupError(f"no outbox entry {entry_id}")
+            raise _missing(session, entry_id, owner)
 
 
 def retry_delay(attempts: int, *, rng: Callable[[], float] = random.random) -> timedelta:
@@ -140,13 +158,18 @@ def retry_delay(attempts: int, *, rng: Callable[[], float] = random.random) -> t
     return base * (1 - 0.1 * rng())
 
 
-def mark_failed(engine: Engine, entry_id: int, error: str, *, max_attempts: int) -> str:
-    """Count a failed delivery and schedule the next one (commits); returns the state."""
+def mark_failed(
+    engine: Engine, entry_id: int, error: str, *, max_attempts: int, owner: str | None = None
+) -> str:
+    """Count a failed delivery and schedule the next one (commits); returns the state.
+
+    With `owner`, raises `LeaseLostError` unless that sender still holds the lease.
+    """
     with transaction(engine) as session:
         # The increment is one UPDATE, so concurrent failures are all counted.
         attempts = session.exec(
             update(OutboxEntry)
-            .where(col(OutboxEntry.id) == entry_id)
+            .where(_held(entry_id, owner))
             .values(
                 attempts=col(OutboxEntry.attempts) + 1,
                 last_error=error,
@@ -156,7 +179,7 @@ def mark_failed(engine: Engine, entry_id: int, error: str, *, max_attempts: int)
             .returning(col(OutboxEntry.attempts))
         ).scalar_one_or_none()
         if attempts is None:
-            raise LookupError(f"no outbox entry {entry_id}")
+            raise _missing(session, entry_id, owner)
         state = FAILED if attempts >= max_attempts else PENDING
         session.exec(
             update(OutboxEntry)

@@ -4,9 +4,10 @@ In: validated `Type1Report`/`Type2Report` records and the message they came in.
 Out: `Submission` rows (revision N supersedes N-1; earlier revisions are kept, the
 newest counts), their values read back exactly, and flat rows for listings.
 
-Two workers storing the same (team, type, period) at the same moment both compute
-the same next revision; the unique constraint turns the loser's commit into an
-`IntegrityError`, and the pipeline's retry then stores it as the revision after.
+Workers (threads, or gateway instances sharing PostgreSQL) store one team's messages
+one at a time: `lock_team` holds the team until the storing transaction commits, so
+the next one sees its revision and its accepted content (for duplicates). The unique
+constraint on (team, type, period, revision) stays as the backstop.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from sqlalchemy import update
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
@@ -44,6 +46,18 @@ class SubmissionRow:
     supersedes_id: int | None
     created_at: datetime
     values: Values
+
+
+def lock_team(session: Session, team_id: int) -> None:
+    """Hold team `team_id` for the caller's transaction, until it commits or rolls back.
+
+    PostgreSQL locks the row (FOR NO KEY UPDATE, so rows referring to the team can still
+    be written); SQLite has no row locks, so a no-op write takes its one write lock.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        session.exec(update(Team).where(col(Team.id) == team_id).values(status=col(Team.status)))
+    else:
+        session.exec(select(Team.id).where(Team.id == team_id).with_for_update(key_share=True))
 
 
 def store_report(session: Session, team_id: int, report: Report, message_id: int) -> Submission:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,3 +76,17 @@ def with_changes(config: Config, **sections: dict[str, Any]) -> Config:
         for name, values in sections.items()
     }
     return dataclasses.replace(config, **changes)
+
+
+def config_toml(config: Config, extra: str = "") -> str:
+    """A TOML file's text pointing another process at `config`'s home and database.
+
+    The database URL is the test's own (SQLite, or a PostgreSQL schema), so a CLI run
+    or a subprocess sees the rows the test sees. `extra` continues [clearinghouse]
+    and may open further sections.
+    """
+    core = config.clearinghouse
+    return (
+        f"[clearinghouse]\nhome = {json.dumps(str(core.home))}\n"
+        f"database_url = {json.dumps(core.database_url)}\n{extra}"
+    )

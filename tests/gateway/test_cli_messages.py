@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from support import INTAKE, TYPE1, TYPE2, TeamClient
+from support import INTAKE, TYPE1, TYPE2, TeamClient, config_toml
 
 from gateway.app import App
 from gateway.cli import cli
@@ -97,7 +97,9 @@ def _stop_gpg_agents(tmp_path: Path) -> Iterator[None]:
 
 @pytest.fixture
 def config_file(app: App, tmp_path: Path) -> Path:
-    return write_config(tmp_path / "clearinghouse.toml", app.config.clearinghouse.home)
+    path = tmp_path / "clearinghouse.toml"
+    path.write_text(config_toml(app.config))
+    return path
 
 
 @pytest.fixture
@@ -382,13 +384,11 @@ def test_outbox_list_and_flush(app: App, ch: Cli, team: TeamClient, tmp_path: Pa
     ch("ingest", input=team.submit(TYPE2))
     process_message(app, 2)
     (tmp_path / "not-a-maildir").write_text("")
-    broken = Cli(
-        write_config(
-            tmp_path / "broken.toml",
-            app.config.clearinghouse.home,
-            f'[outbound]\nmaildir = "{tmp_path}/not-a-maildir"\n',
-        )
+    broken_toml = tmp_path / "broken.toml"
+    broken_toml.write_text(
+        config_toml(app.config, f'[outbound]\nmaildir = "{tmp_path}/not-a-maildir"\n')
     )
+    broken = Cli(broken_toml)
     assert broken("outbox", "flush", code=1).stdout == "0 sent, 1 retrying, 0 failed\n"
     [retrying] = ch.json("outbox", "list", "--state", "pending")
     assert retrying["attempts"] == 1 and "not-a-maildir" in retrying["last_error"]

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from support import INTAKE, TeamClient
+from support import INTAKE, TeamClient, config_toml
 
 from gateway.app import App
 from gateway.cli import cli
-from gateway.config import default_config
+from gateway.config import load_config
 from keys.gpg import GnuPG
 from store import spool
 from store.db import open_session
@@ -53,7 +53,9 @@ def write_config(path: Path, home: Path, extra: str = "") -> Path:
 @pytest.fixture
 def ch(app: App, tmp_path: Path) -> Cli:
     """The CLI pointed at the `app` fixture's data directory (same database and keyring)."""
-    return Cli(write_config(tmp_path / "clearinghouse.toml", app.config.clearinghouse.home))
+    path = tmp_path / "clearinghouse.toml"
+    path.write_text(config_toml(app.config))
+    return Cli(path)
 
 
 @pytest.fixture
@@ -541,5 +543,5 @@ def test_coordinators_add_errors(ch: Cli, team: TeamClient, tmp_path: Path) -> N
 
 def test_the_app_fixture_and_the_config_file_agree(ch: Cli, app: App, tmp_path: Path) -> None:
     # The premise of the `ch` fixture: the TOML file rebuilds the fixture's configuration.
-    assert app.config == default_config(tmp_path / "var")
+    assert ch.config is not None and app.config == load_config(ch.config)
     assert ch("init").stdout.strip() == app.identity.fingerprint

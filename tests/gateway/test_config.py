@@ -428,3 +428,14 @@ def test_exception_tree_and_exit_codes() -> None:
     assert GnuPGError.exit_code == 1 and ClearinghouseError.exit_code == 1
     assert DeliveryError("x").permanent is False
     assert DeliveryError("x", permanent=True).permanent is True
+
+
+def test_worker_concurrency_and_lease(tmp_path: Path) -> None:
+    config = _load(tmp_path, "[worker]\nconcurrency = 4\nlease_seconds = 60\n")
+    assert (config.worker.concurrency, config.worker.lease_seconds) == (4, 60)
+    assert "[worker] concurrency: must be at least 1, found 0" in _error(
+        tmp_path, "[worker]\nconcurrency = 0\n"
+    )
+    assert "[worker] lease_seconds: must be at least 1" in _error(
+        tmp_path, "[worker]\nlease_seconds = -5\n"
+    )

@@ -447,7 +447,9 @@ def test_a_wrong_password_is_a_clear_error(door: Door, tmp_path: Path) -> None:
 # --- the command line ------------------------------------------------------------------------
 
 
-def write_config(tmp_path: Path, dovecot: Server, password_file: Path, **imap: Any) -> Path:
+def write_config(
+    tmp_path: Path, dovecot: Server, password_file: Path, database_url: str, **imap: Any
+) -> Path:
     values = {
         "host": dovecot.host,
         "port": dovecot.imaps_port,
@@ -457,15 +459,18 @@ def write_config(tmp_path: Path, dovecot: Server, password_file: Path, **imap: A
     } | imap
     lines = [f"{key} = {json.dumps(value)}" for key, value in values.items()]
     path = tmp_path / "clearinghouse.toml"
-    path.write_text(f'[clearinghouse]\nhome = "{tmp_path / "cli-var"}"\n\n[imap]\n')
+    home = f'home = "{tmp_path / "cli-var"}"\ndatabase_url = {json.dumps(database_url)}'
+    path.write_text(f"[clearinghouse]\n{home}\n\n[imap]\n")
     with path.open("a") as fh:
         fh.write("\n".join(lines) + "\n")
     return path
 
 
-def test_cli_poll_imap_once_prints_what_it_did(tmp_path: Path, dovecot: Server) -> None:
+def test_cli_poll_imap_once_prints_what_it_did(
+    tmp_path: Path, dovecot: Server, database_url: str
+) -> None:
     dovecot.append(mail(1))
-    config = write_config(tmp_path, dovecot, dovecot.password_file)
+    config = write_config(tmp_path, dovecot, dovecot.password_file, database_url)
 
     result = CliRunner().invoke(cli, ["--config", str(config), "poll-imap", "--once"])
 
@@ -476,14 +481,14 @@ def test_cli_poll_imap_once_prints_what_it_did(tmp_path: Path, dovecot: Server) 
 
 @pytest.mark.parametrize("problem", ["wrong password", "untrusted certificate"])
 def test_cli_poll_imap_fails_with_one_line_and_exit_1(
-    tmp_path: Path, dovecot: Server, problem: str
+    tmp_path: Path, dovecot: Server, problem: str, database_url: str
 ) -> None:
     wrong = tmp_path / "wrong-password"
     wrong.write_text("not the password\n")
     if problem == "wrong password":
-        config = write_config(tmp_path, dovecot, wrong)
+        config = write_config(tmp_path, dovecot, wrong, database_url)
     else:
-        config = write_config(tmp_path, dovecot, dovecot.password_file, ca_file="")
+        config = write_config(tmp_path, dovecot, dovecot.password_file, database_url, ca_file="")
 
     result = CliRunner().invoke(cli, ["--config", str(config), "poll-imap", "--once"])
 
@@ -493,8 +498,10 @@ def test_cli_poll_imap_fails_with_one_line_and_exit_1(
     assert "Traceback" not in result.output and "not the password" not in result.output
 
 
-def test_cli_poll_imap_keeps_polling_until_sigterm(tmp_path: Path, dovecot: Server) -> None:
-    config = write_config(tmp_path, dovecot, dovecot.password_file)
+def test_cli_poll_imap_keeps_polling_until_sigterm(
+    tmp_path: Path, dovecot: Server, database_url: str
+) -> None:
+    config = write_config(tmp_path, dovecot, dovecot.password_file, database_url)
     argv = [sys.executable, "-m", "gateway.cli", "--config", str(config), "poll-imap"]
     process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -519,7 +526,8 @@ def test_cli_poll_imap_keeps_polling_until_sigterm(tmp_path: Path, dovecot: Serv
 def test_serve_runs_the_poller_beside_smtp_and_the_worker(
     tmp_path: Path, dovecot: Server, app: App, team: TeamClient
 ) -> None:
-    config = write_config(tmp_path, dovecot, dovecot.password_file)
+    database_url = app.config.clearinghouse.database_url
+    config = write_config(tmp_path, dovecot, dovecot.password_file, database_url)
     home = app.config.clearinghouse.home  # the gateway key made by the `app` fixture
     config.write_text(config.read_text().replace(str(tmp_path / "cli-var"), str(home)))
     smtp = f"127.0.0.1:{free_port()}"

@@ -1,10 +1,9 @@
-"""Fixtures for the statistics tests: a fresh SQLite store per test (the helpers that
-fill it are in tests/statistics_data.py)."""
+"""Fixtures for the statistics tests: a fresh store per test, on the pass's database (the
+helpers that fill it are in tests/statistics_data.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
@@ -13,8 +12,8 @@ from store.db import create_schema, make_engine
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'db' / 'clearinghouse.db'}")
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
     create_schema(engine)
     yield engine
     engine.dispose()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from statistics_data import pdf_text, row, store, team_id, type1, type2
-from support import TeamClient
+from support import TeamClient, config_toml
 
 from gateway.app import App
 from gateway.cli import cli
@@ -201,7 +200,7 @@ def test_no_send_writes_files_only_and_suspended_teams_get_nothing(
 
 def test_cli_report_monthly(app: App, month: dict[str, TeamClient], tmp_path: Path) -> None:
     config = tmp_path / "clearinghouse.toml"
-    config.write_text(f"[clearinghouse]\nhome = {json.dumps(str(app.config.clearinghouse.home))}\n")
+    config.write_text(config_toml(app.config))
     runner = CliRunner()
 
     def run(*args: str) -> tuple[int, str]:

@@ -14,6 +14,7 @@ from sqlmodel import col
 from store import outbox
 from store.db import open_session, transaction
 from store.models import OutboxEntry, utcnow
+from store.spool import LeaseLostError
 
 
 def _enqueue(engine: Engine, key: str, message_id: int | None = None) -> int:
@@ -120,6 +121,28 @@ def test_mark_sent(engine: Engine) -> None:
     assert outbox.claim_due(engine, "s", now=utcnow() + timedelta(days=1)) == []
     with pytest.raises(LookupError):
         outbox.mark_sent(engine, 999_999)
+
+
+def test_only_the_lease_holder_records_an_outcome(engine: Engine) -> None:
+    entry_id = _enqueue(engine, "k")
+    outbox.claim_due(engine, "slow")
+    # "slow" held it past its lease; "fast" took it over.
+    later = utcnow() + timedelta(seconds=301)
+    assert [e.id for e in outbox.claim_due(engine, "fast", now=later)] == [entry_id]
+
+    with pytest.raises(LeaseLostError):
+        outbox.mark_sent(engine, entry_id, owner="slow")
+    with pytest.raises(LeaseLostError):
+        outbox.mark_failed(engine, entry_id, "timeout", max_attempts=3, owner="slow")
+    entry = _entry(engine, entry_id)
+    assert (entry.state, entry.attempts, entry.lease_owner) == ("pending", 0, "fast")
+
+    outbox.mark_sent(engine, entry_id, owner="fast")
+    assert _entry(engine, entry_id).state == "sent"
+    with pytest.raises(LeaseLostError):  # sent already: nobody records it again
+        outbox.mark_sent(engine, entry_id, owner="fast")
+    with pytest.raises(LookupError):
+        outbox.mark_sent(engine, 999_999, owner="fast")
 
 
 def test_backoff_grows_and_ends_in_failed(engine: Engine) -> None:

@@ -1,0 +1,112 @@
+"""`clearinghouse health`: is the gateway doing its job? One verdict per check.
+
+In: the `App` (its store, its keyring, `[health]` thresholds) and the time. Out: a list
+of `Check`s; the command exits non-zero when any failed, so a monitoring system, a
+systemd timer or a human can run it. Checked:
+
+- outbox: a reply has been waiting longer than `outbox_stuck_minutes` (the relay or
+  maildir is refusing mail, or nothing runs `serve`);
+- spool: more than `spool_backlog` messages are waiting to be processed (the worker is
+  down or cannot keep up);
+- gateway-key: the gateway key, or its last encryption subkey, expires within
+  `key_expiry_days` (teams can no longer encrypt to it, receipts can no longer be signed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from gateway.app import App
+from gateway.errors import ClearinghouseError
+from keys.gpg import KeyDetails
+from store import outbox
+from store.db import open_session
+from store.spool import count_by_state
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run_checks(app: App, now: datetime) -> list[Check]:
+    return [check_outbox(app, now), check_spool(app), check_gateway_key(app, now)]
+
+
+def check_outbox(app: App, now: datetime) -> Check:
+    limit = timedelta(minutes=app.config.health.outbox_stuck_minutes)
+    with open_session(app.engine) as s:
+        pending, oldest = outbox.backlog(s)
+    if oldest is None:
+        return Check("outbox", True, "nothing waiting for delivery")
+    age = now - oldest
+    text = f"{pending} waiting for delivery, the oldest for {_duration(age)}"
+    if age > limit:
+        return Check(
+            "outbox",
+            False,
+            f"{text} (limit {_duration(limit)}): see `outbox list` for the last error",
+        )
+    return Check("outbox", True, text)
+
+
+def check_spool(app: App) -> Check:
+    limit = app.config.health.spool_backlog
+    with open_session(app.engine) as s:
+        waiting = count_by_state(s).get("received", 0)
+    text = f"{waiting} message{'s' if waiting != 1 else ''} waiting to be processed"
+    if waiting > limit:
+        return Check("spool", False, f"{text} (limit {limit}): is `serve` running?")
+    return Check("spool", True, text)
+
+
+def check_gateway_key(app: App, now: datetime) -> Check:
+    try:
+        fingerprint = app.identity.fingerprint
+        key = app.gpg.details(fingerprint)
+    except ClearinghouseError as exc:
+        return Check("gateway-key", False, str(exc))
+    if key is None:
+        return Check("gateway-key", False, f"key {fingerprint} is missing from the keyring")
+    if key.revoked:
+        return Check("gateway-key", False, f"key {fingerprint} is revoked")
+    ends = usable_until(key)
+    if ends is None:
+        return Check("gateway-key", True, f"{fingerprint} does not expire")
+    left = ends - now
+    text = f"{fingerprint} expires {ends:%Y-%m-%d %H:%M} UTC"
+    if left <= timedelta(days=app.config.health.key_expiry_days):
+        state = "EXPIRED" if left <= timedelta(0) else f"in {_duration(left)}"
+        return Check(
+            "gateway-key",
+            False,
+            f"{text} ({state}): extend it (gpg --quick-set-expire), then publish it again",
+        )
+    return Check("gateway-key", True, text)
+
+
+def usable_until(key: KeyDetails) -> datetime | None:
+    """When teams can no longer use the key: the primary's expiry, or that of its last
+    encryption subkey, whichever comes first (None: never)."""
+    encryption = [s for s in key.subkeys if "e" in s.capabilities.lower() and not s.revoked]
+    ends = [key.expires]
+    if encryption and all(s.expires is not None for s in encryption):
+        ends.append(max(s.expires for s in encryption if s.expires is not None))
+    known = [e for e in ends if e is not None]
+    return min(known) if known else None
+
+
+def _duration(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    if minutes < 120:
+        return f"{minutes} min"
+    if minutes < 48 * 60:
+        return f"{minutes // 60} h"
+    return f"{minutes // (24 * 60)} days"
