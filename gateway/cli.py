@@ -8,10 +8,7 @@ from the project's exception tree print one line and exit with their exit code.
 from __future__ import annotations
 
 import logging
-import re
 import sys
-from collections.abc import Iterable
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,17 +16,18 @@ import click
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from gateway.app import App
+from gateway.cli_common import json_option, pass_app
+from gateway.cli_listings import messages, outbox, submissions
+from gateway.cli_registry import audit, coordinators, keys_group, teams
+from gateway.cli_reports import report
 from gateway.compose_cli import compose_command, template_command
 from gateway.config import load_config
 from gateway.errors import ClearinghouseError, StorageError
 from gateway.logs import LogFormat, setup_logging
-from gateway.progress import collect, steps
-from gateway.views import emit, key_row, message_row, outbox_row, submission_row, team_row
+from gateway.views import emit
 
 if TYPE_CHECKING:
-    from gateway.pipeline import Outcome
-
-pass_app = click.make_pass_decorator(App)
+    pass
 
 
 class _Group(click.Group):
@@ -49,10 +47,6 @@ class _Group(click.Group):
                 err=True,
             )
             ctx.exit(1)
-
-
-def _json_option(f: Any) -> Any:
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(f)
 
 
 @click.group(cls=_Group)
@@ -142,159 +136,6 @@ def gateway_key_import(app: App, file: Any, passphrase_file: Path | None) -> Non
     click.echo(identity.fingerprint)
 
 
-# --- teams, keys, coordinators -----------------------------------------------------------
-
-
-@cli.group()
-def teams() -> None:
-    """The teams allowed to submit."""
-
-
-@teams.command("add")
-@click.argument("handle")
-@click.option("--name", required=True)
-@click.option("--email", required=True, help="Registered contact: the only reply address.")
-@click.option(
-    "--status",
-    default="accredited",
-    show_default=True,
-    type=click.Choice(["listed", "accredited", "certified", "suspended"]),
-)
-@click.option("--country", default=None, help="ISO 3166 two-letter code.")
-@pass_app
-def teams_add(
-    app: App, handle: str, name: str, email: str, status: str, country: str | None
-) -> None:
-    """Register a team."""
-    team = app.registry.add_team(handle, name=name, email=email, status=status, country=country)
-    click.echo(
-        f"team {team.handle} added ({team.status}); next: "
-        f"clearinghouse keys import {team.handle} KEYFILE"
-    )
-
-
-@teams.command("list")
-@_json_option
-@pass_app
-def teams_list(app: App, as_json: bool) -> None:
-    """List the teams."""
-    from store.db import open_session
-    from store.registry import list_teams
-
-    with open_session(app.engine) as s:
-        rows = [team_row(s, t) for t in list_teams(s)]
-    emit(rows, as_json, ["handle", "status", "email", "country", "keys", "name"])
-
-
-@teams.command("show")
-@click.argument("handle")
-@_json_option
-@pass_app
-def teams_show(app: App, handle: str, as_json: bool) -> None:
-    """Show one team, its keys and its last submission."""
-    from store.db import open_session
-
-    with open_session(app.engine) as s:
-        row = team_row(s, app.registry.team(s, handle), with_keys=True)
-    emit(row, as_json)
-
-
-@teams.command("set-status")
-@click.argument("handle")
-@click.argument("status", type=click.Choice(["listed", "accredited", "certified", "suspended"]))
-@pass_app
-def teams_set_status(app: App, handle: str, status: str) -> None:
-    """Change a team's status (which statuses may submit is policy)."""
-    team = app.registry.set_status(handle, status)
-    allowed = status in app.config.policy.allowed_statuses
-    click.echo(f"team {team.handle} is now {status} ({'may' if allowed else 'may not'} submit)")
-
-
-@cli.group("keys")
-def keys_group() -> None:
-    """Team keys in the registry and the gateway keyring."""
-
-
-@keys_group.command("import")
-@click.argument("handle")
-@click.argument("file", type=click.File("rb"))
-@pass_app
-def keys_import(app: App, handle: str, file: Any) -> None:
-    """Bind the public key(s) in FILE to team HANDLE."""
-    for key in app.registry.import_keys(handle, file.read()):
-        verb = "refreshed" if key.updated else "bound"
-        expiry = f"expires {key.expires_at:%Y-%m-%d}" if key.expires_at else "no expiry"
-        click.echo(
-            f"{verb} {key.fingerprint} to {handle} ({expiry}){' REVOKED' if key.revoked else ''}"
-        )
-        for uid in key.user_ids:
-            click.echo(f"  {uid}")
-
-
-@keys_group.command("list")
-@_json_option
-@pass_app
-def keys_list(app: App, as_json: bool) -> None:
-    """List bound keys."""
-    from store.db import open_session
-    from store.registry import list_keys
-
-    with open_session(app.engine) as s:
-        rows = [key_row(s, k) for k in list_keys(s)]
-    emit(rows, as_json, ["fingerprint", "team", "expires_at", "revoked_at", "user_ids"])
-
-
-@keys_group.command("revoke")
-@click.argument("fingerprint")
-@click.option("--reason", default=None)
-@pass_app
-def keys_revoke(app: App, fingerprint: str, reason: str | None) -> None:
-    """Stop accepting signatures by a key."""
-    key = app.registry.revoke_key(fingerprint, reason)
-    click.echo(f"revoked {key.fingerprint}; its signatures are now refused (key-revoked)")
-
-
-@cli.group()
-def coordinators() -> None:
-    """Coordinators receive monthly summaries."""
-
-
-@coordinators.command("add")
-@click.argument("email")
-@click.option("--key", "key_file", type=click.File("rb"), required=True)
-@click.option("--name", default=None)
-@pass_app
-def coordinators_add(app: App, email: str, key_file: Any, name: str | None) -> None:
-    """Register a coordinator with their public key."""
-    c = app.registry.add_coordinator(email, key_file.read(), name)
-    click.echo(f"coordinator {c.email} added with key {c.fingerprint}")
-
-
-@coordinators.command("list")
-@_json_option
-@pass_app
-def coordinators_list(app: App, as_json: bool) -> None:
-    """List coordinators."""
-    from store.db import open_session
-    from store.registry import list_coordinators
-
-    with open_session(app.engine) as s:
-        rows = [
-            {"email": c.email, "name": c.name, "fingerprint": c.fingerprint}
-            for c in list_coordinators(s)
-        ]
-    emit(rows, as_json, ["email", "name", "fingerprint"])
-
-
-@coordinators.command("remove")
-@click.argument("email")
-@pass_app
-def coordinators_remove(app: App, email: str) -> None:
-    """Remove a coordinator."""
-    app.registry.remove_coordinator(email)
-    click.echo(f"coordinator {email} removed")
-
-
 # --- doors and engine --------------------------------------------------------------------
 
 
@@ -376,99 +217,11 @@ def poll_imap(app: App, once: bool) -> None:
     poll_until_signalled(app)
 
 
-# --- monthly statistics ------------------------------------------------------------------
-
-
-@cli.group()
-def report() -> None:
-    """Monthly statistics: PDFs and CSV in [reports] output_dir, mailed encrypted."""
-
-
-def _report_period(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
-    from reports.periods import parse_period
-
-    if value is not None:
-        try:
-            parse_period(value)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc)) from None
-    return value
-
-
-@report.command("monthly")
-@click.option(
-    "--period",
-    default=None,
-    metavar="YYYY-MM",
-    callback=_report_period,
-    help="The month to report on (default: the previous month).",
-)
-@click.option("--no-send", is_flag=True, help="Write the files only; queue no mail.")
-@click.option("--resend", is_flag=True, help="Mail everyone entitled again, even if mailed before.")
-@pass_app
-def report_monthly(app: App, period: str | None, no_send: bool, resend: bool) -> None:
-    """Compute, write and mail one month's statistics. Reruns queue nothing new."""
-    from reports.monthly import run_monthly
-    from reports.periods import period_of, previous_period
-
-    if no_send and resend:
-        raise click.UsageError("--no-send and --resend exclude each other")
-    today = app.clock().date()
-    chosen = period or previous_period(today)
-    if chosen >= period_of(today):
-        raise click.BadParameter(f"{chosen} is not over yet", param_hint="'--period'")
-    app.create_schema()  # adds tables a newer version needs (monthly runs); keeps the rest
-    with steps(f"statistics for {chosen}", _monthly_steps(app), click.echo) as progress:
-        result = run_monthly(app, chosen, send=not no_send, resend=resend, progress=progress)
-    click.echo(f"statistics for {chosen} are in {result.directory}")
-    if result.delivery is not None and result.delivery.skipped:
-        raise ClearinghouseError(
-            f"{len(result.delivery.skipped)} recipient(s) could not be mailed: "
-            + "; ".join(result.delivery.skipped)
-        )
-
-
-@report.command("reminders")
-@click.option(
-    "--date",
-    "on",
-    type=click.DateTime(["%Y-%m-%d"]),
-    default=None,
-    help="Act as if today were this day (default: today).",
-)
-@pass_app
-def report_reminders(app: App, on: datetime | None) -> None:
-    """Remind teams that have not submitted last month; warn about expiring keys.
-
-    Run it daily (clearinghouse-reminders.timer): each reminder and warning goes once.
-    """
-    from reports.reminders import send_reminders
-
-    result = send_reminders(app, on.date() if on else None)
-    click.echo(
-        f"{result.period}: {len(result.reminders)} reminder(s) "
-        f"{', '.join(result.reminders)}; {len(result.warnings)} key warning(s)"
-    )
-    if result.unreachable:
-        raise ClearinghouseError(
-            "no usable key to encrypt to for: " + ", ".join(sorted(set(result.unreachable)))
-        )
-
-
-def _monthly_steps(app: App) -> int:
-    """About how many progress lines a monthly run prints: files, then mails."""
-    from store.db import open_session
-    from store.registry import list_coordinators, list_teams
-
-    with open_session(app.engine) as s:
-        return 8 + 2 * len(list_teams(s)) + len(list_coordinators(s))
-
-
 # --- operations -------------------------------------------------------------------------
 
 
 @cli.command()
-@_json_option
+@json_option
 @pass_app
 def health(app: App, as_json: bool) -> None:
     """Check the outbox, the spool and the gateway key; exit 1 if any check fails."""
@@ -484,25 +237,12 @@ def health(app: App, as_json: bool) -> None:
         sys.exit(1)
 
 
-@cli.command()
-@click.option("--subject", default=None, help="Only changes of this handle, key or address.")
-@click.option("--limit", type=int, default=None, help="Only the newest N entries.")
-@_json_option
-@pass_app
-def audit(app: App, subject: str | None, limit: int | None, as_json: bool) -> None:
-    """Every change of the registry and the gateway key: when, who, what."""
-    from gateway.views import audit_row
-    from store.audit import list_entries
-    from store.db import open_session
-
-    with open_session(app.engine) as s:
-        rows = [audit_row(e) for e in list_entries(s, subject=subject, limit=limit)]
-    emit(rows, as_json, ["id", "at", "actor", "action", "subject", "details"])
-
-
 # Team side: no gateway configuration needed (see _WITHOUT_GATEWAY).
 cli.add_command(compose_command)
 cli.add_command(template_command)
+
+for group in (teams, keys_group, coordinators, audit, messages, submissions, outbox, report):
+    cli.add_command(group)
 
 
 # --- database schema ---------------------------------------------------------------------
@@ -541,143 +281,6 @@ def db_current(app: App) -> None:
             "run `clearinghouse db upgrade`"
         )
     click.echo(f"{at} (the newest revision)")
-
-
-# --- listings ---------------------------------------------------------------------------
-
-
-@cli.group()
-def messages() -> None:
-    """Incoming messages and their states."""
-
-
-@messages.command("list")
-@click.option(
-    "--state",
-    default=None,
-    type=click.Choice(["received", "accepted", "rejected", "duplicate", "quarantined"]),
-)
-@click.option("--limit", type=int, default=None)
-@_json_option
-@pass_app
-def messages_list(app: App, state: str | None, limit: int | None, as_json: bool) -> None:
-    """List messages (oldest first)."""
-    from store.db import open_session
-    from store.spool import list_messages
-
-    with open_session(app.engine) as s:
-        rows = [message_row(s, m) for m in list_messages(s, state=state, limit=limit)]
-    emit(rows, as_json, ["id", "state", "reason", "team", "channel", "received_at"])
-
-
-@messages.command("show")
-@click.argument("message_id", type=int)
-@click.option("--raw", is_flag=True, help="Print the raw message as received.")
-@_json_option
-@pass_app
-def messages_show(app: App, message_id: int, raw: bool, as_json: bool) -> None:
-    """Show one message: state, reason explained, what was stored."""
-    from store.db import open_session
-    from store.spool import get_message
-
-    with open_session(app.engine) as s:
-        message = get_message(s, message_id)
-        if message is None:
-            raise ClearinghouseError(f"no message {message_id}; see `messages list`")
-        if raw:
-            sys.stdout.buffer.write(message.raw)
-            return
-        emit(message_row(s, message, detailed=True), as_json)
-
-
-@messages.command("reprocess")
-@click.argument("message_id", type=int, required=False)
-@click.option("--quarantined", is_flag=True, help="Reprocess every quarantined message.")
-@pass_app
-def messages_reprocess(app: App, message_id: int | None, quarantined: bool) -> None:
-    """Run a message (or all quarantined ones) through the pipeline again."""
-    from gateway.service import reprocess
-
-    if (message_id is None) == (not quarantined):
-        raise click.UsageError("give a message ID or --quarantined (not both)")
-    outcomes: Iterable[tuple[int, Outcome]] = reprocess(app, message_id)
-    if quarantined:
-        from store.db import open_session
-        from store.spool import count_by_state
-
-        with open_session(app.engine) as s:
-            waiting = count_by_state(s).get("quarantined", 0)
-        outcomes = collect(outcomes, waiting, f"reprocessing {waiting} quarantined")
-    for mid, outcome in outcomes:
-        click.echo(
-            f"message {mid}: {outcome.state}{f' ({outcome.reason})' if outcome.reason else ''}"
-        )
-
-
-def _check_period(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
-    if value is not None and not re.fullmatch(r"[0-9]{4}-(0[1-9]|1[0-2])", value):
-        raise click.BadParameter(f"expected a month as YYYY-MM, found {value!r}")
-    return value
-
-
-@cli.group()
-def submissions() -> None:
-    """Stored reports."""
-
-
-@submissions.command("list")
-@click.option("--team", default=None)
-@click.option("--period", default=None, metavar="YYYY-MM", callback=_check_period)
-@click.option("--type", "type_", default=None, type=click.Choice(["type1", "type2"]))
-@_json_option
-@pass_app
-def submissions_list(
-    app: App, team: str | None, period: str | None, type_: str | None, as_json: bool
-) -> None:
-    """List stored submissions, every revision."""
-    from store.db import open_session
-    from store.submissions import list_submissions
-
-    with open_session(app.engine) as s:
-        rows = [
-            submission_row(r) for r in list_submissions(s, team=team, period=period, type=type_)
-        ]
-    emit(rows, as_json, ["id", "team", "type", "period", "revision", "message_id"])
-
-
-@cli.group()
-def outbox() -> None:
-    """Sealed replies waiting for delivery."""
-
-
-@outbox.command("list")
-@click.option("--state", default=None, type=click.Choice(["pending", "sent", "failed"]))
-@_json_option
-@pass_app
-def outbox_list(app: App, state: str | None, as_json: bool) -> None:
-    """List outbox entries."""
-    from store.db import open_session
-    from store.outbox import list_outbox
-
-    with open_session(app.engine) as s:
-        rows = [outbox_row(e) for e in list_outbox(s, state=state)]
-    emit(
-        rows,
-        as_json,
-        ["id", "kind", "recipient", "state", "attempts", "next_attempt_at", "last_error"],
-    )
-
-
-@outbox.command("flush")
-@pass_app
-def outbox_flush(app: App) -> None:
-    """Deliver every due entry now."""
-    from gateway.service import worker_for
-
-    result = worker_for(app).flush()
-    click.echo(f"{result.sent} sent, {result.retrying} retrying, {result.failed} failed")
-    if result.retrying or result.failed:
-        sys.exit(1)
 
 
 @cli.command()

@@ -75,6 +75,9 @@ def _process(app: App, message_id: int, owner: str | None) -> Outcome:
     if isinstance(verdict, Refusal):
         team_id = binding.team_id if binding else None
         return _quarantine(app, message_id, owner, verdict, unwrapped, team_id)
+    # Decryption ran in parallel; outcomes that store reports commit in arrival order, so a
+    # correction is never stored before the report it corrects.
+    spool.wait_for_older(app.engine, message_id, timeout=app.config.worker.lease_seconds)
     with transaction(app.engine) as s:
         # One message per team at a time (threads, instances): duplicates and revisions
         # are decided on what the team's previous message committed.

@@ -13,6 +13,7 @@ additionally keeps competing workers off the same candidate.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -137,6 +138,34 @@ def claim_message(engine: Engine, message_id: int, owner: str, lease_seconds: in
     """Lease one given unprocessed message to `owner` if it is free (commits)."""
     with transaction(engine) as session:
         return _claim(session, message_id, owner, lease_seconds)
+
+
+def older_in_flight(engine: Engine, message_id: int) -> bool:
+    """Whether an older message is still being processed under a live lease."""
+    with open_session(engine) as session:
+        now = utcnow()
+        statement = select(Message.id).where(
+            col(Message.id) < message_id,
+            col(Message.state) == RECEIVED,
+            col(Message.lease_until).is_not(None),
+            col(Message.lease_until) >= now,
+        )
+        return session.exec(statement.limit(1)).first() is not None
+
+
+def wait_for_older(engine: Engine, message_id: int, *, timeout: float, poll: float = 0.05) -> bool:
+    """Wait until no older message is in flight, so that outcomes commit in arrival order.
+
+    Parallel workers decrypt and verify side by side; a team's correction must still not
+    be stored before the report it corrects. Returns False on timeout (the older message's
+    worker is stuck; its lease will expire and the caller goes ahead).
+    """
+    deadline = time.monotonic() + timeout
+    while older_in_flight(engine, message_id):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll)
+    return True
 
 
 def release_message(engine: Engine, message_id: int, owner: str) -> None:

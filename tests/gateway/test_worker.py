@@ -6,6 +6,7 @@ database, which is what the passing of time would do.
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -65,6 +66,7 @@ def maildir_files(app: App) -> list[Path]:
 
 
 # --- the same message twice ----------------------------------------------------------------
+
 
 def test_a_worker_whose_lease_was_taken_over_records_nothing(
     app: App, team: TeamClient, worker: Worker
@@ -255,3 +257,28 @@ def test_a_maildir_transport_error_keeps_the_entry_for_later(app: App, tmp_path:
     assert (result.sent, result.retrying, result.failed) == (0, 1, 0)
     [entry] = entries(app)
     assert (entry.state, entry.attempts) == ("pending", 1)
+
+
+def test_parallel_workers_store_a_teams_corrections_in_arrival_order(
+    app: App, team: TeamClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = team.submit(TYPE1.replace("Requests: 1204", "Requests: 1"))
+    real_unwrap = app.unwrapper.unwrap
+
+    def slow_for_the_first(raw: bytes) -> object:
+        if raw.startswith(first[:200]):
+            time.sleep(0.5)  # the first report takes longest: the corrections overtake it
+        return real_unwrap(raw)
+
+    monkeypatch.setattr(app.unwrapper, "unwrap", slow_for_the_first)
+    accept(app.engine, first, "ingest")
+    for n in range(2, 5):
+        accept(app.engine, team.submit(TYPE1.replace("Requests: 1204", f"Requests: {n}")), "ingest")
+    worker = Worker(app, MaildirTransport(app.config.outbound.maildir), concurrency=3)
+    assert worker.run_once() == {"accepted": 4}
+    with open_session(app.engine) as s:
+        rows = list_submissions(s)
+    # Revision n holds the n-th message's figure: the newest revision is the last one sent.
+    assert [(r.revision, r.message_id, r.values["requests"]) for r in rows] == [
+        (n, n, n) for n in range(1, 5)
+    ]
