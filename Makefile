@@ -10,7 +10,7 @@ SYSTEM_PACKAGES := gnupg gpg-agent dovecot-imapd poppler-utils
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: deps venv demo test lint clean
+.PHONY: deps venv postgres demo test lint clean
 
 ## deps: install the system packages above if a tool is missing (as root; else say what to do)
 deps:
@@ -45,9 +45,16 @@ $(VENV)/.installed: pyproject.toml
 demo: venv
 	$(BIN)/clearinghouse demo
 
-## test: the whole test suite; pass options with PYTEST_ARGS="-k smtp -x"
-test: venv
+## postgres: a PostgreSQL on 127.0.0.1:5432 with a `test` database, trust for local TCP
+## (as root: installs and starts Debian's postgresql; else checks it is there)
+postgres:
+	@bash .ci/postgres
+
+## test: the whole test suite twice, on SQLite and then on PostgreSQL (several gateway
+## instances sharing a store are tested there); pass options with PYTEST_ARGS="-k smtp -x"
+test: venv postgres
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	CLEARINGHOUSE_TEST_DATABASE=postgresql $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## lint: ruff and mypy --strict, configured in pyproject.toml
 lint: venv

@@ -16,6 +16,7 @@ import io
 import os
 import re
 import tempfile
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -228,6 +229,10 @@ class GnuPG:
         # and python-gnupg decodes it strictly in a reader thread that would die on them
         # (losing the status lines after). User IDs are re-decoded as UTF-8 in _details.
         self._gpg.encoding = "latin-1"
+        # Key listings, by (fingerprint, secret), for as long as the keyring is unchanged.
+        self._listed: dict[tuple[str, bool], KeyDetails | None] = {}
+        self._listed_state: tuple[int, ...] = ()
+        self._listed_lock = threading.Lock()
 
     # --- keys -------------------------------------------------------------------------
 
@@ -263,9 +268,37 @@ class GnuPG:
         return [str(k["fingerprint"]).upper() for k in self._gpg.list_keys()]
 
     def details(self, fingerprint: str, *, secret: bool = False) -> KeyDetails | None:
+        """The key's details, None if it is not in the keyring.
+
+        Remembered until the keyring changes (in this process or any other): every
+        message asks for its signer's key and for its team's, and a listing costs a gpg
+        process. Nothing in `KeyDetails` depends on the time of asking.
+        """
+        wanted, state = (fingerprint.upper(), secret), self._keyring_state()
+        with self._listed_lock:
+            if state != self._listed_state:
+                self._listed, self._listed_state = {}, state
+            if wanted in self._listed:
+                return self._listed[wanted]
         keys = self._gpg.list_keys(secret=secret, keys=[fingerprint])
         match = [k for k in keys if str(k["fingerprint"]).upper() == fingerprint.upper()]
-        return _details(match[0]) if match else None
+        found = _details(match[0]) if match else None
+        with self._listed_lock:
+            if state == self._listed_state:  # else it changed meanwhile: not worth keeping
+                self._listed[wanted] = found
+        return found
+
+    def _keyring_state(self) -> tuple[int, ...]:
+        """What changes whenever gpg adds, changes or deletes a public or secret key."""
+        stamps: list[int] = []
+        for name in ("pubring.kbx", "private-keys-v1.d"):
+            try:
+                st = os.stat(self.home / name)
+            except FileNotFoundError:
+                stamps += (0, 0, 0)
+                continue
+            stamps += (st.st_mtime_ns, st.st_size, st.st_ino)
+        return tuple(stamps)
 
     def keys_for_address(self, address: str) -> list[KeyDetails]:
         """Public keys with a user ID for exactly `address` (gpg's `<address>` match)."""

@@ -7,8 +7,10 @@ and `transaction()`, the one place where "stored" becomes "committed".
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -75,12 +77,29 @@ def open_session(engine: Engine) -> Session:
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Session]:
     """One unit of work: committed when the block ends, rolled back if it raises."""
-    session = open_session(engine)
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
+    with _write_turn(engine):
+        session = open_session(engine)
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+
+# SQLite has one writer at a time. Left to itself, a waiting writer polls for the lock,
+# sleeping up to 100 ms between tries, so a short write (the SMTP door storing a message
+# before its 250) can starve behind a stream of longer ones (the workers' transactions).
+# Transactions of one process on one SQLite database therefore queue on a lock instead
+# and are woken the moment it is free. Other processes still meet at busy_timeout.
+_TURNS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
+_TURNS_LOCK = threading.Lock()
+
+
+def _write_turn(engine: Engine) -> AbstractContextManager[object]:
+    if engine.dialect.name != "sqlite":
+        return nullcontext()
+    with _TURNS_LOCK:
+        return _TURNS.setdefault(engine, threading.RLock())

@@ -2,7 +2,10 @@
 teams, on SQLite and PostgreSQL alike.
 
 Races are forced, not hoped for: a barrier holds each thread at the point where the
-race would happen until the other one is there too.
+race would happen until the other one is there too. Outcomes normally commit in arrival
+order (`spool.wait_for_older`); the team lock is what still keeps one team's messages
+apart when that wait gives up (an older message's worker is stuck), which these tests
+make happen at once.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from gateway.delivery import MaildirTransport
 from gateway.intake import accept
 from gateway.pipeline import Outcome
 from gateway.worker import Worker
-from store import outbox
+from store import outbox, spool
 from store.db import open_session
 from store.spool import list_messages
 from store.submissions import list_submissions
@@ -42,6 +45,17 @@ def held_together(monkeypatch: pytest.MonkeyPatch, module: Any, name: str, parti
         return original(*args, **kwargs)
 
     monkeypatch.setattr(module, name, wrapper)
+
+
+def ordering_gives_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both messages authenticated, neither stored; then the arrival-order wait times out."""
+    barrier = threading.Barrier(2, timeout=60)
+
+    def gave_up(engine: object, message_id: int, *, timeout: float) -> bool:
+        barrier.wait()
+        return False
+
+    monkeypatch.setattr(spool, "wait_for_older", gave_up)
 
 
 def concurrent_worker(app: App, threads: int = 2) -> Worker:
@@ -82,8 +96,7 @@ def test_the_same_message_twice_at_once_is_accepted_once(
 ) -> None:
     raw = team.submit()
     first, second = (accept(app.engine, raw, "smtp")[0] for _ in range(2))
-    # Both authenticated, neither stored: the moment a duplicate check could race.
-    held_together(monkeypatch, pipeline, "lock_team", 2)
+    ordering_gives_up(monkeypatch)  # the moment a duplicate check could race
 
     assert concurrent_worker(app).run_once() == {"accepted": 1, "duplicate": 1}
 
@@ -99,7 +112,7 @@ def test_two_reports_for_one_period_at_once_become_revisions_one_and_two(
 ) -> None:
     for index in range(2):
         accept(app.engine, team.submit(report(index)), "smtp")
-    held_together(monkeypatch, pipeline, "lock_team", 2)
+    ordering_gives_up(monkeypatch)
 
     assert concurrent_worker(app).run_once() == {"accepted": 2}
 

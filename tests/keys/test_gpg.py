@@ -518,3 +518,18 @@ def test_utf8_user_ids_are_read_back_intact(tmp_path: Path) -> None:
     fpr = gpg.generate_key("CERT Ünïcødé", "u@example.org")
     details = gpg.details(fpr)
     assert details is not None and details.user_ids == ("CERT Ünïcødé <u@example.org>",)
+
+
+def test_details_follow_the_keyring_when_another_process_changes_it(tmp_path: Path) -> None:
+    source = GnuPG(tmp_path / "source")
+    fpr = source.generate_key("CERT X", "cert@x.example")
+    gateway, admin = GnuPG(tmp_path / "gateway"), GnuPG(tmp_path / "gateway")  # two processes
+    assert gateway.details(fpr) is None
+
+    admin.import_keys(source.export_public(fpr).encode())
+    imported = gateway.details(fpr)
+    assert imported is not None and imported.user_ids == ("CERT X <cert@x.example>",)
+    assert gateway.details(fpr) == imported  # asked again: the same, without a gpg run
+
+    admin.delete_public(fpr)
+    assert gateway.details(fpr) is None

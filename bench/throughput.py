@@ -1,0 +1,400 @@
+"""How close the gateway runs to the cost of the cryptography it cannot avoid.
+
+Sets up a gateway in a temporary directory (SQLite, or PostgreSQL with --database-url),
+N teams with their own keys and M distinct signed+encrypted submissions, starts
+`clearinghouse serve` on loopback, sends everything over SMTP from concurrent clients
+and measures until every receipt is in the outbox. Then, in the same run, the floor:
+the same messages decrypted+verified, and the same receipts (their exact plaintext)
+signed+encrypted, by bare gpg processes at the gateway's concurrency.
+
+Prints messages/s for both and their ratio, p50/p99 SMTP accept latency (MAIL FROM to
+the 250 after DATA), p50/p99 time to receipt (the message stored to its receipt queued),
+and the serve process's peak RSS; with --large K, also the peak RSS after K messages of
+almost 10 MiB each (a report after megabytes of comment lines: the report body is capped
+at 1 MiB, so each is rejected, with a signed+encrypted reply, after being decrypted,
+verified and parsed like any other). Not part of the test suite:
+`python bench/throughput.py --help`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import email
+import os
+import queue
+import re
+import shutil
+import signal
+import smtplib
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import Engine, func
+from sqlmodel import col, select
+
+from gateway.app import App
+from gateway.config import Config, config_from_mapping
+from keys.compose import compose, open_sealed
+from keys.gpg import GnuPG
+from keys.identity import create_identity
+from store.db import open_session
+from store.models import Message, OutboxEntry
+
+INTAKE = "stats@clearinghouse.example"
+HOST = "127.0.0.1"
+T = TypeVar("T")
+
+REPORT = """\
+Report: type1
+Period: {period}
+Requests: {n}
+Incidents-Opened: 311
+Incidents-Closed: 298
+Inbound-Communication: 1650
+Outbound-Communication: 1422
+Organisations-Involved: 187
+Hours-Spent: 940.5
+"""
+
+
+@dataclass(frozen=True)
+class Team:
+    handle: str
+    email: str
+    gpg: GnuPG
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class Sent:
+    message_id: int
+    latency: float  # seconds from MAIL FROM to the 250 after DATA
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--teams", type=int, default=20)
+    p.add_argument("--messages", type=int, default=500)
+    p.add_argument("--senders", type=int, default=20, help="concurrent SMTP clients")
+    p.add_argument("--workers", type=int, default=2, help="[worker] concurrency (and floor)")
+    p.add_argument("--database-url", default="", help="default: SQLite in the temp dir")
+    p.add_argument("--large", type=int, default=0, help="then K messages of almost 10 MiB")
+    p.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    return p.parse_args(argv)
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def parallel(count: int, work: Callable[[int], T], items: int) -> list[T]:
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(work, range(items)))
+
+
+# --- set-up --------------------------------------------------------------------------------
+
+
+def gateway_config(home: Path, args: argparse.Namespace, smtp_port: int) -> Path:
+    url = args.database_url or f"sqlite:///{home / 'clearinghouse.db'}"
+    text = (
+        f'[clearinghouse]\nhome = "{home}"\ndatabase_url = "{url}"\n'
+        f'[smtp]\nlisten = "{HOST}:{smtp_port}"\n'
+        f"[worker]\nconcurrency = {args.workers}\n"
+        '[metrics]\nlisten = ""\n'
+    )
+    path = home.parent / "clearinghouse.toml"
+    path.write_text(text)
+    return path
+
+
+def load(path: Path) -> Config:
+    import tomllib
+
+    return config_from_mapping(tomllib.loads(path.read_text()), str(path))
+
+
+def make_team(app: App, root: Path, index: int) -> Team:
+    handle = f"team{index:04d}"
+    address = f"cert@{handle}.example"
+    gpg = GnuPG(root / "teams" / handle)
+    fpr = gpg.generate_key(f"CERT {handle}", address)
+    gpg.import_keys(app.gpg.export_public(app.identity.fingerprint).encode())
+    app.registry.add_team(handle, name=handle.upper(), email=address)
+    app.registry.import_keys(handle, gpg.export_public(fpr).encode())
+    return Team(handle, address, gpg, fpr)
+
+
+def submission(team: Team, gateway_fpr: str, n: int, padding: int = 0) -> bytes:
+    report = REPORT.format(period="2026-10", n=n)
+    if padding:  # comment lines, ignored by the parser; random hex, which gpg halves
+        blob = os.urandom(padding).hex()
+        report = "".join(f"# {blob[i : i + 76]}\n" for i in range(0, len(blob), 76)) + report
+    return compose(
+        team.gpg, report, signer=team.fingerprint, recipients=[gateway_fpr],
+        sender=team.email, to=INTAKE,
+    )  # fmt: skip
+
+
+# --- the gateway ---------------------------------------------------------------------------
+
+
+@contextmanager
+def serving(config: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
+    argv = [sys.executable, "-m", "gateway.cli", "--config", str(config), "serve"]
+    log = open(config.with_suffix(".log"), "wb")  # noqa: SIM115 - closed below
+    server = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 30
+        while not answers(port):
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"serve did not start; see {log.name}")
+            time.sleep(0.05)
+        yield server
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+        log.close()
+
+
+def answers(port: int) -> bool:
+    try:
+        smtplib.SMTP(HOST, port, timeout=1).quit()
+    except OSError:
+        return False
+    return True
+
+
+def peak_rss_mib(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    match = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
+    return int(match[1]) / 1024 if match else float("nan")
+
+
+def send_all(port: int, mails: list[tuple[str, bytes]], senders: int) -> list[Sent]:
+    """Every mail over SMTP, `senders` connections at once; each one's accept latency."""
+    work: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
+    for mail in mails:
+        work.put(mail)
+    done: list[Sent] = []
+    lock = threading.Lock()
+
+    def sender(_: int) -> None:
+        with smtplib.SMTP(HOST, port, timeout=120) as smtp:
+            smtp.ehlo("bench.example")
+            while True:
+                try:
+                    sender_address, raw = work.get_nowait()
+                except queue.Empty:
+                    return
+                sent = send_one(smtp, sender_address, raw)
+                with lock:
+                    done.append(sent)
+
+    parallel(senders, sender, senders)
+    return done
+
+
+def send_one(smtp: smtplib.SMTP, sender: str, raw: bytes) -> Sent:
+    start = time.perf_counter()
+    smtp.mail(sender)
+    smtp.rcpt(INTAKE)
+    code, reply = smtp.data(raw)
+    latency = time.perf_counter() - start
+    match = re.search(rb"Queued as (\d+)", reply)
+    if code != 250 or match is None:
+        raise RuntimeError(f"not accepted: {code} {reply!r}")
+    return Sent(int(match[1]), latency)
+
+
+def replies_queued(engine: Engine) -> int:
+    """Receipts, and any other reply (a large message's rejection), in the outbox."""
+    with open_session(engine) as s:
+        return int(s.exec(select(func.count()).select_from(OutboxEntry)).one())
+
+
+def wait_for_receipts(engine: Engine, expected: int, timeout: float = 3600) -> float:
+    deadline = time.monotonic() + timeout
+    while (queued := replies_queued(engine)) < expected:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {queued} of {expected} receipts after {timeout} s")
+        time.sleep(0.02)
+    return time.perf_counter()
+
+
+def times_to_receipt(engine: Engine, ids: set[int]) -> list[float]:
+    """For each message: from stored (its SMTP 250) to its receipt queued in the outbox."""
+    with open_session(engine) as s:
+        query = (
+            select(Message.id, Message.received_at, OutboxEntry.created_at)
+            .join(OutboxEntry, col(OutboxEntry.message_id) == col(Message.id))
+            .where(OutboxEntry.kind == "receipt")
+        )
+        rows = s.exec(query).all()
+    return [(queued - received).total_seconds() for mid, received, queued in rows if mid in ids]
+
+
+# --- the floor -----------------------------------------------------------------------------
+
+
+def gpg_argv(home: Path, *args: str) -> list[str]:
+    base = ["gpg", "--homedir", str(home), "--batch", "--no-tty", "--status-fd", "2"]
+    return [*base, "--trust-model", "always", *args]
+
+
+def ciphertext(raw: bytes) -> bytes:
+    parts = [p for p in email.message_from_bytes(raw).walk()]
+    payload = [p for p in parts if p.get_content_type() == "application/octet-stream"]
+    data = payload[0].get_payload(decode=True)
+    return data if isinstance(data, bytes) else b""
+
+
+def floor(
+    app: App, incoming: list[bytes], receipts: list[tuple[bytes, str]], workers: int
+) -> float:
+    """Seconds for bare gpg to decrypt+verify every message and sign+encrypt every receipt."""
+    home, signer = app.config.gnupg_home, app.identity.fingerprint
+    inputs = [ciphertext(raw) for raw in incoming]
+
+    def one(index: int) -> None:
+        subprocess.run(gpg_argv(home, "--decrypt"), input=inputs[index], capture_output=True,
+                       check=True)  # fmt: skip
+        plaintext, recipient = receipts[index]
+        sign = gpg_argv(home, "--armor", "--sign", "--encrypt", "--local-user", signer,
+                        "--recipient", recipient)  # fmt: skip
+        subprocess.run(sign, input=plaintext, capture_output=True, check=True)
+
+    start = time.perf_counter()
+    parallel(workers, one, len(inputs))
+    return time.perf_counter() - start
+
+
+def receipt_plaintexts(app: App, teams: dict[str, Team], ids: set[int]) -> list[tuple[bytes, str]]:
+    """What the gateway signed and encrypted for each receipt, and for whom."""
+    with open_session(app.engine) as s:
+        entries = s.exec(select(OutboxEntry).where(OutboxEntry.kind == "receipt")).all()
+    found = []
+    for entry in (e for e in entries if e.message_id in ids):
+        team = teams[entry.recipient]
+        found.append((open_sealed(team.gpg, entry.raw).data, team.fingerprint))
+    return found
+
+
+# --- the run -------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+def set_up(root: Path, args: argparse.Namespace) -> tuple[App, Path, int, list[Team]]:
+    home, port = root / "var", free_port()
+    home.mkdir(parents=True)
+    config = gateway_config(home, args, port)
+    app = App(load(config))
+    app.create_schema()
+    create_identity(app.gpg, "Bench Clearinghouse", INTAKE)
+    return app, config, port, [make_team(app, root, i) for i in range(args.teams)]
+
+
+def make_mails(
+    app: App, teams: list[Team], first: int, count: int, padding: int = 0
+) -> list[tuple[str, bytes]]:
+    """`count` distinct submissions, numbered from `first`, round-robin over the teams."""
+    fpr = app.identity.fingerprint
+
+    def one(i: int) -> tuple[str, bytes]:
+        team = teams[(first + i) % len(teams)]
+        return team.email, submission(team, fpr, first + i, padding)
+
+    return parallel(os.cpu_count() or 2, one, count)
+
+
+def measure_gateway(
+    app: App, port: int, senders: int, mails: list[tuple[str, bytes]], queued_before: int
+) -> tuple[float, list[Sent]]:
+    """Seconds from the first send until every mail's receipt is queued; what was sent."""
+    start = time.perf_counter()
+    sent = send_all(port, mails, senders)
+    return wait_for_receipts(app.engine, queued_before + len(mails)) - start, sent
+
+
+def report(figures: dict[str, str]) -> None:
+    width = max(map(len, figures))
+    for name, value in figures.items():
+        print(f"{name:<{width}}  {value}")
+
+
+def run(root: Path, args: argparse.Namespace) -> dict[str, str]:
+    app, config, port, teams = set_up(root, args)
+    mails = make_mails(app, teams, 0, args.messages)
+    large = make_mails(app, teams, args.messages, args.large, padding=6_300_000)
+    figures: dict[str, str] = {}
+    with serving(config, port) as server:
+        seconds, sent = measure_gateway(app, port, args.senders, mails, 0)
+        figures["peak RSS, serve (MiB)"] = f"{peak_rss_mib(server.pid):.0f}"
+        if large:
+            size = max(len(raw) for _, raw in large) / 2**20
+            measure_gateway(app, port, min(args.senders, args.workers), large, len(mails))
+            figures[f"peak RSS after {len(large)} x {size:.1f} MiB (MiB)"] = (
+                f"{peak_rss_mib(server.pid):.0f}"
+            )
+    ids = {s.message_id for s in sent}
+    by_email = {t.email: t for t in teams}
+    plaintexts = [r for r in receipt_plaintexts(app, by_email, ids)]
+    floor_seconds = floor(app, [raw for _, raw in mails], plaintexts, args.workers)
+    gateway_rate, floor_rate = len(mails) / seconds, len(mails) / floor_seconds
+    latencies = [s.latency * 1000 for s in sent]
+    to_receipt = [t * 1000 for t in times_to_receipt(app.engine, ids)]
+    app.engine.dispose()
+    return {
+        "messages": f"{len(mails)} from {len(teams)} teams, {args.senders} SMTP senders",
+        "gateway (messages/s)": f"{gateway_rate:.1f}",
+        f"floor, bare gpg x{args.workers} (messages/s)": f"{floor_rate:.1f}",
+        "ratio gateway / floor": f"{gateway_rate / floor_rate:.2f}",
+        "SMTP accept p50 / p99 (ms)": f"{percentile(latencies, 0.5):.1f} / "
+        f"{percentile(latencies, 0.99):.1f}",
+        "time to receipt p50 / p99 (ms)": f"{percentile(to_receipt, 0.5):.0f} / "
+        f"{percentile(to_receipt, 0.99):.0f}",
+    } | figures
+
+
+def stop_agents(root: Path) -> None:
+    for keyring in root.rglob("pubring.kbx"):
+        subprocess.run(["gpgconf", "--homedir", str(keyring.parent), "--kill", "gpg-agent"],
+                       check=False, capture_output=True)  # fmt: skip
+
+
+def main(argv: Sequence[str]) -> int:
+    args = parse_args(argv)
+    root = Path(tempfile.mkdtemp(prefix="clearinghouse-bench-"))
+    try:
+        report(run(root, args))
+    finally:
+        stop_agents(root)
+        if args.keep:
+            print(f"kept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
