@@ -475,7 +475,8 @@ def test_cli_poll_imap_once_prints_what_it_did(
     result = CliRunner().invoke(cli, ["--config", str(config), "poll-imap", "--once"])
 
     assert result.exit_code == 0, result.output
-    assert "fetched 1: 1 stored, 0 already spooled, 0 unparseable, 0 oversize; 1 moved" in result.output
+    summary = "fetched 1: 1 stored, 0 already spooled, 0 unparseable, 0 oversize; 1 moved"
+    assert summary in result.output
     assert ids_in(dovecot, "Processed") == ["1"]
 
 

@@ -33,8 +33,9 @@ def reply_text(team: TeamClient, raw: bytes) -> str:
     assert result.clean and result.decrypted
     assert len(result.signatures) == 1 and result.signatures[0].outcome == "good"
     inner = email.message_from_bytes(result.data)
-    body = inner.get_payload(decode=True) if not inner.is_multipart() else b""
-    return f"Subject: {inner['Subject']}\n\n" + (body or b"").decode()
+    body = inner.get_payload(decode=True)
+    text = body.decode() if isinstance(body, bytes) else ""
+    return f"Subject: {inner['Subject']}\n\n" + text
 
 
 # --- accepted -------------------------------------------------------------------------

@@ -173,7 +173,10 @@ def _messages(app: App) -> list[Message]:
 
 def _mutations(packets: bytes) -> dict[str, bytes]:
     size = len(packets)
-    flip = lambda at: packets[:at] + bytes([packets[at] ^ 0x55]) + packets[at + 1 :]  # noqa: E731
+
+    def flip(at: int) -> bytes:
+        return packets[:at] + bytes([packets[at] ^ 0x55]) + packets[at + 1 :]
+
     return {
         "session-key packet": flip(12),
         "cipher start": flip(size // 3),

@@ -59,9 +59,11 @@ def decrypt_calls(app: App, monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
 def _victim_ciphertext(victim: TeamClient) -> bytes:
     """The armored OpenPGP block of the victim's genuine submission."""
     msg = email.message_from_bytes(victim.submit(VICTIM_REPORT))
-    parts = msg.get_payload()
-    assert isinstance(parts, list)
-    data = parts[1].get_payload(decode=True)
+    [data] = [
+        p.get_payload(decode=True)
+        for p in msg.walk()
+        if p.get_content_type() == "application/octet-stream"
+    ]
     assert isinstance(data, bytes)
     return data
 
