@@ -24,6 +24,7 @@ from reports.statistics import TOTAL, TYPE_TITLES, MonthlyStatistics, TeamRow, T
 CLASSIFICATION = "CONFIDENTIAL: contributing teams and coordinators only"
 YOURS = " (your team)"
 _TEAMS_PER_TABLE = 6
+_TEAMS_PER_SHARE_CHART = 30  # about 560 pt of chart: one page at most
 _SHORT = {
     "requests": "Requests",
     "incidents-opened": "Incidents opened",
@@ -127,15 +128,22 @@ def _type2_body(stats: TypeStatistics, own: TeamRow | None) -> list[Flowable]:
     names = [_name(r, own).replace(YOURS, " (you)") for r in stats.rows]
     series = [(line.label, [_share(r, line.key) for r in stats.rows]) for line in classes]
     marked = [i for i, r in enumerate(stats.rows) if own and r.team_id == own.team_id]
-    height = 60 + 16 * len(stats.rows) + 14 * ((len(classes) + 2) // 3)
     flow: list[Flowable] = [
         p("Class distribution per team", "h1"),
         p("Share of each class in the team's incidents for the month.", "note"),
         Spacer(1, 4),
-        share_chart(
-            "Incidents by class, % of each team's total", names, series, BODY_WIDTH, height
-        ),
-        Spacer(1, 8),
+    ]
+    # One chart per page-sized group of teams: a single chart for every team would grow
+    # past the page (reportlab refuses it) once a few dozen teams contribute.
+    for start in range(0, len(names), _TEAMS_PER_SHARE_CHART):
+        chunk = slice(start, start + _TEAMS_PER_SHARE_CHART)
+        part = [(label, values[chunk]) for label, values in series]
+        height = 60 + 16 * len(names[chunk]) + 14 * ((len(classes) + 2) // 3)
+        title = "Incidents by class, % of each team's total"
+        if len(names) > _TEAMS_PER_SHARE_CHART:
+            title += f" (teams {start + 1}-{min(start + _TEAMS_PER_SHARE_CHART, len(names))})"
+        flow += [share_chart(title, names[chunk], part, BODY_WIDTH, height), Spacer(1, 8)]
+    flow += [
         bar_chart(
             "All incidents per team",
             [r.pseudonym.removeprefix("Team ") for r in stats.rows],

@@ -141,6 +141,42 @@ def test_internal_type2_shows_each_team_by_class(stats: MonthlyStatistics) -> No
     assert "Harassment" not in text  # types nobody reported are left out
 
 
+@pytest.mark.parametrize("teams", [45, 120])
+def test_internal_pdfs_render_for_many_teams(teams: int) -> None:
+    # One chart for every team once grew past the page from about 40 teams.
+    many = [
+        StoredReport(
+            i,
+            i,
+            f"team{i}",
+            "type2",
+            PERIOD,
+            1,
+            STORED,
+            type2={("abusive-content", "spam"): i, ("intrusions", None): 3},
+        )
+        for i in range(1, teams + 1)
+    ] + [
+        StoredReport(
+            teams + i,
+            i,
+            f"team{i}",
+            "type1",
+            PERIOD,
+            1,
+            STORED,
+            type1=dict.fromkeys(TYPE1_FIELDS, Decimal(i)),
+        )
+        for i in range(1, teams + 1)
+    ]
+    big = compute(many, PERIOD, load_taxonomy(), minimum=3, secret=b"k" * 32)
+    reader = Reader(7, "CERT Seven (team7)")
+    assert pdf_text(internal_pdf(big, "type1", NAME, reader)).count("(your team)") == 1
+    type2 = pdf_text(internal_pdf(big, "type2", NAME, reader))
+    assert "(you)" in type2
+    assert f"(teams 31-{min(60, teams)})" in type2
+
+
 def test_internal_pdf_without_contributions_says_so(stats: MonthlyStatistics) -> None:
     empty = compute([], PERIOD, load_taxonomy(), minimum=3, secret=b"k" * 32)
     text = pdf_text(internal_pdf(empty, "type2", NAME, None))
