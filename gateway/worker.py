@@ -31,6 +31,7 @@ from store.db import open_session, transaction
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
+RETRY_SECONDS = 60  # a message whose processing raised waits this long before a retry
 BATCH_PER_THREAD = 20  # `run` delivers the outbox at least after this many messages each
 
 
@@ -82,6 +83,9 @@ class Worker:
             except Exception:
                 log.exception("processing message %s failed", message_id)
                 self.app.metrics.processing_errors.inc()
+                # Not retried at once (it may fail the same way), and no longer "in
+                # flight": newer messages need not wait for it to commit in order.
+                spool.back_off(self.app.engine, message_id, owner or self.owner, RETRY_SECONDS)
                 self._give_up_if_exhausted(message_id)
                 return None
 

@@ -147,7 +147,7 @@ def older_in_flight(engine: Engine, message_id: int) -> bool:
         statement = select(Message.id).where(
             col(Message.id) < message_id,
             col(Message.state) == RECEIVED,
-            col(Message.lease_until).is_not(None),
+            col(Message.lease_owner).is_not(None),  # held by a worker, not backing off
             col(Message.lease_until) >= now,
         )
         return session.exec(statement.limit(1)).first() is not None
@@ -166,6 +166,16 @@ def wait_for_older(engine: Engine, message_id: int, *, timeout: float, poll: flo
             return False
         time.sleep(poll)
     return True
+
+
+def back_off(engine: Engine, message_id: int, owner: str, seconds: int) -> None:
+    """After a failed attempt: nobody holds the message, and nobody claims it for a while."""
+    with transaction(engine) as session:
+        session.exec(
+            update(Message)
+            .where(col(Message.id) == message_id, col(Message.lease_owner) == owner)
+            .values(lease_owner=None, lease_until=utcnow() + timedelta(seconds=seconds))
+        )
 
 
 def release_message(engine: Engine, message_id: int, owner: str) -> None:
