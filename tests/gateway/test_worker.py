@@ -282,3 +282,23 @@ def test_parallel_workers_store_a_teams_corrections_in_arrival_order(
     assert [(r.revision, r.message_id, r.values["requests"]) for r in rows] == [
         (n, n, n) for n in range(1, 5)
     ]
+
+
+def test_a_message_that_failed_does_not_hold_back_newer_ones(
+    app: App, team: TeamClient, worker: Worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    poison, _ = accept(app.engine, b"Subject: poison\r\n\r\nx\r\n", "ingest")
+    newer, _ = accept(app.engine, team.submit(TYPE1), "ingest")
+    real_process = process_message
+
+    def process(app_: App, message_id: int, owner: str | None = None) -> Outcome:
+        if message_id == poison:
+            raise RuntimeError("a bug that this message triggers")
+        # The older message failed: it backs off, it is not "in flight" any more.
+        assert not spool.older_in_flight(app_.engine, message_id)
+        return real_process(app_, message_id, owner)
+
+    monkeypatch.setattr("gateway.worker.process_message", process)
+    assert worker.run_once() == {"error": 1, "accepted": 1}
+    assert message(app, newer).state == "accepted"
+    assert spool.claim_next_message(app.engine, "another") is None  # poison waits its turn
