@@ -17,7 +17,7 @@ from reportlab.lib.enums import TA_RIGHT
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import cm
-from reportlab.platypus import Paragraph, Table, TableStyle
+from reportlab.platypus import Flowable, Paragraph, Table, TableStyle
 
 NAVY = colors.HexColor("#1F3A5F")
 ACCENT = colors.HexColor("#2E86AB")
@@ -99,6 +99,25 @@ def number(value: Decimal | int) -> str:
 def average(value: Decimal | None) -> str:
     """A rounded average: always two decimals, "1,204.33"."""
     return "–" if value is None else f"{value:,.2f}"
+
+
+def chunked(
+    header: Sequence[str],
+    rows: Sequence[Sequence[str | Paragraph]],
+    widths: Sequence[float],
+    *,
+    size: int = 35,
+    numeric_from: int = 1,
+) -> list[Flowable]:
+    """A long table as several tables of `size` rows, each with its header.
+
+    reportlab measures the whole rest of a table again at every page break it splits, so
+    one table of a thousand teams costs quadratic time; page-sized pieces keep it linear.
+    """
+    return [
+        table(header, rows[start : start + size], widths, numeric_from=numeric_from)
+        for start in range(0, len(rows), size)
+    ]
 
 
 def table(

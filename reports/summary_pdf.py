@@ -11,7 +11,7 @@ from reportlab.lib.units import cm
 from reportlab.platypus import Flowable, KeepTogether, Paragraph, Spacer
 
 from gateway.reasons import explain
-from reports.layout import BODY_WIDTH, markup, p, table
+from reports.layout import BODY_WIDTH, chunked, markup, p, table
 from reports.pdf import DocumentMeta, render
 from reports.periods import month_name
 from reports.statistics import TYPES
@@ -73,8 +73,8 @@ def _submissions(summary: CoordinatorSummary) -> list[Flowable]:
     widths = [3 * cm, BODY_WIDTH - 3 * cm - 2.4 * cm - 2 * 3.6 * cm, 2.4 * cm, 3.6 * cm, 3.6 * cm]
     flow: list[Flowable] = [p(f"Submissions for {month_name(summary.period)}", "h1")]
     if rows:
-        flow.append(
-            table(["Team", "Name", "Status", "Type 1", "Type 2"], rows, widths, numeric_from=5)
+        flow += chunked(
+            ["Team", "Name", "Status", "Type 1", "Type 2"], rows, widths, numeric_from=5
         )
     else:
         flow.append(p("No team is registered."))
@@ -99,10 +99,8 @@ def _late(summary: CoordinatorSummary) -> list[Flowable]:
         for r in summary.late
     ]
     widths = [4 * cm, 2.5 * cm, 2.5 * cm, 2.5 * cm, BODY_WIDTH - 11.5 * cm]
-    return [
-        *flow,
-        table(["Team", "Type", "Period", "Revision", "Stored (UTC)"], rows, widths, numeric_from=3),
-    ]
+    header = ["Team", "Type", "Period", "Revision", "Stored (UTC)"]
+    return [*flow, *chunked(header, rows, widths, numeric_from=3)]
 
 
 def _messages(summary: CoordinatorSummary) -> list[Flowable]:
