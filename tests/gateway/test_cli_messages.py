@@ -8,7 +8,6 @@ fixture's data directory. Submissions are really signed and encrypted (support.p
 from __future__ import annotations
 
 import email
-import json
 import os
 import signal
 import smtplib
@@ -16,13 +15,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from cli_support import Cli, write_config
+from click.testing import CliRunner
 from support import INTAKE, TYPE1, TYPE2, TeamClient, config_toml
 
 from gateway.app import App
@@ -35,28 +34,6 @@ ROOT = Path(__file__).resolve().parents[2]
 MESSAGE_FIELDS = {"id", "state", "reason", "team", "received_at", "channel"}
 PLAIN = (f"From: cert@alpha.example\r\nTo: {INTAKE}\r\nSubject: stats\r\n\r\n{TYPE1}").encode()
 INVALID = TYPE1.replace("Requests: 1204", "Requests: -5")
-
-
-class Cli:
-    """`clearinghouse --config FILE ARGS...` in-process; checks the exit status."""
-
-    def __init__(self, config: Path) -> None:
-        self.config = config
-
-    def __call__(self, *args: str, code: int = 0, input: bytes | str | None = None) -> Result:
-        result = CliRunner().invoke(cli, ["--config", str(self.config), *args], input=input)
-        if result.exception is not None and not isinstance(result.exception, SystemExit):
-            raise result.exception  # a traceback is never an acceptable answer
-        assert result.exit_code == code, f"exit {result.exit_code}:\n{result.output}"
-        return result
-
-    def json(self, *args: str) -> Any:
-        return json.loads(self(*args, "--json").stdout)
-
-
-def write_config(path: Path, home: Path, extra: str = "") -> Path:
-    path.write_text(f"[clearinghouse]\nhome = {json.dumps(str(home))}\n{extra}")
-    return path
 
 
 def clearinghouse(
@@ -81,18 +58,6 @@ def child_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "CLEARINGHOUSE_CONFIG"}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     return env
-
-
-@pytest.fixture(autouse=True)
-def _stop_gpg_agents(tmp_path: Path) -> Iterator[None]:
-    """Stop the gpg-agents this test's GnuPG homes started (they outlive the test)."""
-    yield
-    for keyring in tmp_path.rglob("pubring.kbx"):
-        subprocess.run(
-            ["gpgconf", "--homedir", str(keyring.parent), "--kill", "gpg-agent"],
-            check=False,
-            capture_output=True,
-        )
 
 
 @pytest.fixture

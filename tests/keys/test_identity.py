@@ -113,7 +113,7 @@ def test_import_a_key_without_passphrase(gateway: GnuPG, source: Path) -> None:
 
 def test_import_a_key_with_passphrase(gateway: GnuPG, source: Path) -> None:
     fpr, data = existing_key(source, f"Old Clearinghouse <{GATEWAY}>", passphrase="s3cret pass")
-    assert b"BEGIN PGP PRIVATE KEY BLOCK" in data
+    assert gateway.contains_secret(data)
     identity = import_identity(gateway, data, "s3cret pass")
     assert identity == GatewayIdentity(fpr, "s3cret pass")
     stored = gateway.home / PASSPHRASE_FILE
