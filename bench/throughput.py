@@ -184,6 +184,15 @@ def peak_rss_mib(pid: int) -> float:
     return int(match[1]) / 1024 if match else float("nan")
 
 
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU time of a process itself and of its waited-for children (gpg), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / tick
+    children = (int(fields[13]) + int(fields[14])) / tick
+    return own, children
+
+
 def send_all(port: int, mails: list[tuple[str, bytes]], senders: int) -> list[Sent]:
     """Every mail over SMTP, `senders` connections at once; each one's accept latency."""
     work: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
@@ -221,9 +230,10 @@ def send_one(smtp: smtplib.SMTP, sender: str, raw: bytes) -> Sent:
 
 
 def replies_queued(engine: Engine) -> int:
-    """Receipts, and any other reply (a large message's rejection), in the outbox."""
+    """Sealed receipts, and any other reply (a large message's rejection), in the outbox."""
     with open_session(engine) as s:
-        return int(s.exec(select(func.count()).select_from(OutboxEntry)).one())
+        sealed = select(func.count()).where(OutboxEntry.state != "unsealed")
+        return int(s.exec(sealed.select_from(OutboxEntry)).one())
 
 
 def wait_for_receipts(engine: Engine, expected: int, timeout: float = 3600) -> float:
@@ -348,7 +358,12 @@ def run(root: Path, args: argparse.Namespace) -> dict[str, str]:
     large = make_mails(app, teams, args.messages, args.large, padding=6_300_000)
     figures: dict[str, str] = {}
     with serving(config, port) as server:
+        cpu_before = cpu_seconds(server.pid)
         seconds, sent = measure_gateway(app, port, args.senders, mails, 0)
+        own, children = (a - b for a, b in zip(cpu_seconds(server.pid), cpu_before, strict=True))
+        figures["CPU per message: serve / its gpg (ms)"] = (
+            f"{own / len(mails) * 1000:.1f} / {children / len(mails) * 1000:.1f}"
+        )
         figures["peak RSS, serve (MiB)"] = f"{peak_rss_mib(server.pid):.0f}"
         if large:
             size = max(len(raw) for _, raw in large) / 2**20

@@ -127,7 +127,7 @@ def outbox() -> None:
 
 
 @outbox.command("list")
-@click.option("--state", default=None, type=click.Choice(["pending", "sent", "failed"]))
+@click.option("--state", default=None, type=click.Choice(["unsealed", "pending", "sent", "failed"]))
 @json_option
 @pass_app
 def outbox_list(app: App, state: str | None, as_json: bool) -> None:

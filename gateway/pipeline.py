@@ -2,9 +2,11 @@
 store → reply (SPEC.md "Flow of one message", steps 2–6).
 
 In: the id of a spooled message. Out: its final state, reason and any reply, written in
-ONE transaction together with the stored submissions and the sealed reply in the outbox.
+ONE transaction together with the stored submissions and the reply's draft in the
+outbox; the reply is sealed (signed and encrypted) right after the commit, outside it.
 A crash before the commit leaves the message `received`, so processing it again is
-always safe; the outbox's dedupe key makes sure a reply is never queued twice.
+always safe; a crash after it leaves the draft for the next outbox flush to seal; the
+outbox's dedupe key makes sure a reply is never queued twice.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from sqlmodel import Session
 from gateway.app import App
 from gateway.errors import RegistryError
 from gateway.logs import message_event
-from gateway.sealing import seal_from_gateway
+from gateway.sealing import Draft, seal_drafts
 from keys.policy import Authenticated, Binding, authenticate
 from keys.unwrap import Refusal, Unwrapped
 from parsers.commands import Command, CommandError, find_command
@@ -51,6 +53,7 @@ def process_message(app: App, message_id: int, owner: str | None = None) -> Outc
     message id, team, state and reason, never anything decrypted.
     """
     outcome = _process(app, message_id, owner)
+    seal_drafts(app, message_id, owner)
     message_event(log, message_id, team=outcome.team, state=outcome.state, reason=outcome.reason)
     app.metrics.outcome(outcome.state, outcome.reason)
     return outcome
@@ -127,7 +130,7 @@ class _Job:
 
     def reply(self, kind: str, subject: str, template: str, **context: Any) -> str | None:
         body = render(template, **(_context(self.app, self.message, self.team) | context))
-        return _reply(self.app, self.s, self.message, self.team, kind, subject, body)
+        return _reply(self.app, self.s, self.message, self.owner, self.team, kind, body, subject)
 
 
 def _load(s: Session, message_id: int) -> Message:
@@ -201,11 +204,13 @@ def _quarantine(
             s, message, owner, "quarantined", refusal.reason, detail=refusal.detail, team_id=team_id
         )
         if app.config.policy.reply_to_unauthenticated and u is not None:
-            _notify_signer(app, s, message, refusal, u)
+            _notify_signer(app, s, message, owner, refusal, u)
     return outcome
 
 
-def _notify_signer(app: App, s: Session, message: Message, refusal: Refusal, u: Unwrapped) -> None:
+def _notify_signer(
+    app: App, s: Session, message: Message, owner: str | None, refusal: Refusal, u: Unwrapped
+) -> None:
     """Tell a registered team that a message signed with its key was refused.
 
     Only the reason code goes out, only to the team's registered address, encrypted to
@@ -223,7 +228,7 @@ def _notify_signer(app: App, s: Session, message: Message, refusal: Refusal, u: 
         "signer": sigs[0].signing_fingerprint,
     }
     body = render("quarantine", **context)
-    _reply(app, s, message, team, "quarantine", SUBJECTS["quarantine"], body)
+    _reply(app, s, message, owner, team, "quarantine", body, SUBJECTS["quarantine"])
 
 
 def _duplicate(job: _Job, earlier: Message) -> Outcome:
@@ -312,25 +317,35 @@ def _context(app: App, message: Message, team: Team) -> dict[str, Any]:
 
 
 def _reply(
-    app: App, s: Session, message: Message, team: Team, kind: str, subject: str, body: str
+    app: App,
+    s: Session,
+    message: Message,
+    owner: str | None,
+    team: Team,
+    kind: str,
+    body: str,
+    subject: str,
 ) -> str | None:
-    """Seal a reply to the team's registered address and queue it in the same transaction.
+    """Queue a reply to the team's registered address in the same transaction.
 
-    Returns a note for the admin when no reply could be sealed (the team has no key that
-    can be encrypted to any more): the outcome stands, the reply is impossible.
+    It is queued as a draft leased to `owner`, who seals it once the transaction has
+    committed (`seal_drafts`). Returns a note for the admin when no reply can be sealed
+    (the team has no key that can be encrypted to any more): the outcome stands, the
+    reply is impossible.
     """
     try:
         recipient_key = app.registry.encryption_key(s, team)
     except RegistryError as exc:
         log.warning("message %s: no %s sent: %s", message.id, kind, exc)
         return f"no {kind} sent: {exc}"
-    raw = seal_from_gateway(app, team.email, recipient_key, subject, body)
-    outbox.enqueue(
+    outbox.enqueue_unsealed(
         s,
         kind=kind,
         recipient=team.email,
-        raw=raw,
+        draft=Draft(team.email, recipient_key, subject, body).encode(),
         dedupe_key=f"{kind}:{message.id}",
         message_id=message.id,
+        owner=owner,
+        lease_seconds=app.config.worker.lease_seconds,
     )
     return None

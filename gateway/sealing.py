@@ -3,14 +3,28 @@
 Every reply, statistics mail and reminder goes through here, so that the sender, the
 signing key, the protected headers and the recipient-by-fingerprint rule are decided in
 one place. Queuing it is the caller's business (in its own transaction).
+
+Replies to incoming messages are queued as a `Draft` with the message's outcome and
+sealed by `seal_drafts` right after that transaction commits: gpg's signing then runs
+while other workers (and the SMTP door) can write. A draft whose worker died before
+sealing it is sealed by the next outbox flush (`seal_abandoned`).
 """
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 
 from gateway.app import App
+from gateway.errors import GnuPGError
 from keys.wrap import Attachment, Envelope, new_message_id, seal
+from store import outbox
+
+log = logging.getLogger(__name__)
+
+SEAL_RETRY_SECONDS = 60  # a draft whose sealing failed waits this long for the next try
 
 
 def seal_from_gateway(
@@ -35,3 +49,51 @@ def seal_from_gateway(
         passphrase=app.identity.passphrase,
         attachments=attachments,
     )
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A reply decided inside a processing transaction, to be sealed after its commit."""
+
+    recipient: str  # the team's registered address
+    key_fingerprint: str  # the team key it is encrypted to
+    subject: str
+    body: str
+
+    def encode(self) -> bytes:
+        return json.dumps(asdict(self), sort_keys=True).encode("utf-8")
+
+    @classmethod
+    def decode(cls, data: bytes) -> Draft:
+        return cls(**json.loads(data))
+
+
+def seal_drafts(app: App, message_id: int, owner: str | None) -> int:
+    """Seal the drafts queued for `message_id` (after its outcome committed); how many.
+
+    A draft that cannot be sealed now (gpg failing) stays queued for `seal_abandoned`:
+    the outcome is committed either way.
+    """
+    drafts = outbox.unsealed_of_message(app.engine, message_id)
+    return sum(_seal_one(app, entry_id, draft, owner) for entry_id, draft in drafts)
+
+
+def seal_abandoned(app: App, owner: str, *, lease_seconds: int) -> int:
+    """Seal drafts that nobody is sealing (their worker died); returns how many."""
+    sealed = 0
+    while batch := outbox.claim_unsealed(app.engine, owner, lease_seconds=lease_seconds):
+        sealed += sum(_seal_one(app, entry_id, draft, owner) for entry_id, draft in batch)
+    return sealed
+
+
+def _seal_one(app: App, entry_id: int, data: bytes, owner: str | None) -> bool:
+    draft = Draft.decode(data)
+    try:
+        raw = seal_from_gateway(
+            app, draft.recipient, draft.key_fingerprint, draft.subject, draft.body
+        )
+    except GnuPGError as exc:
+        log.warning("outbox %s: could not seal the reply, retrying later: %s", entry_id, exc)
+        outbox.seal_failed(app.engine, entry_id, str(exc), retry_seconds=SEAL_RETRY_SECONDS)
+        return False
+    return outbox.seal(app.engine, entry_id, raw, owner=owner)

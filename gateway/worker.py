@@ -25,6 +25,7 @@ from gateway.delivery import Transport
 from gateway.logs import message_event
 from gateway.outbound import FlushResult, flush
 from gateway.pipeline import Outcome, process_message
+from gateway.sealing import seal_abandoned
 from store import spool
 from store.db import open_session, transaction
 
@@ -134,6 +135,9 @@ class Worker:
             batch.count(outcome.state if outcome else "error")
 
     def flush(self) -> FlushResult:
+        """Seal replies whose worker died before sealing them, then deliver what is due."""
+        lease = self.app.config.worker.lease_seconds
+        seal_abandoned(self.app, self.owner, lease_seconds=lease)
         return flush(
             self.app.engine,
             self.transport,

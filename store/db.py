@@ -87,6 +87,46 @@ def transaction(engine: Engine) -> Iterator[Session]:
             raise
         finally:
             session.close()
+    _commits(engine).tick()
+
+
+class _CommitClock:
+    """Counts this process's commits on one engine, so a waiter wakes on the next one."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.changed = threading.Condition()
+
+    def tick(self) -> None:
+        with self.changed:
+            self.count += 1
+            self.changed.notify_all()
+
+
+_CLOCKS: weakref.WeakKeyDictionary[Engine, _CommitClock] = weakref.WeakKeyDictionary()
+
+
+def _commits(engine: Engine) -> _CommitClock:
+    with _TURNS_LOCK:
+        return _CLOCKS.setdefault(engine, _CommitClock())
+
+
+def commits_so_far(engine: Engine) -> int:
+    """How many transactions this process has committed on `engine` (see `wait_for_commit`)."""
+    return _commits(engine).count
+
+
+def wait_for_commit(engine: Engine, seen: int, timeout: float) -> None:
+    """Sleep until this process commits past `seen` on `engine`, or `timeout` passes.
+
+    Read `commits_so_far` before looking at the database and pass it as `seen`: a commit
+    made in between then ends the wait at once instead of being missed. Commits of other
+    processes (other gateway instances) wake nobody here: callers poll for those with
+    `timeout`.
+    """
+    clock = _commits(engine)
+    with clock.changed:
+        clock.changed.wait_for(lambda: clock.count != seen, timeout)
 
 
 # SQLite has one writer at a time. Left to itself, a waiting writer polls for the lock,

@@ -1,9 +1,14 @@
 """The durable outbox: sealed replies waiting for delivery, retried with backoff.
 
-In: already signed+encrypted mails, each with a dedupe key naming the logical mail
-("receipt:42"), added in the same transaction as the outcome they report. Out:
-entries leased to one sender at a time (same conditional-UPDATE claim as the spool),
-marked sent, or retried at growing intervals until they are given up as `failed`.
+In: mails, each with a dedupe key naming the logical mail ("receipt:42"), added in the
+same transaction as the outcome they report. Most arrive signed+encrypted (`pending`).
+A reply to an incoming message arrives `unsealed` instead: its draft (recipient, key,
+subject, body) commits with the outcome, and the worker seals it right after the commit,
+outside the transaction, so the database is not held while gpg signs. An `unsealed`
+entry is never delivered, listed for retry or handed to a transport; one whose worker
+died is sealed by the next flush. Out: entries leased to one sender at a time (same
+conditional-UPDATE claim as the spool), marked sent, or retried at growing intervals
+until they are given up as `failed`.
 """
 
 from __future__ import annotations
@@ -16,10 +21,11 @@ from sqlalchemy import Engine, func, update
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
-from store.db import transaction
+from store.db import open_session, transaction
 from store.models import OutboxEntry, utcnow
 from store.spool import LeaseLostError, lease_free
 
+UNSEALED = "unsealed"  # `raw` holds a draft, not a mail: seal it, never deliver it
 PENDING = "pending"
 SENT = "sent"
 FAILED = "failed"
@@ -37,9 +43,8 @@ def enqueue(
     dedupe_key: str,
     message_id: int | None = None,
 ) -> OutboxEntry | None:
-    """Add a mail to the caller's transaction; None if `dedupe_key` is already queued."""
-    known = select(OutboxEntry.id).where(OutboxEntry.dedupe_key == dedupe_key)
-    if session.exec(known).first() is not None:
+    """Add a sealed mail to the caller's transaction; None if `dedupe_key` is queued."""
+    if already_queued(session, dedupe_key):
         return None
     entry = OutboxEntry(
         kind=kind,
@@ -51,6 +56,113 @@ def enqueue(
     session.add(entry)
     session.flush()
     return entry
+
+
+def enqueue_unsealed(
+    session: Session,
+    *,
+    kind: str,
+    recipient: str,
+    draft: bytes,
+    dedupe_key: str,
+    message_id: int | None = None,
+    owner: str | None = None,
+    lease_seconds: int = 300,
+) -> bool:
+    """Add a draft for `seal` to the caller's transaction; False if `dedupe_key` is queued.
+
+    With `owner` (the worker that will seal it right after the commit), the entry is
+    leased to that worker, so a concurrent flush does not seal it a second time.
+    """
+    if already_queued(session, dedupe_key):
+        return False
+    lease_until = utcnow() + timedelta(seconds=lease_seconds) if owner else None
+    session.add(
+        OutboxEntry(
+            kind=kind,
+            recipient=recipient,
+            raw=draft,
+            dedupe_key=dedupe_key,
+            message_id=message_id,
+            state=UNSEALED,
+            lease_owner=owner,
+            lease_until=lease_until,
+        )
+    )
+    return True
+
+
+def unsealed_of_message(engine: Engine, message_id: int) -> list[tuple[int, bytes]]:
+    """The drafts queued for message `message_id`: (entry id, draft)."""
+    with open_session(engine) as session:
+        rows = session.exec(
+            select(OutboxEntry.id, OutboxEntry.raw).where(
+                col(OutboxEntry.message_id) == message_id, col(OutboxEntry.state) == UNSEALED
+            )
+        ).all()
+    return [(entry_id or 0, draft) for entry_id, draft in rows]
+
+
+def claim_unsealed(
+    engine: Engine, owner: str, *, limit: int = 20, lease_seconds: int = 300
+) -> list[tuple[int, bytes]]:
+    """Lease drafts nobody is sealing (their worker died or failed) to `owner` (commits)."""
+    now = utcnow()
+    free = [col(OutboxEntry.state) == UNSEALED, lease_free(col(OutboxEntry.lease_until), now)]
+    with transaction(engine) as session:
+        candidates = session.exec(
+            select(OutboxEntry.id, OutboxEntry.raw)
+            .where(*free)
+            .order_by(col(OutboxEntry.id))
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+        won = []
+        for entry_id, draft in candidates:
+            taken = session.exec(
+                update(OutboxEntry)
+                .where(col(OutboxEntry.id) == entry_id, *free)
+                .values(lease_owner=owner, lease_until=now + timedelta(seconds=lease_seconds))
+            )
+            if taken.rowcount == 1:
+                won.append((entry_id or 0, draft))
+        return won
+
+
+def seal(engine: Engine, entry_id: int, raw: bytes, *, owner: str | None = None) -> bool:
+    """Replace a draft by its sealed mail, due for delivery now (commits).
+
+    False if it is sealed already, or leased to a sealer other than `owner`: that
+    sealer's mail stands, and this one is dropped unsent.
+    """
+    now = utcnow()
+    condition = (col(OutboxEntry.id) == entry_id) & (col(OutboxEntry.state) == UNSEALED)
+    if owner is not None:
+        condition &= (col(OutboxEntry.lease_owner) == owner) | lease_free(
+            col(OutboxEntry.lease_until), now
+        )
+    with transaction(engine) as session:
+        result = session.exec(
+            update(OutboxEntry)
+            .where(condition)
+            .values(raw=raw, state=PENDING, next_attempt_at=now, lease_owner=None, lease_until=None)
+        )
+        return bool(result.rowcount == 1)
+
+
+def seal_failed(engine: Engine, entry_id: int, error: str, *, retry_seconds: int) -> None:
+    """Count a failed sealing; the draft stays unsealed and is tried again later (commits)."""
+    with transaction(engine) as session:
+        session.exec(
+            update(OutboxEntry)
+            .where(col(OutboxEntry.id) == entry_id, col(OutboxEntry.state) == UNSEALED)
+            .values(
+                attempts=col(OutboxEntry.attempts) + 1,
+                last_error=error,
+                lease_owner=None,
+                lease_until=utcnow() + timedelta(seconds=retry_seconds),
+            )
+        )
 
 
 def already_queued(session: Session, dedupe_key: str) -> bool:
@@ -197,9 +309,9 @@ def list_outbox(session: Session, *, state: str | None = None) -> list[OutboxEnt
 
 
 def backlog(session: Session) -> tuple[int, datetime | None]:
-    """How many mails wait for delivery, and since when the oldest has waited."""
+    """How many mails wait for delivery (or sealing), and since when the oldest has waited."""
     query = select(func.count(), func.min(OutboxEntry.created_at)).where(
-        OutboxEntry.state == PENDING
+        col(OutboxEntry.state).in_((PENDING, UNSEALED))
     )
     count, oldest = session.exec(query).one()
     return count, oldest

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Mapped, defer
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
-from store.db import open_session, transaction
+from store.db import commits_so_far, open_session, transaction, wait_for_commit
 from store.models import Message, utcnow
 
 RECEIVED = "received"
@@ -157,15 +157,20 @@ def wait_for_older(engine: Engine, message_id: int, *, timeout: float, poll: flo
     """Wait until no older message is in flight, so that outcomes commit in arrival order.
 
     Parallel workers decrypt and verify side by side; a team's correction must still not
-    be stored before the report it corrects. Returns False on timeout (the older message's
-    worker is stuck; its lease will expire and the caller goes ahead).
+    be stored before the report it corrects. A commit in this process wakes the wait at
+    once; an older message held by another instance is looked at again every `poll`
+    seconds. Returns False on timeout (the older message's worker is stuck; its lease
+    will expire and the caller goes ahead).
     """
     deadline = time.monotonic() + timeout
-    while older_in_flight(engine, message_id):
-        if time.monotonic() >= deadline:
+    while True:
+        seen = commits_so_far(engine)
+        if not older_in_flight(engine, message_id):
+            return True
+        left = deadline - time.monotonic()
+        if left <= 0:
             return False
-        time.sleep(poll)
-    return True
+        wait_for_commit(engine, seen, min(poll, left))
 
 
 def back_off(engine: Engine, message_id: int, owner: str, seconds: int) -> None:

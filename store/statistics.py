@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import func
+from sqlalchemy import Subquery, func
 from sqlmodel import Session, col, select
 
 from store.models import Message, MonthlyRun, OutboxEntry, Submission, Team, Type1Value, Type2Count
@@ -62,7 +62,48 @@ def newest_reports(session: Session, first: str, last: str) -> list[StoredReport
     """The newest revision of every (team, type, period) with first <= period <= last.
 
     Three queries whatever the number of rows: the submissions, their type 1 values and
-    their type 2 counts. Ordered by period, type, team id.
+    their type 2 counts. Ordered by period, type, team id. They select plain columns, not
+    ORM objects: building a model instance per value row cost 15 us each, most of the
+    statistics run's query time (a thousand teams have 280,000 values in a window).
+    """
+    newest = _newest_ids(first, last)
+    query = (
+        select(
+            col(Submission.id),
+            col(Submission.team_id),
+            col(Team.handle),
+            col(Submission.type),
+            col(Submission.period),
+            col(Submission.revision),
+            col(Submission.created_at),
+        )
+        .join(newest, newest.c.id == col(Submission.id))
+        .join(Team, col(Team.id) == col(Submission.team_id))
+        .order_by(col(Submission.period), col(Submission.type), col(Submission.team_id))
+    )
+    found = session.exec(query).all()
+    type1, type2 = _values(session, newest)
+    return [
+        StoredReport(
+            submission_id=sub_id,
+            team_id=team_id,
+            team=handle,
+            type=report_type,
+            period=period,
+            revision=revision,
+            created_at=created_at,
+            type1=type1.get(sub_id, {}),
+            type2=type2.get(sub_id, {}),
+        )
+        for sub_id, team_id, handle, report_type, period, revision, created_at in found
+    ]
+
+
+def _newest_ids(first: str, last: str) -> Subquery:
+    """The ids of the newest revisions in the range, as a subquery to join on.
+
+    Joined rather than passed as an IN list: a thousand teams make 24,000 ids, too many
+    bound parameters for some databases.
     """
     newest = (
         select(
@@ -75,8 +116,8 @@ def newest_reports(session: Session, first: str, last: str) -> list[StoredReport
         .group_by(col(Submission.team_id), col(Submission.type), col(Submission.period))
         .subquery()
     )
-    query = (
-        select(Submission, Team.handle)
+    return (
+        select(col(Submission.id))
         .join(
             newest,
             (col(Submission.team_id) == newest.c.team_id)
@@ -84,57 +125,56 @@ def newest_reports(session: Session, first: str, last: str) -> list[StoredReport
             & (col(Submission.period) == newest.c.period)
             & (col(Submission.revision) == newest.c.revision),
         )
-        .join(Team, col(Team.id) == col(Submission.team_id))
-        .order_by(col(Submission.period), col(Submission.type), col(Submission.team_id))
+        .subquery()
     )
-    found = list(session.exec(query))
-    ids = [sub.id for sub, _ in found if sub.id is not None]
-    type1, type2 = _values(session, ids)
-    return [
-        StoredReport(
-            submission_id=sub.id or 0,
-            team_id=sub.team_id,
-            team=handle,
-            type=sub.type,
-            period=sub.period,
-            revision=sub.revision,
-            created_at=sub.created_at,
-            type1=type1.get(sub.id or 0, {}),
-            type2=type2.get(sub.id or 0, {}),
-        )
-        for sub, handle in found
-    ]
 
 
 def _values(
-    session: Session, ids: list[int]
+    session: Session, newest: Subquery
 ) -> tuple[dict[int, dict[str, Decimal]], dict[int, dict[Category, int]]]:
     type1: defaultdict[int, dict[str, Decimal]] = defaultdict(dict)
     type2: defaultdict[int, dict[Category, int]] = defaultdict(dict)
-    if not ids:
-        return type1, type2
-    for value in session.exec(select(Type1Value).where(col(Type1Value.submission_id).in_(ids))):
+    values = (
+        select(col(Type1Value.submission_id), col(Type1Value.field), col(Type1Value.value))
+        .join(newest, newest.c.id == col(Type1Value.submission_id))
+        .order_by(col(Type1Value.submission_id), col(Type1Value.field))
+    )
+    for submission_id, name, value in session.exec(values):
         # NUMERIC(14, 2) reads back exactly (two decimals); normalise 940.50 -> 940.5.
-        type1[value.submission_id][value.field] = Decimal(value.value).normalize()
-    for count in session.exec(select(Type2Count).where(col(Type2Count.submission_id).in_(ids))):
-        key = (count.class_slug, count.type_slug)
-        per = type2[count.submission_id]
-        per[key] = per.get(key, 0) + count.count
+        type1[submission_id][name] = Decimal(value).normalize()
+    counts = (
+        select(
+            col(Type2Count.submission_id),
+            col(Type2Count.class_slug),
+            col(Type2Count.type_slug),
+            col(Type2Count.count),
+        )
+        .join(newest, newest.c.id == col(Type2Count.submission_id))
+        .order_by(col(Type2Count.submission_id), col(Type2Count.id))
+    )
+    for submission_id, class_slug, type_slug, count in session.exec(counts):
+        per = type2[submission_id]
+        key = (class_slug, type_slug)
+        per[key] = per.get(key, 0) + count
     return type1, type2
 
 
 def revisions(session: Session, first: str, last: str) -> list[RevisionRow]:
     """Every stored revision for first <= period <= last, oldest stored first."""
     query = (
-        select(Submission, Team.handle)
+        select(
+            col(Submission.id),
+            col(Team.handle),
+            col(Submission.type),
+            col(Submission.period),
+            col(Submission.revision),
+            col(Submission.created_at),
+        )
         .join(Team, col(Team.id) == col(Submission.team_id))
         .where(col(Submission.period) >= first, col(Submission.period) <= last)
         .order_by(col(Submission.created_at), col(Submission.id))
     )
-    return [
-        RevisionRow(sub.id or 0, handle, sub.type, sub.period, sub.revision, sub.created_at)
-        for sub, handle in session.exec(query)
-    ]
+    return [RevisionRow(*row) for row in session.exec(query)]
 
 
 def message_counts(session: Session, start: datetime, end: datetime) -> list[MessageCount]:

@@ -402,12 +402,13 @@ def test_serve_accepts_over_smtp_and_stops_on_sigterm(
         with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:
             assert smtp.sendmail(team.email, [INTAKE], team.submit()) == {}
 
-        def delivered() -> bool:
-            return states(ch) == [(1, "accepted", None)] and len(maildir_files(app)) == 1
+        def delivered() -> bool:  # the maildir file is written just before it is marked
+            sent = [e["state"] for e in ch.json("outbox", "list")] == ["sent"]
+            return states(ch) == [(1, "accepted", None)] and sent
 
         _wait_until(time.monotonic() + 30, "the message to be accepted", delivered)
         assert ch.json("messages", "list")[0]["channel"] == "smtp"
-        assert ch.json("outbox", "list")[0]["state"] == "sent"
+        assert len(maildir_files(app)) == 1
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0, log_path.read_text()

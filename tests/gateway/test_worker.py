@@ -17,7 +17,8 @@ from support import TYPE1, TeamClient
 
 from gateway.app import App
 from gateway.delivery import MaildirTransport
-from gateway.errors import ClearinghouseError, DeliveryError
+from gateway import pipeline, sealing
+from gateway.errors import ClearinghouseError, DeliveryError, GnuPGError
 from gateway.intake import accept
 from gateway.pipeline import Outcome, process_message
 from gateway.service import reprocess
@@ -103,16 +104,16 @@ def test_reprocessing_an_accepted_message_is_refused_and_changes_nothing(
 def test_crash_before_commit_leaves_the_message_received_and_the_next_run_accepts_it(
     app: App, team: TeamClient, worker: Worker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_enqueue = outbox.enqueue
+    real_enqueue = outbox.enqueue_unsealed
     calls: list[str] = []
 
-    def crash_once(*args: object, **kwargs: object) -> OutboxEntry | None:
+    def crash_once(*args: object, **kwargs: object) -> bool:
         calls.append("enqueue")
         if len(calls) == 1:
             raise RuntimeError("power cut between store_report and commit")
         return real_enqueue(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(outbox, "enqueue", crash_once)
+    monkeypatch.setattr(outbox, "enqueue_unsealed", crash_once)
     message_id, _ = accept(app.engine, team.submit(TYPE1), "ingest")
 
     assert worker.run_once() == {"error": 1}
@@ -128,6 +129,53 @@ def test_crash_before_commit_leaves_the_message_received_and_the_next_run_accept
     assert [e.kind for e in entries(app)] == ["receipt"]
     assert worker.flush().sent == 1
     assert len(maildir_files(app)) == 1
+
+
+# --- a crash between the commit and the sealing of the reply ------------------------------
+
+
+def test_a_reply_left_unsealed_by_a_crash_is_sealed_by_the_next_flush(
+    app: App, team: TeamClient, worker: Worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pipeline, "seal_drafts", lambda *args: 0)  # the worker died here
+    message_id, _ = accept(app.engine, team.submit(TYPE1), "ingest")
+    assert worker.run_once() == {"accepted": 1}
+    monkeypatch.undo()
+    [draft] = entries(app)
+    assert (draft.kind, draft.state, draft.message_id) == ("receipt", "unsealed", message_id)
+
+    # Its lease is the dead worker's: neither sealed twice nor ever delivered as a draft.
+    assert worker.flush().sent == 0
+    assert maildir_files(app) == []
+    expire_leases(app)
+    assert worker.flush().sent == 1
+    [entry] = entries(app)
+    assert entry.state == "sent"
+    [delivered] = maildir_files(app)
+    assert team.decrypt(delivered.read_bytes()).clean
+    assert message(app, message_id).state == "accepted"
+
+
+def test_a_reply_that_cannot_be_sealed_waits_unsealed_and_is_never_delivered(
+    app: App, team: TeamClient, worker: Worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def gpg_gone(*args: object, **kwargs: object) -> bytes:
+        raise GnuPGError("gpg-agent is not running")
+
+    monkeypatch.setattr(sealing, "seal_from_gateway", gpg_gone)
+    message_id, _ = accept(app.engine, team.submit(TYPE1), "ingest")
+    assert worker.run_once() == {"accepted": 1}  # the outcome stands
+    [draft] = entries(app)
+    assert (draft.state, draft.attempts, draft.last_error) == (
+        "unsealed", 1, "gpg-agent is not running"
+    )
+    assert worker.flush().sent == 0
+    assert maildir_files(app) == []
+
+    monkeypatch.undo()
+    expire_leases(app)
+    assert worker.flush().sent == 1
+    assert [e.state for e in entries(app)] == ["sent"]
 
 
 # --- a message whose processing always raises -------------------------------------------
