@@ -1,8 +1,8 @@
 """The engine room: claim spooled messages, run the pipeline, flush the outbox.
 
-`run_once` processes everything claimable now (used by `process --once`); `run` loops
-until told to stop, woken early when a door stores a message, delivering the outbox
-between batches. `concurrency` threads claim and process messages side by side: the time
+`run_once` processes everything claimable now (used by `process --once`); `run` keeps
+processing until told to stop, woken early when a door stores a message, while a
+thread of its own delivers the outbox. `concurrency` threads claim and process messages side by side: the time
 goes into gpg subprocesses, so threads keep every core busy, and leases keep them (and
 other gateway instances on the same database) off each other's messages. A message whose
 processing raises (a bug, or the database or gpg gone) keeps its lease until it expires,
@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
 RETRY_SECONDS = 60  # a message whose processing raised waits this long before a retry
-BATCH_PER_THREAD = 20  # `run` delivers the outbox at least after this many messages each
 
 
 def worker_name() -> str:
@@ -147,18 +146,73 @@ class Worker:
         )
 
     def run(self, stop: threading.Event, wake: threading.Event, *, idle_seconds: float = 5) -> None:
-        """Process and deliver until `stop`; a full batch goes on at once, delivered first."""
-        batch = BATCH_PER_THREAD * self.concurrency
+        """Process and deliver until `stop`: `concurrency` threads process, one delivers.
+
+        A processing thread that finds nothing to claim sleeps until `wake` (set by the
+        doors when they store a message) or `idle_seconds`; the delivery thread is woken
+        by each processed message, and looks for due retries every `idle_seconds`.
+        Nothing waits for a batch to end, so delivery never pauses processing.
+        """
+        delivered = threading.Event()
+        threads = [
+            threading.Thread(
+                target=self._keep_processing,
+                args=(self._owner(index), stop, wake, delivered, idle_seconds),
+                name=f"worker-{index}",
+            )
+            for index in range(self.concurrency)
+        ]
+        threads.append(
+            threading.Thread(
+                target=self._keep_delivering,
+                args=(stop, delivered, idle_seconds),
+                name="delivery",
+            )
+        )
+        for thread in threads:
+            thread.start()
+        stop.wait()
+        wake.set()
+        delivered.set()
+        for thread in threads:
+            thread.join()
+
+    def _keep_processing(
+        self,
+        owner: str,
+        stop: threading.Event,
+        wake: threading.Event,
+        delivered: threading.Event,
+        idle_seconds: float,
+    ) -> None:
+        engine, lease = self.app.engine, self.app.config.worker.lease_seconds
         while not stop.is_set():
-            busy = False
+            # Cleared before looking, so a message stored after the look sets it again
+            # and the wait below returns at once: no wake-up is lost between the two.
+            wake.clear()
             try:
-                busy = sum(self.run_once(limit=batch).values()) >= batch
+                message_id = spool.claim_next_message(engine, owner, lease)
+            except Exception:
+                log.exception("claiming a message failed; retrying")
+                stop.wait(idle_seconds)
+                continue
+            if message_id is None:
+                wake.wait(idle_seconds)
+                continue
+            wake.set()  # there may be more: let an idle thread look too
+            self.process_one(message_id, owner)
+            delivered.set()
+
+    def _keep_delivering(
+        self, stop: threading.Event, delivered: threading.Event, idle_seconds: float
+    ) -> None:
+        while not stop.is_set():
+            delivered.clear()
+            try:
                 self.flush()
             except Exception:
-                log.exception("worker cycle failed; retrying")
-            if not busy:
-                wake.wait(idle_seconds)
-                wake.clear()
+                log.exception("delivering the outbox failed; retrying")
+            delivered.wait(idle_seconds)
 
     def pending(self) -> int:
         with open_session(self.app.engine) as s:

@@ -17,21 +17,21 @@ ciphertext). Whether the signature is acceptable is decided in `keys/policy.py`.
 
 from __future__ import annotations
 
-import email
 import email.message
-import email.policy
 import hashlib
 import re
 from dataclasses import dataclass
 from email.utils import getaddresses
 
 from keys.gpg import CryptoResult, GnuPG
+from keys.mimeparse import parse_bytes
 
 ARMOR_MESSAGE = re.compile(rb"-----BEGIN PGP MESSAGE-----.*?-----END PGP MESSAGE-----", re.S)
 ARMOR_SIGNED = re.compile(
     rb"-----BEGIN PGP SIGNED MESSAGE-----.*?-----END PGP SIGNATURE-----", re.S
 )
 ANY_ARMOR = re.compile(rb"-----BEGIN PGP (MESSAGE|SIGNED MESSAGE|SIGNATURE)-----")
+_BLANK = re.compile(rb"\s*")  # what bytes.strip() removes: space, \t, \n, \r, \f, \v
 
 
 @dataclass(frozen=True)
@@ -62,8 +62,24 @@ class Unwrapped:
         return hashlib.sha256(self.signed_bytes).hexdigest()
 
 
+@dataclass
+class _Sealed:
+    """What decryption needs from the outer message; the ciphertext only until gpg has it."""
+
+    ciphertext: bytes | None
+    outer_from: tuple[str, ...]
+    mime: bool  # PGP/MIME (the plaintext is a MIME entity), else inline PGP
+
+    def take(self) -> bytes:
+        """The ciphertext, let go of here: gpg's copy is the last one, gone when it is done."""
+        ciphertext, self.ciphertext = self.ciphertext, None
+        if ciphertext is None:
+            raise RuntimeError("the ciphertext was already handed to gpg")
+        return ciphertext
+
+
 def _parse(raw: bytes) -> email.message.Message:
-    return email.message_from_bytes(raw, policy=email.policy.compat32)
+    return parse_bytes(raw)
 
 
 def _check_shape(msg: email.message.Message, limits: Limits) -> Refusal | None:
@@ -116,7 +132,8 @@ def _only_armor(body: bytes, pattern: re.Pattern[bytes]) -> bytes | None | Refus
     if len(found) > 1:
         return Refusal("partially-signed", "more than one armored block in the body")
     match = found[0]
-    if body[: match.start()].strip() or body[match.end() :].strip():
+    # Matched in place: slicing and stripping would copy a body of megabytes twice.
+    if not _BLANK.fullmatch(body, 0, match.start()) or not _BLANK.fullmatch(body, match.end()):
         return Refusal("partially-signed", "unprotected text around the armored block")
     return match.group(0)
 
@@ -176,27 +193,33 @@ class Unwrapper:
 
     def unwrap(self, raw: bytes) -> Unwrapped | Refusal:
         try:
-            msg = _parse(raw)
-            refusal = _check_shape(msg, self.limits)
-            return refusal or self._unwrap(msg, raw)
+            outer = self._outer(raw)
+            # From here on only the ciphertext is needed: when the caller has not kept the
+            # raw bytes either, they go now rather than after gpg and the inner parse.
+            del raw
+            return self._decrypted(outer) if isinstance(outer, _Sealed) else outer
         except (RecursionError, LookupError, ValueError, TypeError, AttributeError) as exc:
             return Refusal("malformed-mime", f"unparseable MIME: {type(exc).__name__}")
 
-    def _unwrap(self, msg: email.message.Message, raw: bytes) -> Unwrapped | Refusal:
+    def _outer(self, raw: bytes) -> _Sealed | Unwrapped | Refusal:
+        """The ciphertext to decrypt, or (unencrypted) the outcome; the parse is dropped."""
+        msg = _parse(raw)
+        refusal = _check_shape(msg, self.limits)
+        if refusal:
+            return refusal
         outer_from = _addresses(msg, "From")
         ctype = msg.get_content_type()
         if ctype == "multipart/encrypted":
             ciphertext = self._pgp_mime_ciphertext(msg)
             if isinstance(ciphertext, Refusal):
                 return ciphertext
-            return self._decrypted(ciphertext, outer_from, mime=True)
+            return _Sealed(ciphertext, outer_from, mime=True)
         if ctype == "text/plain" and not msg.is_multipart():
-            body = _body_bytes(msg)
-            block = _only_armor(body, ARMOR_MESSAGE)
+            block = _only_armor(_body_bytes(msg), ARMOR_MESSAGE)
             if isinstance(block, Refusal):
                 return block
             if block is not None:
-                return self._decrypted(block, outer_from, mime=False)
+                return _Sealed(block, outer_from, mime=False)
         if self.require_encryption:
             if _contains_pgp(msg) and ctype not in ("multipart/signed", "text/plain"):
                 return Refusal("partially-signed", "OpenPGP content not at the message root")
@@ -214,10 +237,9 @@ class Unwrapper:
             return Refusal("malformed-mime", "multipart/encrypted data part is not octet-stream")
         return _body_bytes(data)
 
-    def _decrypted(
-        self, ciphertext: bytes, outer_from: tuple[str, ...], *, mime: bool
-    ) -> Unwrapped | Refusal:
-        result = self.gpg.decrypt(ciphertext, self.passphrase)
+    def _decrypted(self, sealed: _Sealed) -> Unwrapped | Refusal:
+        result = self.gpg.decrypt(sealed.take(), self.passphrase)
+        outer_from, mime = sealed.outer_from, sealed.mime
         if result.output_limited or len(result.data) >= self.limits.max_decrypted_bytes:
             return Refusal("too-large", "decrypted content reached the size cap")
         if not result.decrypted or result.problems or result.plaintext_packets != 1:

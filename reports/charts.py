@@ -142,8 +142,10 @@ def bar_chart(
     chart.groupSpacing = slot - chart.barWidth
     chart.bars.strokeColor = None
     chart.bars[0].fillColor = ACCENT
-    for index in range(len(values)):
-        chart.bars[(0, index)].fillColor = MARK if index == marked else ACCENT
+    if marked is not None:
+        # Only the marked bar gets a style of its own: a style per bar is a property
+        # object reportlab merges at every bar, most of the chart's time with 1,000 bars.
+        chart.bars[(0, marked)].fillColor = MARK
     chart.categoryAxis.categoryNames = list(names)
     chart.categoryAxis.labels.fontName = _FONT
     chart.categoryAxis.labels.fontSize = 6.5 if len(names) <= 16 else 5

@@ -19,7 +19,14 @@ from reports.charts import bar_chart, grid, share_chart
 from reports.layout import BODY_WIDTH, average, notice, number, p, table
 from reports.pdf import DocumentMeta, render
 from reports.periods import month_name
-from reports.statistics import TOTAL, TYPE_TITLES, MonthlyStatistics, TeamRow, TypeStatistics
+from reports.statistics import (
+    TOTAL,
+    TYPE_TITLES,
+    Line,
+    MonthlyStatistics,
+    TeamRow,
+    TypeStatistics,
+)
 
 CLASSIFICATION = "CONFIDENTIAL: contributing teams and coordinators only"
 YOURS = " (your team)"
@@ -160,8 +167,10 @@ def _type2_body(stats: TypeStatistics, own: TeamRow | None) -> list[Flowable]:
         ),
         Spacer(1, 6),
     ]
+    lines = _reported_lines(stats)
     for start in range(0, len(stats.rows), _TEAMS_PER_TABLE):
-        flow += [_matrix(stats, stats.rows[start : start + _TEAMS_PER_TABLE], own), Spacer(1, 10)]
+        teams = stats.rows[start : start + _TEAMS_PER_TABLE]
+        flow += [_matrix(stats, lines, teams, own), Spacer(1, 10)]
     return flow
 
 
@@ -170,13 +179,20 @@ def _share(row: TeamRow, key: str) -> float:
     return float(row.values.get(key, Decimal(0)) * 100 / total) if total else 0.0
 
 
-def _matrix(stats: TypeStatistics, rows: tuple[TeamRow, ...], own: TeamRow | None) -> Flowable:
-    """Rows: total, classes and reported types; columns: these teams, then the average."""
-    lines = [
-        line
-        for line in stats.lines
-        if line.depth == 0 or any(r.values.get(line.key) for r in stats.rows)
-    ]
+def _reported_lines(stats: TypeStatistics) -> list[Line]:
+    """Total, classes, and the types some team reported: the rows of every matrix.
+
+    Found once for the whole report: it looks at every team, so finding it again for
+    each matrix of six teams made the report quadratic in the number of teams.
+    """
+    reported = {key for r in stats.rows for key, value in r.values.items() if value}
+    return [line for line in stats.lines if line.depth == 0 or line.key in reported]
+
+
+def _matrix(
+    stats: TypeStatistics, lines: list[Line], rows: tuple[TeamRow, ...], own: TeamRow | None
+) -> Flowable:
+    """Rows: `lines`; columns: these teams, then the average."""
     body = [
         [line.label, *(number(r.values.get(line.key, 0)) for r in rows), _mean(stats, line.key)]
         for line in lines

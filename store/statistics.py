@@ -11,16 +11,20 @@ commits.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import TypeVarTuple
 
-from sqlalchemy import Subquery, func
+from sqlalchemy import Row, Select, Subquery, func
+from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
 from store.models import Message, MonthlyRun, OutboxEntry, Submission, Team, Type1Value, Type2Count
 
 Category = tuple[str, str | None]  # (class slug, type slug or None for class-only)
+Columns = TypeVarTuple("Columns")
 
 
 @dataclass(frozen=True)
@@ -68,8 +72,8 @@ def newest_reports(session: Session, first: str, last: str) -> list[StoredReport
     """
     newest = _newest_ids(first, last)
     query = (
-        select(
-            col(Submission.id),
+        select_columns(
+            newest.c.id,
             col(Submission.team_id),
             col(Team.handle),
             col(Submission.type),
@@ -77,11 +81,12 @@ def newest_reports(session: Session, first: str, last: str) -> list[StoredReport
             col(Submission.revision),
             col(Submission.created_at),
         )
+        .select_from(Submission)
         .join(newest, newest.c.id == col(Submission.id))
         .join(Team, col(Team.id) == col(Submission.team_id))
         .order_by(col(Submission.period), col(Submission.type), col(Submission.team_id))
     )
-    found = session.exec(query).all()
+    found = _rows(session, query)
     type1, type2 = _values(session, newest)
     return [
         StoredReport(
@@ -106,7 +111,7 @@ def _newest_ids(first: str, last: str) -> Subquery:
     bound parameters for some databases.
     """
     newest = (
-        select(
+        select_columns(
             col(Submission.team_id),
             col(Submission.type),
             col(Submission.period),
@@ -117,7 +122,7 @@ def _newest_ids(first: str, last: str) -> Subquery:
         .subquery()
     )
     return (
-        select(col(Submission.id))
+        select_columns(col(Submission.id))
         .join(
             newest,
             (col(Submission.team_id) == newest.c.team_id)
@@ -135,15 +140,15 @@ def _values(
     type1: defaultdict[int, dict[str, Decimal]] = defaultdict(dict)
     type2: defaultdict[int, dict[Category, int]] = defaultdict(dict)
     values = (
-        select(col(Type1Value.submission_id), col(Type1Value.field), col(Type1Value.value))
+        select_columns(col(Type1Value.submission_id), col(Type1Value.field), col(Type1Value.value))
         .join(newest, newest.c.id == col(Type1Value.submission_id))
         .order_by(col(Type1Value.submission_id), col(Type1Value.field))
     )
-    for submission_id, name, value in session.exec(values):
+    for submission_id, name, value in _rows(session, values):
         # NUMERIC(14, 2) reads back exactly (two decimals); normalise 940.50 -> 940.5.
         type1[submission_id][name] = Decimal(value).normalize()
     counts = (
-        select(
+        select_columns(
             col(Type2Count.submission_id),
             col(Type2Count.class_slug),
             col(Type2Count.type_slug),
@@ -152,7 +157,7 @@ def _values(
         .join(newest, newest.c.id == col(Type2Count.submission_id))
         .order_by(col(Type2Count.submission_id), col(Type2Count.id))
     )
-    for submission_id, class_slug, type_slug, count in session.exec(counts):
+    for submission_id, class_slug, type_slug, count in _rows(session, counts):
         per = type2[submission_id]
         key = (class_slug, type_slug)
         per[key] = per.get(key, 0) + count
@@ -162,7 +167,7 @@ def _values(
 def revisions(session: Session, first: str, last: str) -> list[RevisionRow]:
     """Every stored revision for first <= period <= last, oldest stored first."""
     query = (
-        select(
+        select_columns(
             col(Submission.id),
             col(Team.handle),
             col(Submission.type),
@@ -174,7 +179,15 @@ def revisions(session: Session, first: str, last: str) -> list[RevisionRow]:
         .where(col(Submission.period) >= first, col(Submission.period) <= last)
         .order_by(col(Submission.created_at), col(Submission.id))
     )
-    return [RevisionRow(*row) for row in session.exec(query)]
+    return [
+        RevisionRow(sub_id or 0, handle, report_type, period, revision, created_at)
+        for sub_id, handle, report_type, period, revision, created_at in _rows(session, query)
+    ]
+
+
+def _rows(session: Session, query: Select[*Columns]) -> Sequence[Row[*Columns]]:
+    """Plain rows of a column query, run on the session's connection (and transaction)."""
+    return session.connection().execute(query).all()
 
 
 def message_counts(session: Session, start: datetime, end: datetime) -> list[MessageCount]:
