@@ -17,22 +17,42 @@ from gateway.errors import StorageError
 from store.spool import spool_message
 
 STATUS_HEADER = re.compile(rb"^x-clearinghouse-[^:]*:", re.I)
+STATUS_ANYWHERE = re.compile(rb"x-clearinghouse-", re.I)
+# Where a blank line can begin after the first: a line ends (LF, or a CR not followed by
+# LF) and the next line is empty (starts with CR or LF). A CR LF pair is one line end.
+BLANK_LINE_AFTER = re.compile(rb"\n\r|\n\n|\r\r")
 
 
 def strip_status_headers(raw: bytes) -> bytes:
-    """Remove `X-Clearinghouse-*` fields (with their continuation lines) from the header."""
-    if b"x-clearinghouse-" not in raw.lower():
+    """Remove `X-Clearinghouse-*` fields (with their continuation lines) from the header.
+
+    Only the header is looked at, in place, and the message is copied only when a field
+    is removed: messages of 10 MiB come through here, and the door holds them as it is.
+    """
+    end = _header_end(raw)
+    if not STATUS_ANYWHERE.search(raw, 0, end):
         return raw
-    # Line by line with each line's own ending, because the email parser that reads the
-    # message later ends a line at CRLF, LF or CR alike: splitting at one kind only would
-    # let a mixed-ending header hide a status field (or end the header in the body).
-    lines = raw.splitlines(keepends=True)
+    return b"".join([*_without_status_fields(raw[:end]), memoryview(raw)[end:]])
+
+
+def _header_end(raw: bytes) -> int:
+    """Where the first blank line begins (the header ends there), else the end of `raw`.
+
+    Lines end at CRLF, LF or CR alike, as for the email parser that reads the message
+    later: splitting at one kind only would let a mixed-ending header hide a status field
+    (or end the header in the body).
+    """
+    if raw[:1] in (b"\r", b"\n"):
+        return 0
+    found = BLANK_LINE_AFTER.search(raw)
+    return found.start() + 1 if found else len(raw)
+
+
+def _without_status_fields(header: bytes) -> list[bytes]:
+    """The header's lines, each with its own ending, except status fields."""
     kept: list[bytes] = []
     dropping = False
-    for index, line in enumerate(lines):
-        if not line.rstrip(b"\r\n"):  # the blank line: the body follows untouched
-            kept.extend(lines[index:])
-            break
+    for line in header.splitlines(keepends=True):
         if line[:1] in (b" ", b"\t"):
             if not dropping:
                 kept.append(line)
@@ -40,7 +60,7 @@ def strip_status_headers(raw: bytes) -> bytes:
         dropping = bool(STATUS_HEADER.match(line))
         if not dropping:
             kept.append(line)
-    return b"".join(kept)
+    return kept
 
 
 def accept(

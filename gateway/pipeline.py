@@ -67,8 +67,7 @@ def _process(app: App, message_id: int, owner: str | None) -> Outcome:
     transaction rolls back (`LeaseLostError`), so a message is never processed twice.
     """
     with open_session(app.engine) as s:
-        message = _load(s, message_id)
-        raw, size = message.raw, message.size
+        raw, size = spool.raw_message(s, message_id)
     if size > app.config.smtp.max_message_bytes:
         return _quarantine(app, message_id, owner, Refusal("too-large", f"{size} bytes"), None)
     unwrapped = app.unwrapper.unwrap(raw)
@@ -134,7 +133,8 @@ class _Job:
 
 
 def _load(s: Session, message_id: int) -> Message:
-    message = spool.get_message(s, message_id)
+    """The message's row without its bytes: those were read once, for unwrapping."""
+    message = spool.get_message(s, message_id, raw=False)
     if message is None:
         raise LookupError(f"message {message_id} does not exist")
     return message

@@ -117,20 +117,38 @@ def _claim(session: Session, message_id: int, owner: str, lease_seconds: int) ->
 
 
 def claim_next_message(engine: Engine, owner: str, lease_seconds: int = 300) -> int | None:
-    """Lease the oldest unprocessed message to `owner` (commits); None if there is none."""
+    """Lease the oldest unprocessed message to `owner` (commits); None if there is none.
+
+    One statement: an UPDATE of the row its subquery picks, which PostgreSQL locks
+    (SKIP LOCKED: a competing worker picks the next one) and the UPDATE's own condition
+    re-checks. Zero rows with a candidate left means a lost race: look again.
+    """
     for _ in range(_MAX_CLAIM_TRIES):
+        now = utcnow()
+        oldest = (
+            select(Message.id)
+            .where(_claimable(now))
+            .order_by(col(Message.id))
+            .limit(1)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
         with transaction(engine) as session:
-            candidate = session.exec(
-                select(Message.id)
-                .where(_claimable(utcnow()))
-                .order_by(col(Message.id))
-                .limit(1)
-                .with_for_update(skip_locked=True)
+            taken = session.exec(
+                update(Message)
+                .where(col(Message.id) == oldest, _claimable(now))
+                .values(
+                    lease_owner=owner,
+                    lease_until=now + timedelta(seconds=lease_seconds),
+                    attempts=col(Message.attempts) + 1,
+                )
+                .returning(col(Message.id))
             ).first()
-            if candidate is None:
+        if taken is not None:
+            return int(taken[0])
+        with open_session(engine) as session:
+            if session.exec(select(Message.id).where(_claimable(utcnow())).limit(1)).first() is None:
                 return None
-            if _claim(session, candidate, owner, lease_seconds):
-                return candidate
     return None
 
 
@@ -237,8 +255,21 @@ def finish_message(
         raise LeaseLostError(f"message {message_id} is no longer leased to {owner}")
 
 
-def get_message(session: Session, message_id: int) -> Message | None:
-    return session.get(Message, message_id)
+def get_message(session: Session, message_id: int, *, raw: bool = True) -> Message | None:
+    """The message; with `raw=False` its bytes stay in the database until they are read."""
+    if raw:
+        return session.get(Message, message_id)
+    lazy_raw = defer(Message.raw)  # type: ignore[arg-type]  # sqlmodel types it as bytes
+    return session.get(Message, message_id, options=[lazy_raw])
+
+
+def raw_message(session: Session, message_id: int) -> tuple[bytes, int]:
+    """A message's bytes and size, as the door stored them."""
+    row = session.exec(select(Message.raw, Message.size).where(col(Message.id) == message_id))
+    found = row.first()
+    if found is None:
+        raise LookupError(f"message {message_id} does not exist")
+    return found[0], found[1]
 
 
 def list_messages(
