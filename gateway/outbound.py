@@ -1,6 +1,7 @@
 """Deliver the outbox: claim due entries, hand them to the transport, record the result.
 
-Entries are sealed before they are queued, so this step never sees plaintext. Delivery
+Only sealed entries (`pending`) are ever claimed, so this step never sees plaintext:
+a reply's draft (`unsealed`) waits until the worker, or `Worker.flush`, seals it. Delivery
 is at-least-once: a crash between the transport's success and `mark_sent` delivers the
 entry again (the maildir transport makes that idempotent by file name). Several senders
 (threads, gateway instances) share the outbox: each entry is leased to one of them, and
