@@ -5,7 +5,9 @@ For each size, a fresh store (SQLite in a temporary directory, or a schema given
 type 2 report per team and month, written straight into the tables: the set-up is not
 what is measured), then `report monthly --no-send` runs for the newest month: the
 statistics, the 12-month trends, the PDFs and the CSV. Prints the seconds and the cost
-per team for each size; the cost per team should stay flat (linear growth).
+per team for each size; the cost per team should stay flat (linear growth). Also the CPU
+seconds of this process: on a machine that other work shares they move less than the
+wall clock (the run is one thread; with --database-url they leave out the server's share).
 Not part of the test suite: `python bench/monthly.py --help`.
 """
 
@@ -112,13 +114,14 @@ def add_values(connection: Connection, submission: int, report_type: str, seed: 
         connection.execute(insert(Type2Count), rows)
 
 
-def measure(root: Path, teams: int, database_url: str) -> float:
+def measure(root: Path, teams: int, database_url: str) -> tuple[float, float]:
+    """Wall-clock and CPU seconds of one `report monthly --no-send` for `teams` teams."""
     app = app_for(root / f"teams-{teams}", database_url)
     try:
         fill(app, teams)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         run_monthly(app, PERIOD, send=False)
-        return time.perf_counter() - start
+        return time.perf_counter() - start, time.process_time() - cpu
     finally:
         app.engine.dispose()
 
@@ -133,10 +136,11 @@ def main(argv: Sequence[str]) -> int:
         p.error("--database-url takes one size at a time (each size needs an empty store)")
     root = Path(tempfile.mkdtemp(prefix="clearinghouse-monthly-"))
     try:
-        print(f"{'teams':>6}  {'seconds':>8}  {'ms per team':>11}")
+        print(f"{'teams':>6}  {'seconds':>8}  {'ms per team':>11}  {'CPU seconds':>11}")
         for teams in sizes:
-            seconds = measure(root, teams, args.database_url)
-            print(f"{teams:>6}  {seconds:>8.2f}  {seconds / teams * 1000:>11.2f}", flush=True)
+            seconds, cpu = measure(root, teams, args.database_url)
+            per_team = seconds / teams * 1000
+            print(f"{teams:>6}  {seconds:>8.2f}  {per_team:>11.2f}  {cpu:>11.2f}", flush=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return 0

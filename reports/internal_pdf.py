@@ -119,7 +119,7 @@ def _type1_body(stats: TypeStatistics, own: TeamRow | None) -> list[Flowable]:
         )
         for line in stats.lines
     ]
-    legend = "Each bar is one team, labelled by its letter"
+    legend = "Each bar is one team, in table order, labelled by its letter where there is room"
     legend += "; your team's bar is orange." if own else "."
     return [
         p("Figures per team", "h1"),

@@ -17,6 +17,7 @@ from reportlab.lib.enums import TA_RIGHT
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import cm
+from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.platypus import Flowable, Paragraph, Table, TableStyle
 
 NAVY = colors.HexColor("#1F3A5F")
@@ -78,6 +79,10 @@ STYLES = {
 }
 
 
+_HEAD = STYLES["head"]
+_CELL_PADDING = 6  # reportlab's default left and right padding of a table cell
+
+
 def p(text: str, style: str = "body") -> Paragraph:
     """A paragraph of plain text (escaped: team names may hold '&' or '<')."""
     return Paragraph(escape(text), STYLES[style])
@@ -134,20 +139,24 @@ def table(
 ) -> Table:
     """A data table: navy header, striped rows, numbers right-aligned from a column on.
 
+    Cells are Paragraphs (markup, wrapping) or plain strings, which are drawn as they
+    are: no markup, so nothing to escape.
+
     `marked` rows (0-based, body rows) and `marked_columns` are the reader's own team:
     highlighted and bold.
     The last `footer_rows` rows (averages) are set off by a rule and bold type.
     """
     head = [
-        Paragraph(escape(h), STYLES["head" if i < numeric_from else "head-right"])
-        for i, h in enumerate(header)
+        _heading(h, width, right=i >= numeric_from)
+        for i, (h, width) in enumerate(zip(header, widths, strict=True))
     ]
-    body = [[cell if isinstance(cell, Paragraph) else escape(cell) for cell in row] for row in rows]
     style: list[tuple[Any, ...]] = [
         ("BACKGROUND", (0, 0), (-1, 0), NAVY),
+        ("FONT", (0, 0), (-1, 0), _HEAD.fontName, _HEAD.fontSize, _HEAD.leading),
+        ("TEXTCOLOR", (0, 0), (-1, 0), _HEAD.textColor),
         ("FONT", (0, 1), (-1, -1), "Helvetica", 8.5),
         ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
-        ("ALIGN", (numeric_from, 1), (-1, -1), "RIGHT"),
+        ("ALIGN", (numeric_from, 0), (-1, -1), "RIGHT"),
         ("TOPPADDING", (0, 0), (-1, -1), 3.5),
         ("BOTTOMPADDING", (0, 0), (-1, -1), 3.5),
         ("LINEBELOW", (0, 0), (-1, -1), 0.25, RULE),
@@ -172,9 +181,21 @@ def table(
         style.append(("BACKGROUND", (index, 1), (index, -1), MARK_LIGHT))
         style.append(("FONT", (index, 1), (index, -1), "Helvetica-Bold", 8.5))
         style.append(("LINEBELOW", (index, 0), (index, 0), 3, MARK))
-    result = Table([head, *body], colWidths=list(widths), repeatRows=1, hAlign="LEFT")
+    result = Table([head, *rows], colWidths=list(widths), repeatRows=1, hAlign="LEFT")
     result.setStyle(TableStyle(style))
     return result
+
+
+def _heading(text: str, width: float, *, right: bool) -> str | Paragraph:
+    """A column heading: plain text where it fits on one line, else a wrapping paragraph.
+
+    Plain text looks the same (the header row's FONT and TEXTCOLOR match the "head"
+    style), and the table draws it directly; a Paragraph is measured again each time a
+    table is wrapped or split, and split tables repeat their header on every page.
+    """
+    if stringWidth(text, _HEAD.fontName, _HEAD.fontSize) <= width - 2 * _CELL_PADDING:
+        return text
+    return Paragraph(escape(text), STYLES["head-right" if right else "head"])
 
 
 def notice(text: str) -> Table:

@@ -7,6 +7,7 @@ report day. All times are UTC: a month is [first day 00:00 UTC, next first day 0
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, date, datetime
 
@@ -66,6 +67,7 @@ def month_end(period: str) -> datetime:
     return month_start(shift(period, 1))
 
 
+@functools.cache  # pure; the coordinators' summary asks it for each stored revision
 def report_day(period: str, day_of_month: int) -> datetime:
     """00:00 UTC of the report day for `period`: day `day_of_month` of the next month.
 

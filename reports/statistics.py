@@ -43,6 +43,7 @@ TYPE_TITLES = {
     "type2": "Type 2: incidents by class and type",
 }
 TOTAL = "total"  # type 2: all incidents
+ZERO = Decimal(0)
 UNTYPED = "-"  # type 2: "class/-" is the class-only line (no type given)
 TYPE1_LABELS = {
     "requests": "Requests",
@@ -175,26 +176,42 @@ def _type_statistics(
     minimum: int,
     secret: bytes,
 ) -> TypeStatistics:
-    by_month: dict[str, list[dict[str, Decimal]]] = {month: [] for month in months}
-    for report in reports:
-        by_month[report.period].append(_values(report))
+    values = [_values(report) for report in reports]
+    totals, teams = _month_totals(reports, values, months)
     trend: dict[str, tuple[Figure, ...]] = {}
     for line in lines:
         trend[line.key] = tuple(
-            Figure(line.key, month, _sum(by_month[month], line.key), len(by_month[month]), minimum)
+            Figure(line.key, month, totals[month].get(line.key, ZERO), teams[month], minimum)
             for month in months
         )
-    current = [r for r in reports if r.period == period]
-    names = pseudonyms([r.team_id for r in current], secret, period, report_type)
+    current = [(r, v) for r, v in zip(reports, values, strict=True) if r.period == period]
+    names = pseudonyms([r.team_id for r, _ in current], secret, period, report_type)
     rows = sorted(
-        (TeamRow(r.team_id, r.team, names[r.team_id], r.revision, _values(r)) for r in current),
+        (TeamRow(r.team_id, r.team, names[r.team_id], r.revision, v) for r, v in current),
         key=lambda row: _pseudonym_order(row.pseudonym),
     )
     return TypeStatistics(report_type, period, lines, months, trend, tuple(rows))
 
 
-def _sum(values: Iterable[dict[str, Decimal]], key: str) -> Decimal:
-    return sum((v.get(key, Decimal(0)) for v in values), Decimal(0))
+def _month_totals(
+    reports: Sequence[StoredReport],
+    values: Sequence[dict[str, Decimal]],
+    months: tuple[str, ...],
+) -> tuple[dict[str, dict[str, Decimal]], dict[str, int]]:
+    """Per month: the total of each figure key over the month's reports, and their number.
+
+    One pass over each report's own keys: summing each figure over every report instead
+    cost lines x months x teams look-ups, most of them for categories nobody reported.
+    A key no report of the month has is missing (its total is 0).
+    """
+    totals: dict[str, dict[str, Decimal]] = {month: {} for month in months}
+    teams = dict.fromkeys(months, 0)
+    for report, figures in zip(reports, values, strict=True):
+        month = totals[report.period]
+        teams[report.period] += 1
+        for key, value in figures.items():
+            month[key] = month.get(key, ZERO) + value
+    return totals, teams
 
 
 def _values(report: StoredReport) -> dict[str, Decimal]:

@@ -11,12 +11,16 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from reportlab.graphics import renderPDF
 from statistics_data import pdf_pages, pdf_text, render_png, row
 
 from parsers.model import TYPE1_FIELDS
 from parsers.taxonomy import load_taxonomy
+from reports.charts import bar_chart
 from reports.csv_export import COLUMNS, public_csv
 from reports.internal_pdf import Reader, internal_pdf
+from reports.layout import table
+from reports.pdf import DocumentMeta, render
 from reports.periods import window
 from reports.public_pdf import public_pdf
 from reports.statistics import MonthlyStatistics, compute
@@ -175,6 +179,25 @@ def test_internal_pdfs_render_for_many_teams(teams: int) -> None:
     type2 = pdf_text(internal_pdf(big, "type2", NAME, reader))
     assert "(you)" in type2
     assert f"(teams 31-{min(60, teams)})" in type2
+
+
+def test_bar_chart_names_each_bar_where_there_is_room_else_every_few() -> None:
+    few = pdf_text(renderPDF.drawToString(bar_chart("Few", ["A", "B", "C"], [1, 2, 3], 240, 106)))
+    assert {"A", "B", "C"} <= set(few.split())
+    names = [f"N{i}" for i in range(600)]
+    many = pdf_text(renderPDF.drawToString(bar_chart("Many", names, [1.0] * 600, 240, 106)))
+    shown = [word for word in many.split() if word in set(names)]
+    # 600 bars in 200 pt: every n-th is named, starting with the first, none overlapping.
+    assert shown[0] == "N0" and 5 < len(shown) < 40
+    assert len(set(shown)) == len(shown)
+
+
+def test_table_draws_plain_cells_as_given_and_wraps_long_headings() -> None:
+    heading = "A heading far too long for its narrow column"
+    flow = [table(["Name", heading], [["R&D <lab>", "1"]], [200, 60])]
+    text = pdf_text(render(DocumentMeta("Nord & Süd", "Table", PERIOD, "PUBLIC"), flow))
+    assert "R&D <lab>" in text and "&amp;" not in text
+    assert "Name" in text and "A heading" in text and "narrow" in text
 
 
 def test_internal_pdf_without_contributions_says_so(stats: MonthlyStatistics) -> None:
