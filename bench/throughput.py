@@ -374,7 +374,12 @@ def run(root: Path, args: argparse.Namespace) -> dict[str, str]:
     ids = {s.message_id for s in sent}
     by_email = {t.email: t for t in teams}
     plaintexts = [r for r in receipt_plaintexts(app, by_email, ids)]
+    before = os.times()
     floor_seconds = floor(app, [raw for _, raw in mails], plaintexts, args.workers)
+    after = os.times()
+    floor_cpu = (after.children_user - before.children_user) + (
+        after.children_system - before.children_system
+    )
     gateway_rate, floor_rate = len(mails) / seconds, len(mails) / floor_seconds
     latencies = [s.latency * 1000 for s in sent]
     to_receipt = [t * 1000 for t in times_to_receipt(app.engine, ids)]
@@ -384,6 +389,7 @@ def run(root: Path, args: argparse.Namespace) -> dict[str, str]:
         "gateway (messages/s)": f"{gateway_rate:.1f}",
         f"floor, bare gpg x{args.workers} (messages/s)": f"{floor_rate:.1f}",
         "ratio gateway / floor": f"{gateway_rate / floor_rate:.2f}",
+        "CPU per message: floor's gpg (ms)": f"{floor_cpu / len(mails) * 1000:.1f}",
         "SMTP accept p50 / p99 (ms)": f"{percentile(latencies, 0.5):.1f} / "
         f"{percentile(latencies, 0.99):.1f}",
         "time to receipt p50 / p99 (ms)": f"{percentile(to_receipt, 0.5):.0f} / "
