@@ -67,10 +67,11 @@ def _process(app: App, message_id: int, owner: str | None) -> Outcome:
     transaction rolls back (`LeaseLostError`), so a message is never processed twice.
     """
     with open_session(app.engine) as s:
-        raw, size = spool.raw_message(s, message_id)
+        size = _load(s, message_id).size
     if size > app.config.smtp.max_message_bytes:
         return _quarantine(app, message_id, owner, Refusal("too-large", f"{size} bytes"), None)
-    unwrapped = app.unwrapper.unwrap(raw)
+    # Handed over, not kept: unwrap lets go of the bytes once the ciphertext is out of them.
+    unwrapped = app.unwrapper.unwrap(_raw(app, message_id))
     if isinstance(unwrapped, Refusal):
         return _quarantine(app, message_id, owner, unwrapped, None)
     verdict, binding = _authenticate(app, unwrapped)
@@ -138,6 +139,12 @@ def _load(s: Session, message_id: int) -> Message:
     if message is None:
         raise LookupError(f"message {message_id} does not exist")
     return message
+
+
+def _raw(app: App, message_id: int) -> bytes:
+    """The message's bytes, as the door stored them, read in a session of their own."""
+    with open_session(app.engine) as s:
+        return spool.raw_message(s, message_id)[0]
 
 
 def _team(s: Session, verdict: Authenticated) -> Team:

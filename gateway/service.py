@@ -12,6 +12,7 @@ import signal
 import threading
 from collections.abc import Iterator
 
+from gateway.allocator import keep_large_blocks_mapped
 from gateway.app import App
 from gateway.delivery import make_transport
 from gateway.errors import ClearinghouseError
@@ -48,6 +49,7 @@ def run_worker_until_stopped(worker: Worker, wake: threading.Event | None = None
 
 
 def serve(app: App, host: str, port: int) -> None:
+    keep_large_blocks_mapped()  # before any thread allocates: see gateway/allocator.py
     app.create_schema()
     app.identity  # noqa: B018 - fail now, not at the first message, if there is no key
     exporter = serve_metrics(app)  # None when [metrics] listen = ""

@@ -2,12 +2,12 @@
 
 `run_once` processes everything claimable now (used by `process --once`); `run` keeps
 processing until told to stop, woken early when a door stores a message, while a
-thread of its own delivers the outbox. `concurrency` threads claim and process messages side by side: the time
-goes into gpg subprocesses, so threads keep every core busy, and leases keep them (and
-other gateway instances on the same database) off each other's messages. A message whose
-processing raises (a bug, or the database or gpg gone) keeps its lease until it expires,
-so other messages go on; after `MAX_ATTEMPTS` it is quarantined as `processing-failed`
-instead of blocking the queue forever.
+thread of its own delivers the outbox. `concurrency` threads claim and process messages
+side by side: the time goes into gpg subprocesses, so threads keep every core busy, and
+leases keep them (and other gateway instances on the same database) off each other's
+messages. A message whose processing raises (a bug, or the database or gpg gone) keeps
+its lease until it expires, so other messages go on; after `MAX_ATTEMPTS` it is
+quarantined as `processing-failed` instead of blocking the queue forever.
 """
 
 from __future__ import annotations

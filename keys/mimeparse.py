@@ -6,7 +6,7 @@ In: raw bytes (an incoming message, or a decrypted entity). Out: a compat32
 
 Why not call that: it decodes the bytes into one str, wraps that str in a StringIO
 (four bytes a character) and splits every body into a list of line objects before joining
-them again. For a 13 MiB plaintext that is about 90 MiB at once, and for a body of very
+them again. For a 13 MiB plaintext that is about 95 MiB at once, and for a body of very
 short lines some 25 times its size, before anything has been authenticated. Here the
 stdlib parser is fed slices of the bytes (no whole copy, no StringIO), and when the
 message is not a multipart or a `message/*` its body is not fed at all: the parser reads

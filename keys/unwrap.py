@@ -13,6 +13,10 @@ Accepted shapes (RFC 3156 and inline PGP), nothing else:
 Anything unsigned beside or around the signed entity is `partially-signed`. Ciphertext
 found inside the plaintext is never decrypted (no decryption oracle for nested
 ciphertext). Whether the signature is acceptable is decided in `keys/policy.py`.
+
+Messages of 10 MiB pass through here, two at a time: each step hands the next only what it
+found (the ciphertext, the signed part), so the raw bytes, the ciphertext and every parse
+are let go of as soon as they have served, and nothing is parsed twice.
 """
 
 from __future__ import annotations
@@ -25,12 +29,14 @@ from email.utils import getaddresses
 
 from keys.gpg import CryptoResult, GnuPG
 from keys.mimeparse import parse_bytes
+from keys.textentity import text_entity
 
 ARMOR_MESSAGE = re.compile(rb"-----BEGIN PGP MESSAGE-----.*?-----END PGP MESSAGE-----", re.S)
 ARMOR_SIGNED = re.compile(
     rb"-----BEGIN PGP SIGNED MESSAGE-----.*?-----END PGP SIGNATURE-----", re.S
 )
 ANY_ARMOR = re.compile(rb"-----BEGIN PGP (MESSAGE|SIGNED MESSAGE|SIGNATURE)-----")
+BARE_LF = re.compile(rb"(?<!\r)\n")  # a line feed not already part of a CRLF
 _BLANK = re.compile(rb"\s*")  # what bytes.strip() removes: space, \t, \n, \r, \f, \v
 
 
@@ -64,10 +70,9 @@ class Unwrapped:
 
 @dataclass
 class _Sealed:
-    """What decryption needs from the outer message; the ciphertext only until gpg has it."""
+    """Ciphertext found in the outer message, held only until gpg has it."""
 
     ciphertext: bytes | None
-    outer_from: tuple[str, ...]
     mime: bool  # PGP/MIME (the plaintext is a MIME entity), else inline PGP
 
     def take(self) -> bytes:
@@ -76,6 +81,24 @@ class _Sealed:
         if ciphertext is None:
             raise RuntimeError("the ciphertext was already handed to gpg")
         return ciphertext
+
+
+@dataclass(frozen=True)
+class _Detached:
+    """A multipart/signed entity taken apart: the signed part, exactly, and its signature."""
+
+    signed: bytes
+    signature: bytes
+
+
+@dataclass(frozen=True)
+class _Cleartext:
+    """A text/plain body, which must be exactly one cleartext-signed block."""
+
+    text: bytes
+
+
+_Found = _Sealed | _Detached | _Cleartext  # what the outer message holds
 
 
 def _parse(raw: bytes) -> email.message.Message:
@@ -148,13 +171,37 @@ def _contains_pgp(msg: email.message.Message) -> bool:
     return False
 
 
-def _multipart_signed_halves(entity: bytes) -> tuple[bytes, bytes] | Refusal:
-    """Split a multipart/signed entity's bytes into (signed part, signature) exactly.
+def _pgp_mime_ciphertext(msg: email.message.Message) -> bytes | Refusal:
+    parts = _subparts(msg)
+    if len(parts) != 2:
+        return Refusal("malformed-mime", "multipart/encrypted without exactly two parts")
+    control, data = parts
+    if control.get_content_type() != "application/pgp-encrypted":
+        return Refusal("malformed-mime", "multipart/encrypted without pgp-encrypted control")
+    if data.get_content_type() != "application/octet-stream":
+        return Refusal("malformed-mime", "multipart/encrypted data part is not octet-stream")
+    return _body_bytes(data)
+
+
+def _signed_content(data: bytes, msg: email.message.Message) -> _Detached | _Cleartext | Refusal:
+    """What is signed in `msg` (parsed from `data`), taken out; a refusal if nothing is."""
+    ctype = msg.get_content_type()
+    if ctype == "multipart/signed":
+        return _multipart_signed_halves(msg, data)
+    if ctype == "text/plain" and not msg.is_multipart():
+        return _Cleartext(_body_bytes(msg))
+    if _contains_pgp(msg):
+        return Refusal("partially-signed", "the signature does not cover the whole content")
+    return Refusal("not-signed", "no signature over the content")
+
+
+def _multipart_signed_halves(msg: email.message.Message, entity: bytes) -> _Detached | Refusal:
+    """Split a multipart/signed entity (`msg`, parsed from `entity`) exactly in two.
 
     The signed part is taken from the bytes, not re-serialised, and canonicalised to CRLF
-    as RFC 3156 §5 requires of the signer.
+    as RFC 3156 §5 requires of the signer. Found by position: the entity is copied only
+    where it has bare line feeds, and only the signed part is cut out of it.
     """
-    msg = _parse(entity)
     boundary = msg.get_boundary()
     parts = _subparts(msg)
     if not boundary or len(parts) != 2:
@@ -163,16 +210,18 @@ def _multipart_signed_halves(entity: bytes) -> tuple[bytes, bytes] | Refusal:
         return Refusal("malformed-mime", "multipart/signed whose second part is not a signature")
     if str(msg.get_param("protocol", "")).lower() != "application/pgp-signature":
         return Refusal("malformed-mime", "multipart/signed with another protocol")
-    crlf = re.sub(rb"\r?\n", b"\r\n", entity)
+    crlf = BARE_LF.sub(b"\r\n", entity)
     delimiter = b"\r\n--" + boundary.encode("ascii", "replace")
-    pieces = crlf.split(delimiter)
-    # pieces: [headers+preamble, part1, part2, "--" + epilogue]
-    if len(pieces) != 4 or not pieces[3].startswith(b"--"):
+    # Exactly three delimiters: headers and preamble, part 1, part 2, "--" and epilogue.
+    first = crlf.find(delimiter) + len(delimiter)
+    second = crlf.find(delimiter, first)
+    third = crlf.find(delimiter, second + len(delimiter))
+    if crlf.count(delimiter) != 3 or not crlf.startswith(b"--", third + len(delimiter)):
         return Refusal("malformed-mime", "multipart/signed boundaries do not delimit two parts")
-    signed = pieces[1].split(b"\r\n", 1)
-    if len(signed) != 2 or signed[0].strip():
+    line_end = crlf.find(b"\r\n", first, second)  # the end of the first boundary line
+    if line_end < 0 or not _BLANK.fullmatch(crlf, first, line_end):
         return Refusal("malformed-mime", "multipart/signed boundary line malformed")
-    return signed[1], _body_bytes(parts[1])
+    return _Detached(crlf[line_end + 2 : second], _body_bytes(parts[1]))
 
 
 class Unwrapper:
@@ -194,52 +243,62 @@ class Unwrapper:
     def unwrap(self, raw: bytes) -> Unwrapped | Refusal:
         try:
             outer = self._outer(raw)
-            # From here on only the ciphertext is needed: when the caller has not kept the
-            # raw bytes either, they go now rather than after gpg and the inner parse.
+            # From here on only what was found in it is needed: when the caller has not
+            # kept the raw bytes either, they go now rather than after gpg and parsing.
             del raw
-            return self._decrypted(outer) if isinstance(outer, _Sealed) else outer
+            if isinstance(outer, Refusal):
+                return outer
+            found, outer_from = outer
+            if isinstance(found, _Sealed):
+                return self._decrypted(found, outer_from)
+            return self._verified(found, outer_from, encrypted=False)
         except (RecursionError, LookupError, ValueError, TypeError, AttributeError) as exc:
             return Refusal("malformed-mime", f"unparseable MIME: {type(exc).__name__}")
 
-    def _outer(self, raw: bytes) -> _Sealed | Unwrapped | Refusal:
-        """The ciphertext to decrypt, or (unencrypted) the outcome; the parse is dropped."""
+    def _outer(self, raw: bytes) -> tuple[_Found, tuple[str, ...]] | Refusal:
+        """What the outer message holds, and its From addresses; its parse ends here."""
         msg = _parse(raw)
         refusal = _check_shape(msg, self.limits)
         if refusal:
             return refusal
         outer_from = _addresses(msg, "From")
+        found = self._outer_content(raw, msg)
+        return found if isinstance(found, Refusal) else (found, outer_from)
+
+    def _outer_content(self, raw: bytes, msg: email.message.Message) -> _Found | Refusal:
         ctype = msg.get_content_type()
         if ctype == "multipart/encrypted":
-            ciphertext = self._pgp_mime_ciphertext(msg)
+            ciphertext = _pgp_mime_ciphertext(msg)
             if isinstance(ciphertext, Refusal):
                 return ciphertext
-            return _Sealed(ciphertext, outer_from, mime=True)
+            return _Sealed(ciphertext, mime=True)
         if ctype == "text/plain" and not msg.is_multipart():
             block = _only_armor(_body_bytes(msg), ARMOR_MESSAGE)
             if isinstance(block, Refusal):
                 return block
             if block is not None:
-                return _Sealed(block, outer_from, mime=False)
+                return _Sealed(block, mime=False)
         if self.require_encryption:
             if _contains_pgp(msg) and ctype not in ("multipart/signed", "text/plain"):
                 return Refusal("partially-signed", "OpenPGP content not at the message root")
             return Refusal("not-encrypted", "message is not encrypted to the gateway")
-        return self._signed(raw, msg, outer_from, encrypted=False)
+        return _signed_content(raw, msg)
 
-    def _pgp_mime_ciphertext(self, msg: email.message.Message) -> bytes | Refusal:
-        parts = _subparts(msg)
-        if len(parts) != 2:
-            return Refusal("malformed-mime", "multipart/encrypted without exactly two parts")
-        control, data = parts
-        if control.get_content_type() != "application/pgp-encrypted":
-            return Refusal("malformed-mime", "multipart/encrypted without pgp-encrypted control")
-        if data.get_content_type() != "application/octet-stream":
-            return Refusal("malformed-mime", "multipart/encrypted data part is not octet-stream")
-        return _body_bytes(data)
-
-    def _decrypted(self, sealed: _Sealed) -> Unwrapped | Refusal:
+    def _decrypted(self, sealed: _Sealed, outer_from: tuple[str, ...]) -> Unwrapped | Refusal:
         result = self.gpg.decrypt(sealed.take(), self.passphrase)
-        outer_from, mime = sealed.outer_from, sealed.mime
+        refusal = self._not_one_clean_layer(result)
+        if refusal:
+            return refusal
+        if result.signatures:
+            return self._combined(result, outer_from, mime=sealed.mime)
+        if not sealed.mime:
+            return self._verified(_Cleartext(result.data), outer_from, encrypted=True)
+        content = self._signed_plaintext(result.data)
+        del result  # of the plaintext, only what was signed in it is needed now
+        return self._verified(content, outer_from, encrypted=True)
+
+    def _not_one_clean_layer(self, result: CryptoResult) -> Refusal | None:
+        """Why the decryption did not cleanly remove one layer, if it did not."""
         if result.output_limited or len(result.data) >= self.limits.max_decrypted_bytes:
             return Refusal("too-large", "decrypted content reached the size cap")
         if not result.decrypted or result.problems or result.plaintext_packets != 1:
@@ -247,13 +306,12 @@ class Unwrapper:
             return Refusal("decrypt-failed", detail)
         if result.returncode != 0 and all(s.outcome == "good" for s in result.signatures):
             return Refusal("decrypt-failed", f"gpg exit status {result.returncode}")
-        if result.signatures:
-            return self._combined(result, outer_from, mime=mime)
-        if not mime:
-            return self._inline_signed(result.data, outer_from, encrypted=True)
-        inner = _parse(result.data)
-        refusal = _check_shape(inner, self.limits)
-        return refusal or self._signed(result.data, inner, outer_from, encrypted=True)
+        return None
+
+    def _signed_plaintext(self, data: bytes) -> _Detached | _Cleartext | Refusal:
+        """What is signed in a decrypted MIME entity; its parse ends here."""
+        inner = _parse(data)
+        return _check_shape(inner, self.limits) or _signed_content(data, inner)
 
     def _combined(
         self, result: CryptoResult, outer_from: tuple[str, ...], *, mime: bool
@@ -268,30 +326,23 @@ class Unwrapper:
         else:
             if ARMOR_SIGNED.search(result.data):
                 return Refusal("multiple-signatures", "a signed block inside a signed message")
-            entity = _text_entity(result.data)
+            entity = text_entity(result.data)
         return _result(entity, result.data, result, outer_from, encrypted=True)
 
-    def _signed(
+    def _verified(
         self,
-        data: bytes,
-        msg: email.message.Message,
+        content: _Detached | _Cleartext | Refusal,
         outer_from: tuple[str, ...],
         *,
         encrypted: bool,
     ) -> Unwrapped | Refusal:
-        ctype = msg.get_content_type()
-        if ctype == "multipart/signed":
-            halves = _multipart_signed_halves(data)
-            if isinstance(halves, Refusal):
-                return halves
-            signed, signature = halves
-            result = self.gpg.verify_detached(signed, signature)
-            return _result(_parse(signed), signed, result, outer_from, encrypted=encrypted)
-        if ctype == "text/plain" and not msg.is_multipart():
-            return self._inline_signed(_body_bytes(msg), outer_from, encrypted=encrypted)
-        if _contains_pgp(msg):
-            return Refusal("partially-signed", "the signature does not cover the whole content")
-        return Refusal("not-signed", "no signature over the content")
+        if isinstance(content, Refusal):
+            return content
+        if isinstance(content, _Cleartext):
+            return self._inline_signed(content.text, outer_from, encrypted=encrypted)
+        signed = content.signed
+        result = self.gpg.verify_detached(signed, content.signature)
+        return _result(_parse(signed), signed, result, outer_from, encrypted=encrypted)
 
     def _inline_signed(
         self, text: bytes, outer_from: tuple[str, ...], *, encrypted: bool
@@ -305,14 +356,8 @@ class Unwrapper:
             return Refusal("not-signed", "no signature over the content")
         result = self.gpg.verify_clearsigned(block)
         return _result(
-            _text_entity(result.data), result.data, result, outer_from, encrypted=encrypted
+            text_entity(result.data), result.data, result, outer_from, encrypted=encrypted
         )
-
-
-def _text_entity(text: bytes) -> email.message.Message:
-    entity = email.message.Message()
-    entity.set_payload(text.decode("utf-8", "replace"), charset="utf-8")
-    return entity
 
 
 def _result(

@@ -8,6 +8,7 @@ it is read as reports). Pure: no database, no crypto.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import Message
 
@@ -30,6 +31,21 @@ class CommandError:
     message: str  # plain English, safe to mail back to the team
 
 
+# str.splitlines() ends a line at each of these (CR LF counts once).
+_LINE_BREAK = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+_LINE = re.compile(f"[^{_LINE_BREAK}]*(?:\r\n|[{_LINE_BREAK}])?")
+
+
+def _lines(text: str) -> Iterator[str]:
+    """`text.splitlines()`, one line at a time: a body of megabytes is not split up front."""
+    start = 0
+    while start < len(text):
+        found = _LINE.match(text, start)
+        end = found.end() if found else len(text)
+        yield text[start:end].rstrip(_LINE_BREAK)
+        start = end
+
+
 def _first_text(entity: Message) -> str | None:
     for part in entity.walk():
         if part.get_content_type() == "text/plain" and not part.is_multipart():
@@ -47,12 +63,13 @@ def find_command(entity: Message) -> Command | CommandError | None:
     text = _first_text(entity)
     if text is None:
         return None
-    lines = [
-        line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")
-    ]
-    if not lines or not lines[0].lstrip().lower().startswith("command"):
+    first = next(
+        (line for line in _lines(text) if line.strip() and not line.lstrip().startswith("#")),
+        None,
+    )
+    if first is None or not first.lstrip().lower().startswith("command"):
         return None
-    match = COMMAND_LINE.match(lines[0])
+    match = COMMAND_LINE.match(first)
     if match is None:
         return CommandError(f"could not read the command line; write one of: {KNOWN}")
     verb, argument = match["verb"].lower(), match["argument"].lower()

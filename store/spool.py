@@ -146,10 +146,15 @@ def claim_next_message(engine: Engine, owner: str, lease_seconds: int = 300) -> 
             ).first()
         if taken is not None:
             return int(taken[0])
-        with open_session(engine) as session:
-            if session.exec(select(Message.id).where(_claimable(utcnow())).limit(1)).first() is None:
-                return None
+        if not _any_claimable(engine):
+            return None
     return None
+
+
+def _any_claimable(engine: Engine) -> bool:
+    with open_session(engine) as session:
+        query = select(Message.id).where(_claimable(utcnow())).limit(1)
+        return session.exec(query).first() is not None
 
 
 def claim_message(engine: Engine, message_id: int, owner: str, lease_seconds: int = 300) -> bool:

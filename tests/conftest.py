@@ -101,7 +101,6 @@ def worker(app: App) -> Worker:
     return Worker(app, MaildirTransport(app.config.outbound.maildir))
 
 
-
 @pytest.fixture
 def smtp_server(app: App) -> Iterator[Start]:
     """start(**smtp_section_changes) -> port of a running intake server for `app`."""

@@ -15,9 +15,9 @@ from sqlalchemy import update
 from sqlmodel import col
 from support import TYPE1, TeamClient
 
+from gateway import pipeline, sealing
 from gateway.app import App
 from gateway.delivery import MaildirTransport
-from gateway import pipeline, sealing
 from gateway.errors import ClearinghouseError, DeliveryError, GnuPGError
 from gateway.intake import accept
 from gateway.pipeline import Outcome, process_message
@@ -167,7 +167,9 @@ def test_a_reply_that_cannot_be_sealed_waits_unsealed_and_is_never_delivered(
     assert worker.run_once() == {"accepted": 1}  # the outcome stands
     [draft] = entries(app)
     assert (draft.state, draft.attempts, draft.last_error) == (
-        "unsealed", 1, "gpg-agent is not running"
+        "unsealed",
+        1,
+        "gpg-agent is not running",
     )
     assert worker.flush().sent == 0
     assert maildir_files(app) == []
