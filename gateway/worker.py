@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
 RETRY_SECONDS = 60  # a message whose processing raised waits this long before a retry
+DELIVERY_GATHER_SECONDS = 0.25  # replies sealed within this long go out in one flush
 
 
 def worker_name() -> str:
@@ -212,7 +213,10 @@ class Worker:
                 self.flush()
             except Exception:
                 log.exception("delivering the outbox failed; retrying")
-            delivered.wait(idle_seconds)
+            if delivered.wait(idle_seconds):
+                # Gather what the next moments process into one flush: a flush per
+                # message would take the database's write turn from the SMTP door.
+                stop.wait(DELIVERY_GATHER_SECONDS)
 
     def pending(self) -> int:
         with open_session(self.app.engine) as s:

@@ -75,9 +75,13 @@ def open_session(engine: Engine) -> Session:
 
 
 @contextmanager
-def transaction(engine: Engine) -> Iterator[Session]:
-    """One unit of work: committed when the block ends, rolled back if it raises."""
-    with _write_turn(engine):
+def transaction(engine: Engine, *, urgent: bool = False) -> Iterator[Session]:
+    """One unit of work: committed when the block ends, rolled back if it raises.
+
+    `urgent` is for writes someone is waiting on (a door storing a message before its
+    SMTP 250): on SQLite they take the next write turn ahead of the workers' writes.
+    """
+    with _write_turn(engine, urgent):
         session = open_session(engine)
         try:
             yield session
@@ -132,14 +136,56 @@ def wait_for_commit(engine: Engine, seen: int, timeout: float) -> None:
 # SQLite has one writer at a time. Left to itself, a waiting writer polls for the lock,
 # sleeping up to 100 ms between tries, so a short write (the SMTP door storing a message
 # before its 250) can starve behind a stream of longer ones (the workers' transactions).
-# Transactions of one process on one SQLite database therefore queue on a lock instead
-# and are woken the moment it is free. Other processes still meet at busy_timeout.
-_TURNS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
+# Transactions of one process on one SQLite database therefore queue for a turn instead,
+# woken the moment it is free, urgent ones first. Other processes meet at busy_timeout.
+class _WriteTurn:
+    """One writer at a time (re-entrant per thread); waiting urgent writers go first."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._holder: int | None = None
+        self._depth = 0
+        self._urgent_waiting = 0
+
+    @contextmanager
+    def __call__(self, urgent: bool) -> Iterator[None]:
+        self._take(urgent)
+        try:
+            yield
+        finally:
+            self._give_back()
+
+    def _free_for(self, urgent: bool) -> bool:
+        return self._holder is None and (urgent or self._urgent_waiting == 0)
+
+    def _take(self, urgent: bool) -> None:
+        me = threading.get_ident()
+        with self._changed:
+            if self._holder == me:
+                self._depth += 1
+                return
+            self._urgent_waiting += urgent
+            try:
+                self._changed.wait_for(lambda: self._free_for(urgent))
+            finally:
+                self._urgent_waiting -= urgent
+            self._holder, self._depth = me, 1
+
+    def _give_back(self) -> None:
+        with self._changed:
+            self._depth -= 1
+            if self._depth == 0:
+                self._holder = None
+                self._changed.notify_all()
+
+
+_TURNS: weakref.WeakKeyDictionary[Engine, _WriteTurn] = weakref.WeakKeyDictionary()
 _TURNS_LOCK = threading.Lock()
 
 
-def _write_turn(engine: Engine) -> AbstractContextManager[object]:
+def _write_turn(engine: Engine, urgent: bool) -> AbstractContextManager[None]:
     if engine.dialect.name != "sqlite":
         return nullcontext()
     with _TURNS_LOCK:
-        return _TURNS.setdefault(engine, threading.RLock())
+        turn = _TURNS.setdefault(engine, _WriteTurn())
+    return turn(urgent)

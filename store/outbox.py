@@ -109,6 +109,9 @@ def claim_unsealed(
     """Lease drafts nobody is sealing (their worker died or failed) to `owner` (commits)."""
     now = utcnow()
     free = [col(OutboxEntry.state) == UNSEALED, lease_free(col(OutboxEntry.lease_until), now)]
+    with open_session(engine) as session:  # the usual answer, without a write turn
+        if session.exec(select(OutboxEntry.id).where(*free).limit(1)).first() is None:
+            return []
     with transaction(engine) as session:
         candidates = session.exec(
             select(OutboxEntry.id, OutboxEntry.raw)

@@ -62,7 +62,7 @@ def spool_message(
         intake_key=intake_key,
     )
     try:
-        with transaction(engine) as session:
+        with transaction(engine, urgent=True) as session:  # a door waits to say 250
             session.add(message)
             session.flush()
             message_id = _id(message)

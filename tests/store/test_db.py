@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
 
 from store import registry
-from store.db import create_schema, make_engine, open_session, transaction
+from store.db import _WriteTurn, create_schema, make_engine, open_session, transaction
 
 
 def test_sqlite_engine_makes_its_directory_and_sets_pragmas(tmp_path: Path) -> None:
@@ -68,3 +70,54 @@ def test_objects_stay_readable_after_commit(engine: Engine) -> None:
             session, handle="t", name="n", email="e@x", status="listed", country=None
         )
     assert team.handle == "t" and team.id is not None
+
+
+# --- SQLite's write turn ----------------------------------------------------------------------
+
+
+def _waiting(turn: _WriteTurn, count: int) -> None:
+    """Until `count` threads wait for the turn (a Condition keeps its waiters in a deque)."""
+    deadline = time.monotonic() + 10
+    while len(turn._changed._waiters) < count:  # type: ignore[attr-defined]
+        assert time.monotonic() < deadline, "the writers never queued"
+        time.sleep(0.001)
+
+
+def test_an_urgent_writer_takes_the_next_turn_ahead_of_one_that_waited_longer() -> None:
+    turn, order = _WriteTurn(), []
+
+    def writer(name: str, urgent: bool) -> threading.Thread:
+        def write() -> None:
+            with turn(urgent):
+                order.append(name)
+
+        thread = threading.Thread(target=write)
+        thread.start()
+        return thread
+
+    with turn(False):
+        worker = writer("worker", False)
+        _waiting(turn, 1)
+        door = writer("door", True)
+        _waiting(turn, 2)
+    door.join(10)
+    worker.join(10)
+    assert order == ["door", "worker"]
+
+
+def test_the_write_turn_is_reentrant_and_held_until_the_outermost_release() -> None:
+    turn, order = _WriteTurn(), []
+    with turn(False):
+        with turn(True):  # a transaction inside a transaction of the same thread
+            pass
+        other = threading.Thread(target=lambda: order.append("other") if _enter(turn) else None)
+        other.start()
+        _waiting(turn, 1)
+        order.append("outer")
+    other.join(10)
+    assert order == ["outer", "other"]
+
+
+def _enter(turn: _WriteTurn) -> bool:
+    with turn(False):
+        return True
