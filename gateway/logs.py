@@ -108,6 +108,12 @@ class _StderrHandler(logging.Handler):
             self.handleError(record)
 
 
+def current_format() -> LogFormat:
+    """The format our handler writes in ("text" if none is installed): for child processes."""
+    ours = [h for h in logging.getLogger().handlers if isinstance(h, _StderrHandler)]
+    return "json" if ours and isinstance(ours[0].formatter, JsonFormatter) else "text"
+
+
 def setup_logging(fmt: LogFormat = "text", *, level: int = logging.INFO) -> bool:
     """Install (or replace) our handler on the root logger; False if left to another.
 

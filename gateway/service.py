@@ -1,8 +1,8 @@
 """Long-running service: the SMTP door, the IMAP poller, the worker and the outbox.
 
-`serve` starts the SMTP listener (and, when `[imap] host` is set, the IMAP poller) in
-their own threads and runs the worker loop in the main thread until SIGTERM or SIGINT;
-a stored message wakes the worker at once.
+`serve` starts the SMTP listener in a process of its own (gateway/door.py) and, when
+`[imap] host` is set, the IMAP poller in a thread, and runs the worker until SIGTERM or
+SIGINT; a stored message wakes the worker at once.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from gateway.allocator import keep_large_blocks_mapped
 from gateway.app import App
 from gateway.delivery import make_transport
+from gateway.door import DoorProcess
 from gateway.errors import ClearinghouseError
 from gateway.metrics import serve_metrics
 from gateway.pipeline import Outcome, process_message
-from gateway.smtp import make_controller
 from gateway.worker import Worker
 from store import spool
 from store.db import transaction
@@ -49,13 +49,21 @@ def run_worker_until_stopped(worker: Worker, wake: threading.Event | None = None
 
 
 def serve(app: App, host: str, port: int) -> None:
+    """Run until SIGTERM or SIGINT: the SMTP door (a process of its own), the IMAP poller,
+    the worker and the outbox. Raises if the door process dies, so the service restarts."""
     keep_large_blocks_mapped()  # before any thread allocates: see gateway/allocator.py
     app.create_schema()
     app.identity  # noqa: B018 - fail now, not at the first message, if there is no key
+    stop, wake, lost = threading.Event(), threading.Event(), threading.Event()
+
+    def door_lost() -> None:
+        lost.set()
+        stop.set()
+        wake.set()
+
+    door = DoorProcess(app, host, port, on_stored=lambda _id: wake.set(), on_lost=door_lost)
+    door.start()
     exporter = serve_metrics(app)  # None when [metrics] listen = ""
-    wake = threading.Event()
-    controller = make_controller(app, host, port, on_stored=lambda _id: wake.set())
-    controller.start()
     log.info(
         "listening for SMTP on %s:%s; intake %s",
         host,
@@ -68,15 +76,18 @@ def serve(app: App, host: str, port: int) -> None:
 
         poller = start_poller(app, stop_poller, wake.set)
     try:
-        run_worker_until_stopped(worker_for(app), wake)
+        _stop_on_signals(stop, wake)
+        worker_for(app).run(stop, wake)
     finally:
         stop_poller.set()
         if poller is not None:
             poller.join(timeout=10)  # let it log out; it is a daemon thread either way
-        controller.stop()
+        door.stop()
         if exporter is not None:
             exporter.stop()
         log.info("stopped")
+    if lost.is_set():
+        raise ClearinghouseError("the SMTP door process exited; see the log above")
 
 
 REPROCESSABLE = ("quarantined", "rejected")

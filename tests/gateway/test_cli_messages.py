@@ -419,6 +419,59 @@ def test_serve_accepts_over_smtp_and_stops_on_sigterm(
     assert "stopped" in log_path.read_text()
 
 
+def _children(pid: int) -> list[int]:
+    tasks = Path(f"/proc/{pid}/task")
+    found = " ".join((task / "children").read_text() for task in tasks.iterdir())
+    return [int(child) for child in found.split()]
+
+
+def test_serve_stops_with_an_error_when_its_smtp_door_process_dies(
+    config_file: Path, tmp_path: Path
+) -> None:
+    port = _free_port()
+    log_path = tmp_path / "serve.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [*command(config_file), "serve", "--smtp", f"127.0.0.1:{port}"],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            env=child_env(),
+        )
+    try:
+        _wait_until(time.monotonic() + 60, "the SMTP door", lambda: _answers(port))
+        # The door answers from a process of its own, not from serve's.
+        [door] = [pid for pid in _children(proc.pid) if _listens(pid, port)]
+        os.kill(door, signal.SIGKILL)
+        assert proc.wait(timeout=30) == 1, log_path.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "the SMTP door process exited" in log_path.read_text()
+    assert not _answers(port)
+
+
+def _answers(port: int) -> bool:
+    try:
+        with smtplib.SMTP("127.0.0.1", port, timeout=5) as smtp:
+            return smtp.noop()[0] == 250
+    except OSError:
+        return False
+
+
+def _listens(pid: int, port: int) -> bool:
+    """Whether process `pid` holds a socket listening on `port` (from /proc/net/tcp)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        target = os.readlink(fd)
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    local = f":{port:04X}"
+    return any(r.split()[1].endswith(local) and r.split()[9] in inodes for r in rows)
+
+
 def test_usage_errors_exit_2(ch: Cli) -> None:
     assert "--smtp" in ch("serve", "--smtp", "nonsense", code=2).stderr
     ch("messages", "list", "--state", "lost", code=2)
