@@ -101,17 +101,22 @@ def _claimable(now: datetime) -> ColumnElement[bool]:
     return (col(Message.state) == RECEIVED) & lease_free(col(Message.lease_until), now)
 
 
+def _lease(owner: str, now: datetime, lease_seconds: int) -> dict[str, object]:
+    """What taking a message's lease writes: its holder, until when, one more attempt."""
+    return {
+        "lease_owner": owner,
+        "lease_until": now + timedelta(seconds=lease_seconds),
+        "attempts": col(Message.attempts) + 1,
+    }
+
+
 def _claim(session: Session, message_id: int, owner: str, lease_seconds: int) -> bool:
     """The conditional UPDATE that takes the lease; True if this caller won it."""
     now = utcnow()
     won = session.exec(
         update(Message)
         .where(col(Message.id) == message_id, _claimable(now))
-        .values(
-            lease_owner=owner,
-            lease_until=now + timedelta(seconds=lease_seconds),
-            attempts=col(Message.attempts) + 1,
-        )
+        .values(_lease(owner, now, lease_seconds))
     )
     return bool(won.rowcount == 1)
 
@@ -137,11 +142,7 @@ def claim_next_message(engine: Engine, owner: str, lease_seconds: int = 300) -> 
             taken = session.exec(
                 update(Message)
                 .where(col(Message.id) == oldest, _claimable(now))
-                .values(
-                    lease_owner=owner,
-                    lease_until=now + timedelta(seconds=lease_seconds),
-                    attempts=col(Message.attempts) + 1,
-                )
+                .values(_lease(owner, now, lease_seconds))
                 .returning(col(Message.id))
             ).first()
         if taken is not None:
@@ -260,12 +261,15 @@ def finish_message(
         raise LeaseLostError(f"message {message_id} is no longer leased to {owner}")
 
 
+# Loads a message row without its bytes until they are read.
+_LAZY_RAW = defer(Message.raw)  # type: ignore[arg-type]  # sqlmodel types it as bytes
+
+
 def get_message(session: Session, message_id: int, *, raw: bool = True) -> Message | None:
     """The message; with `raw=False` its bytes stay in the database until they are read."""
     if raw:
         return session.get(Message, message_id)
-    lazy_raw = defer(Message.raw)  # type: ignore[arg-type]  # sqlmodel types it as bytes
-    return session.get(Message, message_id, options=[lazy_raw])
+    return session.get(Message, message_id, options=[_LAZY_RAW])
 
 
 def raw_message(session: Session, message_id: int) -> tuple[bytes, int]:
@@ -281,8 +285,7 @@ def list_messages(
     session: Session, *, state: str | None = None, limit: int | None = None
 ) -> list[Message]:
     """Messages in id order (the first `limit`), without loading `raw` until it is read."""
-    lazy_raw = defer(Message.raw)  # type: ignore[arg-type]  # sqlmodel types it as bytes
-    query = select(Message).options(lazy_raw).order_by(col(Message.id))
+    query = select(Message).options(_LAZY_RAW).order_by(col(Message.id))
     if state is not None:
         query = query.where(Message.state == state)
     if limit is not None:

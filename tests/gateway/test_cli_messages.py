@@ -369,6 +369,18 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _start_serve(config_file: Path, port: int, log_path: Path) -> subprocess.Popen[bytes]:
+    """`clearinghouse serve` on `port`, its output in `log_path`."""
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(
+            [*command(config_file), "serve", "--smtp", f"127.0.0.1:{port}"],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            env=child_env(),
+        )
+
+
 def _wait_until(deadline: float, what: str, ready: Any) -> None:
     while not ready():
         assert time.monotonic() < deadline, f"gave up waiting for {what}"
@@ -378,16 +390,8 @@ def _wait_until(deadline: float, what: str, ready: Any) -> None:
 def test_serve_accepts_over_smtp_and_stops_on_sigterm(
     app: App, config_file: Path, ch: Cli, team: TeamClient, tmp_path: Path
 ) -> None:
-    port = _free_port()
-    log_path = tmp_path / "serve.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [*command(config_file), "serve", "--smtp", f"127.0.0.1:{port}"],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            env=child_env(),
-        )
+    port, log_path = _free_port(), tmp_path / "serve.log"
+    proc = _start_serve(config_file, port, log_path)
     try:
 
         def listening() -> bool:
@@ -428,16 +432,8 @@ def _children(pid: int) -> list[int]:
 def test_serve_stops_with_an_error_when_its_smtp_door_process_dies(
     config_file: Path, tmp_path: Path
 ) -> None:
-    port = _free_port()
-    log_path = tmp_path / "serve.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [*command(config_file), "serve", "--smtp", f"127.0.0.1:{port}"],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            env=child_env(),
-        )
+    port, log_path = _free_port(), tmp_path / "serve.log"
+    proc = _start_serve(config_file, port, log_path)
     try:
         _wait_until(time.monotonic() + 60, "the SMTP door", lambda: _answers(port))
         # The door answers from a process of its own, not from serve's.

@@ -12,10 +12,9 @@ from __future__ import annotations
 import os
 import re
 import tracemalloc
-from pathlib import Path
 
 import pytest
-from support import INTAKE, TYPE1, TeamClient
+from support import TYPE1, TeamClient
 
 from keys.gpg import GnuPG
 from keys.mimeparse import parse_bytes
@@ -27,22 +26,6 @@ from keys.unwrap import (
     _Detached,
     _multipart_signed_halves,
 )
-
-
-@pytest.fixture
-def gateway(tmp_path: Path) -> tuple[GnuPG, str]:
-    gpg = GnuPG(tmp_path / "gateway")
-    return gpg, gpg.generate_key("Clearinghouse", INTAKE)
-
-
-@pytest.fixture
-def team(tmp_path: Path, gateway: tuple[GnuPG, str]) -> TeamClient:
-    gw, gw_fpr = gateway
-    gpg = GnuPG(tmp_path / "team")
-    fpr = gpg.generate_key("CERT Alpha", "cert@alpha.example")
-    gpg.import_keys(gw.export_public(gw_fpr).encode())
-    gw.import_keys(gpg.export_public(fpr).encode())
-    return TeamClient("alpha", "cert@alpha.example", gpg, fpr, gw_fpr)
 
 
 def padded_report(size: int) -> str:

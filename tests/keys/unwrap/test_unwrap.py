@@ -12,7 +12,6 @@ import hashlib
 import subprocess
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from support import INTAKE, TYPE1, TeamClient
@@ -25,22 +24,6 @@ from keys.wrap import Envelope, encrypted_envelope, protected_payload
 TEXT_PART = b"Content-Type: text/plain; charset=utf-8\r\n\r\n" + TYPE1.encode().replace(
     b"\n", b"\r\n"
 )
-
-
-@pytest.fixture
-def gateway(tmp_path: Path) -> tuple[GnuPG, str]:
-    gpg = GnuPG(tmp_path / "gateway")
-    return gpg, gpg.generate_key("Clearinghouse", INTAKE)
-
-
-@pytest.fixture
-def team(tmp_path: Path, gateway: tuple[GnuPG, str]) -> TeamClient:
-    gw, gw_fpr = gateway
-    gpg = GnuPG(tmp_path / "team")
-    fpr = gpg.generate_key("CERT Alpha", "cert@alpha.example")
-    gpg.import_keys(gw.export_public(gw_fpr).encode())
-    gw.import_keys(gpg.export_public(fpr).encode())
-    return TeamClient("alpha", "cert@alpha.example", gpg, fpr, gw_fpr)
 
 
 def unwrap(
