@@ -9,18 +9,28 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.errors import StorageError
-from store.spool import spool_message
+from store.spool import Incoming, spool_message, spool_messages
 
 STATUS_HEADER = re.compile(rb"^x-clearinghouse-[^:]*:", re.I)
 STATUS_ANYWHERE = re.compile(rb"x-clearinghouse-", re.I)
 # Where a blank line can begin after the first: a line ends (LF, or a CR not followed by
 # LF) and the next line is empty (starts with CR or LF). A CR LF pair is one line end.
 BLANK_LINE_AFTER = re.compile(rb"\n\r|\n\n|\r\r")
+
+
+def accept_many(engine: Engine, incoming: Sequence[Incoming]) -> list[int]:
+    """Store several raw messages durably in one commit (all or none); returns their ids."""
+    stripped = [replace(one, raw=strip_status_headers(one.raw)) for one in incoming]
+    try:
+        return spool_messages(engine, stripped)
+    except SQLAlchemyError as exc:
+        raise StorageError(f"could not store the messages: {type(exc).__name__}") from exc
 
 
 def strip_status_headers(raw: bytes) -> bytes:

@@ -25,7 +25,8 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session
 
 from gateway.app import App
-from gateway.intake import accept
+from gateway.spooler import GroupSpooler
+from store.spool import Incoming
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,11 @@ class IntakeHandler:
         self.intake = {a.lower() for a in app.config.clearinghouse.intake_addresses}
         self.max_recipients = app.config.smtp.max_recipients
         self.on_stored = on_stored
+        self.spooler = GroupSpooler(app.engine)
+
+    def close(self) -> None:
+        """Store what is waiting to be stored, and stop storing."""
+        self.spooler.close()
 
     async def handle_RCPT(
         self,
@@ -56,18 +62,9 @@ class IntakeHandler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""  # bytes: decode_data is off
-        loop = asyncio.get_running_loop()
+        incoming = Incoming(raw, "smtp", envelope.mail_from, tuple(envelope.rcpt_tos))
         try:
-            message_id, _ = await loop.run_in_executor(
-                None,
-                lambda: accept(
-                    self.app.engine,
-                    raw,
-                    "smtp",
-                    envelope_from=envelope.mail_from,
-                    envelope_to=list(envelope.rcpt_tos),
-                ),
-            )
+            message_id = await self.spooler.store(incoming)
         except Exception:
             log.exception("could not spool a message from %s", session.peer)
             return "451 4.3.0 Temporary failure, please try again later"
@@ -174,6 +171,12 @@ class IntakeController(Controller):
 
     def factory(self) -> IntakeSMTP:
         return IntakeSMTP(self.handler, **self.SMTP_kwargs)
+
+    def stop(self, no_assert: bool = False) -> None:
+        super().stop(no_assert)
+        close = getattr(self.handler, "close", None)  # handlers are duck-typed in aiosmtpd
+        if close is not None:
+            close()
 
 
 def _tls_context(app: App) -> ssl.SSLContext | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, func, or_, update
@@ -52,15 +53,7 @@ def spool_message(
         known = _id_for_intake_key(engine, intake_key)
         if known is not None:
             return known, False
-    message = Message(
-        channel=channel,
-        raw=raw,
-        raw_sha256=hashlib.sha256(raw).hexdigest(),
-        size=len(raw),
-        envelope_from=envelope_from,
-        envelope_to=",".join(envelope_to) or None,
-        intake_key=intake_key,
-    )
+    message = _new_message(Incoming(raw, channel, envelope_from, tuple(envelope_to)), intake_key)
     try:
         with transaction(engine, urgent=True) as session:  # a door waits to say 250
             session.add(message)
@@ -73,6 +66,38 @@ def spool_message(
             raise
         return known, False
     return message_id, True
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A message a door has received and not yet stored."""
+
+    raw: bytes
+    channel: str
+    envelope_from: str | None = None
+    envelope_to: tuple[str, ...] = ()
+
+
+def spool_messages(engine: Engine, incoming: Sequence[Incoming]) -> list[int]:
+    """Store several messages in one transaction (one commit): all of them, or none."""
+    messages = [_new_message(one, None) for one in incoming]
+    with transaction(engine, urgent=True) as session:  # doors wait to say 250
+        session.add_all(messages)
+        session.flush()
+        ids = [_id(m) for m in messages]
+    return ids
+
+
+def _new_message(incoming: Incoming, intake_key: str | None) -> Message:
+    return Message(
+        channel=incoming.channel,
+        raw=incoming.raw,
+        raw_sha256=hashlib.sha256(incoming.raw).hexdigest(),
+        size=len(incoming.raw),
+        envelope_from=incoming.envelope_from,
+        envelope_to=",".join(incoming.envelope_to) or None,
+        intake_key=intake_key,
+    )
 
 
 def envelope_recipients(message: Message) -> list[str]:

@@ -10,18 +10,23 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from threading import Thread
 from typing import Any
 
 import pytest
-from smtp_support import RAW, SENDER, Start, client, spooled
+from smtp_support import HOST, RAW, SENDER, Start, client, free_port, spooled
 from sqlalchemy import text
 from support import INTAKE
 
 from gateway.app import App
-from gateway.smtp import IntakeHandler
+from gateway.smtp import IntakeHandler, make_controller
+from gateway.spooler import GroupSpooler
 from store import spool
-from store.db import make_engine, open_session
+from store.db import commits_so_far, make_engine, open_session, transaction
 
 # --- recipients ------------------------------------------------------------------------
 
@@ -127,6 +132,113 @@ def test_an_unexpected_error_in_a_hook_is_not_told_to_the_client(
     assert code == 451
     assert b"secret" not in reply and b"RuntimeError" not in reply
     assert spooled(app) == []
+
+
+# --- stores grouped into one commit -------------------------------------------------------
+
+
+@contextmanager
+def door(app: App) -> Iterator[tuple[int, GroupSpooler]]:
+    """A door of our own, so the test can see its spooler's queue."""
+    port = free_port()
+    controller = make_controller(app, HOST, port)
+    controller.start()
+    try:
+        yield port, controller.handler.spooler
+    finally:
+        controller.stop()
+
+
+@contextmanager
+def spool_held(app: App) -> Iterator[None]:
+    """Hold the spool's table in a transaction, so a door's store waits until the end."""
+    with transaction(app.engine) as s:
+        if app.engine.dialect.name == "postgresql":
+            s.execute(text("LOCK TABLE message IN EXCLUSIVE MODE"))
+        yield
+
+
+def send_in_background(port: int, raw: bytes, replies: list[tuple[int, bytes]]) -> Thread:
+    def send() -> None:
+        with client(port) as smtp:
+            smtp.mail(SENDER)
+            smtp.rcpt(INTAKE)
+            replies.append(smtp.data(raw))
+
+    thread = Thread(target=send)
+    thread.start()
+    return thread
+
+
+def queued(spooler: GroupSpooler, storing: int, waiting: int) -> None:
+    deadline = time.monotonic() + 20
+    while (spooler.storing, spooler.waiting()) != (storing, waiting):
+        assert time.monotonic() < deadline, f"never {storing} storing, {waiting} waiting"
+        time.sleep(0.005)
+
+
+def queued_id(reply: tuple[int, bytes]) -> int:
+    assert reply[0] == 250, reply
+    return int(reply[1].decode().rsplit(" ", 1)[1])
+
+
+def test_messages_arriving_during_a_commit_are_stored_together_in_the_next(app: App) -> None:
+    first: list[tuple[int, bytes]] = []
+    rest: list[tuple[int, bytes]] = []
+    with door(app) as (port, spooler):
+        commits = commits_so_far(app.engine)
+        with spool_held(app):
+            threads = [send_in_background(port, RAW, first)]
+            queued(spooler, 1, 0)  # the first is taken, and waits for the held table
+            threads += [send_in_background(port, RAW + b"%d\r\n" % i, rest) for i in range(5)]
+            queued(spooler, 1, 5)
+            assert first == [] and rest == []  # nobody has a 250 before the commit
+        for thread in threads:
+            thread.join(20)
+    # The holder's commit, then the first message's, then one for the other five.
+    assert commits_so_far(app.engine) == commits + 3
+    ids = [queued_id(reply) for reply in first + rest]
+    assert {m.id for m in spooled(app)} == set(ids) and len(set(ids)) == 6
+
+
+def test_a_message_that_cannot_be_stored_costs_the_others_of_its_group_nothing(
+    app: App,
+) -> None:
+    poison_on_insert(app)
+    first: list[tuple[int, bytes]] = []
+    rest: list[tuple[int, bytes]] = []
+    with door(app) as (port, spooler):
+        with spool_held(app):
+            threads = [send_in_background(port, RAW, first)]
+            queued(spooler, 1, 0)
+            for body in (b"one\r\n", b"poison\r\n", b"two\r\n"):
+                threads.append(send_in_background(port, RAW + body, rest))
+            queued(spooler, 1, 3)
+        for thread in threads:
+            thread.join(20)
+    assert sorted(code for code, _ in rest) == [250, 250, 451]
+    stored = {m.raw for m in spooled(app)}
+    assert stored == {RAW, RAW + b"one\r\n", RAW + b"two\r\n"}
+
+
+def poison_on_insert(app: App) -> None:
+    """A trigger that refuses to store any message containing the word `poison`."""
+    with app.engine.begin() as connection:
+        if app.engine.dialect.name == "sqlite":
+            connection.execute(text(
+                "CREATE TRIGGER poison BEFORE INSERT ON message "
+                "WHEN instr(NEW.raw, CAST('poison' AS BLOB)) > 0 "
+                "BEGIN SELECT RAISE(ABORT, 'poisoned'); END"
+            ))  # fmt: skip
+            return
+        connection.execute(text(
+            "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "IF position(convert_to('poison', 'UTF8') IN NEW.raw) > 0 THEN "
+            "RAISE EXCEPTION 'poisoned'; END IF; RETURN NEW; END $$"
+        ))  # fmt: skip
+        connection.execute(text(
+            "CREATE TRIGGER poison BEFORE INSERT ON message FOR EACH ROW EXECUTE FUNCTION poison()"
+        ))  # fmt: skip
 
 
 # --- STARTTLS -----------------------------------------------------------------------------

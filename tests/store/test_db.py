@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -11,6 +14,8 @@ from sqlalchemy import Engine, text
 
 from store import registry
 from store.db import _WriteTurn, create_schema, make_engine, open_session, transaction
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_sqlite_engine_makes_its_directory_and_sets_pragmas(tmp_path: Path) -> None:
@@ -121,3 +126,92 @@ def test_the_write_turn_is_reentrant_and_held_until_the_outermost_release() -> N
 def _enter(turn: _WriteTurn) -> bool:
     with turn(False):
         return True
+
+
+# --- the write turn between processes (SQLite) ---------------------------------------------
+
+_WRITER = """
+import sys
+from sqlalchemy import text
+from store.db import make_engine, transaction
+url, name, urgent = sys.argv[1], sys.argv[2], sys.argv[3] == "urgent"
+engine = make_engine(url)
+print("ready", flush=True)
+with transaction(engine, urgent=urgent) as s:
+    s.execute(text("INSERT INTO turns (name) VALUES (:name)"), {"name": name})
+    if len(sys.argv) > 4:  # hold the turn until killed
+        print("holding", flush=True)
+        sys.stdin.read()
+"""
+
+
+def _writer_process(
+    url: str, name: str, urgent: bool, *, hold: bool = False
+) -> subprocess.Popen[str]:
+    argv = [sys.executable, "-c", _WRITER, url, name, "urgent" if urgent else "normal"]
+    process = subprocess.Popen(
+        [*argv, "hold"] if hold else argv,
+        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert process.stdout is not None
+    assert process.stdout.readline() == "ready\n"
+    return process
+
+
+def _blocked_on(path: Path, count: int) -> None:
+    """Wait until `count` processes are blocked on the flock of `path` (/proc/locks says)."""
+    inode = f":{os.stat(path).st_ino} "
+    deadline = time.monotonic() + 20
+    while (
+        sum("->" in line and inode in line for line in Path("/proc/locks").read_text().splitlines())
+        < count
+    ):
+        assert time.monotonic() < deadline, f"{count} writers never queued on {path.name}"
+        time.sleep(0.005)
+
+
+def _proc_locks() -> list[str]:
+    return Path("/proc/locks").read_text().splitlines()
+
+
+def _finished(process: subprocess.Popen[str]) -> int:
+    process.communicate(timeout=20)  # closes its pipes
+    return process.returncode
+
+
+def _turns_table(tmp_path: Path) -> tuple[str, Engine]:
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    engine = make_engine(url)
+    with transaction(engine) as s:
+        s.execute(text("CREATE TABLE turns (seq INTEGER PRIMARY KEY, name TEXT)"))
+    return url, engine
+
+
+def _turns(engine: Engine) -> list[str]:
+    with open_session(engine) as s:
+        return [row[0] for row in s.execute(text("SELECT name FROM turns ORDER BY seq"))]
+
+
+def test_an_urgent_writer_of_another_process_goes_ahead_of_a_waiting_one(tmp_path: Path) -> None:
+    url, engine = _turns_table(tmp_path)
+    with transaction(engine) as s:
+        s.execute(text("INSERT INTO turns (name) VALUES ('holder')"))
+        worker = _writer_process(url, "worker", urgent=False)
+        _blocked_on(tmp_path / "db.sqlite-writer", 1)
+        door = _writer_process(url, "door", urgent=True)
+        _blocked_on(tmp_path / "db.sqlite-writer", 2)
+    assert _finished(door) == 0 and _finished(worker) == 0
+    assert _turns(engine) == ["holder", "door", "worker"]
+
+
+def test_the_turn_of_a_writer_that_died_passes_to_the_next(tmp_path: Path) -> None:
+    url, engine = _turns_table(tmp_path)
+    dying = _writer_process(url, "dying", urgent=True, hold=True)
+    assert dying.stdout is not None and dying.stdout.readline() == "holding\n"
+    waiting = _writer_process(url, "next", urgent=False)
+    _blocked_on(tmp_path / "db.sqlite-writer", 1)
+    dying.kill()
+    _finished(dying)
+    assert _finished(waiting) == 0
+    assert _turns(engine) == ["next"]  # the dead writer's transaction was never committed
