@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
+from gateway.allocator import keep_large_blocks_mapped
 from gateway.app import App
 from gateway.config import Config
 from gateway.errors import ClearinghouseError
@@ -113,6 +114,7 @@ class DoorProcess:
 
 def _door_main(settings: _Settings, events: Connection, orders: Connection) -> None:
     """The door process: run the SMTP controller until told to stop."""
+    keep_large_blocks_mapped()  # it holds each DATA buffer too: see gateway/allocator.py
     from gateway.smtp import make_controller  # only the door process needs aiosmtpd's
 
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -22,6 +22,7 @@ from smtp_support import HOST, RAW, SENDER, Start, client, free_port, spooled
 from sqlalchemy import text
 from support import INTAKE
 
+from gateway import spooler as spooler_module
 from gateway.app import App
 from gateway.smtp import IntakeHandler, make_controller
 from gateway.spooler import GroupSpooler
@@ -199,6 +200,25 @@ def test_messages_arriving_during_a_commit_are_stored_together_in_the_next(app: 
     assert commits_so_far(app.engine) == commits + 3
     ids = [queued_id(reply) for reply in first + rest]
     assert {m.id for m in spooled(app)} == set(ids) and len(set(ids)) == 6
+
+
+def test_a_group_is_closed_once_it_holds_max_group_bytes(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(spooler_module, "MAX_GROUP_BYTES", 2 * len(RAW))
+    replies: list[tuple[int, bytes]] = []
+    with door(app) as (port, spooler):
+        commits = commits_so_far(app.engine)
+        with spool_held(app):
+            threads = [send_in_background(port, RAW, replies)]
+            queued(spooler, 1, 0)
+            threads += [send_in_background(port, RAW + b"%d\r\n" % i, replies) for i in range(5)]
+            queued(spooler, 1, 5)
+        for thread in threads:
+            thread.join(20)
+    # The holder's commit, the first message's, then the five in groups of two at most.
+    assert commits_so_far(app.engine) == commits + 2 + 3
+    assert sorted(code for code, _ in replies) == [250] * 6
 
 
 def test_a_message_that_cannot_be_stored_costs_the_others_of_its_group_nothing(
