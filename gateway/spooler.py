@@ -105,22 +105,24 @@ class GroupSpooler:
                 for waiting in group:
                     self._store([waiting])
                 return
-            _settle(group[0], None, exc)
+            _settle(group[0], exc)
             return
         for waiting, message_id in zip(group, ids, strict=True):
-            _settle(waiting, message_id, None)
+            _settle(waiting, message_id)
 
 
-def _settle(waiting: _Waiting, message_id: int | None, error: Exception | None) -> None:
+def _settle(waiting: _Waiting, outcome: int | Exception) -> None:
+    """Answer the waiting session, in its event loop: the stored id, or why not."""
+
     def settle() -> None:
         if waiting.future.done():  # the session is gone (connection lost)
             return
-        if error is not None:
-            waiting.future.set_exception(error)
+        if isinstance(outcome, Exception):
+            waiting.future.set_exception(outcome)
         else:
-            waiting.future.set_result(message_id or 0)
+            waiting.future.set_result(outcome)
 
     try:
         waiting.loop.call_soon_threadsafe(settle)
     except RuntimeError:  # its event loop has stopped: nobody is waiting for the answer
-        log.info("message %s stored after its SMTP session ended", message_id)
+        log.info("an SMTP session ended before its store did (%r)", outcome)

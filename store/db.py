@@ -45,10 +45,18 @@ def make_engine(url: str) -> Engine:
     return create_engine(parsed)
 
 
-def _sqlite_engine(url: URL) -> Engine:
+def _database_file(url: URL) -> Path | None:
+    """The file of a SQLite URL; None for memory, or a `file:` URI we do not resolve."""
     database = url.database or ""
-    if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    database = _database_file(url)
+    if database is not None:
+        database.parent.mkdir(parents=True, exist_ok=True)
     # Workers, the SMTP listener and the outbox share one engine across threads.
     engine = create_engine(url, connect_args={"check_same_thread": False})
     event.listen(engine, "connect", _set_sqlite_pragmas)
@@ -269,7 +277,5 @@ def _write_turn(engine: Engine, urgent: bool) -> AbstractContextManager[None]:
 
 
 def _writer_lock(url: URL) -> _WriterLock | None:
-    database = url.database or ""
-    if not database or database == ":memory:" or database.startswith("file:"):
-        return None  # private to this process (or a URI whose file we do not resolve)
-    return _WriterLock(Path(database).resolve())
+    database = _database_file(url)  # None: in memory (this process's alone), or a URI
+    return None if database is None else _WriterLock(database.resolve())

@@ -55,10 +55,7 @@ def spool_message(
             return known, False
     message = _new_message(Incoming(raw, channel, envelope_from, tuple(envelope_to)), intake_key)
     try:
-        with transaction(engine, urgent=True) as session:  # a door waits to say 250
-            session.add(message)
-            session.flush()
-            message_id = _id(message)
+        [message_id] = _insert(engine, [message])
     except IntegrityError:
         # Another door stored the same intake_key between our lookup and our insert.
         known = None if intake_key is None else _id_for_intake_key(engine, intake_key)
@@ -80,8 +77,12 @@ class Incoming:
 
 def spool_messages(engine: Engine, incoming: Sequence[Incoming]) -> list[int]:
     """Store several messages in one transaction (one commit): all of them, or none."""
-    messages = [_new_message(one, None) for one in incoming]
-    with transaction(engine, urgent=True) as session:  # doors wait to say 250
+    return _insert(engine, [_new_message(one, None) for one in incoming])
+
+
+def _insert(engine: Engine, messages: list[Message]) -> list[int]:
+    """Commit new message rows in one transaction; their ids."""
+    with transaction(engine, urgent=True) as session:  # a door waits to say 250
         session.add_all(messages)
         session.flush()
         ids = [_id(m) for m in messages]

@@ -15,6 +15,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -369,16 +371,23 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _start_serve(config_file: Path, port: int, log_path: Path) -> subprocess.Popen[bytes]:
-    """`clearinghouse serve` on `port`, its output in `log_path`."""
+@contextmanager
+def _serving(config_file: Path, port: int, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`clearinghouse serve` on `port`, its output in `log_path`; killed if still running."""
     with open(log_path, "wb") as log:
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             [*command(config_file), "serve", "--smtp", f"127.0.0.1:{port}"],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
             env=child_env(),
         )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def _wait_until(deadline: float, what: str, ready: Any) -> None:
@@ -391,8 +400,7 @@ def test_serve_accepts_over_smtp_and_stops_on_sigterm(
     app: App, config_file: Path, ch: Cli, team: TeamClient, tmp_path: Path
 ) -> None:
     port, log_path = _free_port(), tmp_path / "serve.log"
-    proc = _start_serve(config_file, port, log_path)
-    try:
+    with _serving(config_file, port, log_path) as proc:
 
         def listening() -> bool:
             assert proc.poll() is None, log_path.read_text()
@@ -416,10 +424,6 @@ def test_serve_accepts_over_smtp_and_stops_on_sigterm(
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0, log_path.read_text()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert "stopped" in log_path.read_text()
 
 
@@ -433,17 +437,12 @@ def test_serve_stops_with_an_error_when_its_smtp_door_process_dies(
     config_file: Path, tmp_path: Path
 ) -> None:
     port, log_path = _free_port(), tmp_path / "serve.log"
-    proc = _start_serve(config_file, port, log_path)
-    try:
+    with _serving(config_file, port, log_path) as proc:
         _wait_until(time.monotonic() + 60, "the SMTP door", lambda: _answers(port))
         # The door answers from a process of its own, not from serve's.
         [door] = [pid for pid in _children(proc.pid) if _listens(pid, port)]
         os.kill(door, signal.SIGKILL)
         assert proc.wait(timeout=30) == 1, log_path.read_text()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert "the SMTP door process exited" in log_path.read_text()
     assert not _answers(port)
 

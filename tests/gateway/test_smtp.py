@@ -159,7 +159,10 @@ def spool_held(app: App) -> Iterator[None]:
         yield
 
 
-def send_in_background(port: int, raw: bytes, replies: list[tuple[int, bytes]]) -> Thread:
+Reply = tuple[int, bytes]
+
+
+def send_in_background(port: int, raw: bytes, replies: list[Reply]) -> Thread:
     def send() -> None:
         with client(port) as smtp:
             smtp.mail(SENDER)
@@ -178,26 +181,36 @@ def queued(spooler: GroupSpooler, storing: int, waiting: int) -> None:
         time.sleep(0.005)
 
 
-def queued_id(reply: tuple[int, bytes]) -> int:
+def queued_id(reply: Reply) -> int:
     assert reply[0] == 250, reply
     return int(reply[1].decode().rsplit(" ", 1)[1])
 
 
-def test_messages_arriving_during_a_commit_are_stored_together_in_the_next(app: App) -> None:
-    first: list[tuple[int, bytes]] = []
-    rest: list[tuple[int, bytes]] = []
+def send_during_a_commit(app: App, bodies: list[bytes]) -> tuple[list[Reply], list[Reply], int]:
+    """Send RAW, and while its store waits for a held table, RAW + each of `bodies`.
+
+    Returns the first message's reply, the others' replies (in the order they came) and
+    how many transactions were committed from the hold on, the hold's own included.
+    """
+    first: list[Reply] = []
+    rest: list[Reply] = []
     with door(app) as (port, spooler):
         commits = commits_so_far(app.engine)
         with spool_held(app):
             threads = [send_in_background(port, RAW, first)]
             queued(spooler, 1, 0)  # the first is taken, and waits for the held table
-            threads += [send_in_background(port, RAW + b"%d\r\n" % i, rest) for i in range(5)]
-            queued(spooler, 1, 5)
+            threads += [send_in_background(port, RAW + body, rest) for body in bodies]
+            queued(spooler, 1, len(bodies))
             assert first == [] and rest == []  # nobody has a 250 before the commit
         for thread in threads:
             thread.join(20)
+    return first, rest, commits_so_far(app.engine) - commits
+
+
+def test_messages_arriving_during_a_commit_are_stored_together_in_the_next(app: App) -> None:
+    first, rest, commits = send_during_a_commit(app, [b"%d\r\n" % i for i in range(5)])
     # The holder's commit, then the first message's, then one for the other five.
-    assert commits_so_far(app.engine) == commits + 3
+    assert commits == 3
     ids = [queued_id(reply) for reply in first + rest]
     assert {m.id for m in spooled(app)} == set(ids) and len(set(ids)) == 6
 
@@ -206,36 +219,17 @@ def test_a_group_is_closed_once_it_holds_max_group_bytes(
     app: App, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(spooler_module, "MAX_GROUP_BYTES", 2 * len(RAW))
-    replies: list[tuple[int, bytes]] = []
-    with door(app) as (port, spooler):
-        commits = commits_so_far(app.engine)
-        with spool_held(app):
-            threads = [send_in_background(port, RAW, replies)]
-            queued(spooler, 1, 0)
-            threads += [send_in_background(port, RAW + b"%d\r\n" % i, replies) for i in range(5)]
-            queued(spooler, 1, 5)
-        for thread in threads:
-            thread.join(20)
+    first, rest, commits = send_during_a_commit(app, [b"%d\r\n" % i for i in range(5)])
     # The holder's commit, the first message's, then the five in groups of two at most.
-    assert commits_so_far(app.engine) == commits + 2 + 3
-    assert sorted(code for code, _ in replies) == [250] * 6
+    assert commits == 2 + 3
+    assert sorted(code for code, _ in first + rest) == [250] * 6
 
 
 def test_a_message_that_cannot_be_stored_costs_the_others_of_its_group_nothing(
     app: App,
 ) -> None:
     poison_on_insert(app)
-    first: list[tuple[int, bytes]] = []
-    rest: list[tuple[int, bytes]] = []
-    with door(app) as (port, spooler):
-        with spool_held(app):
-            threads = [send_in_background(port, RAW, first)]
-            queued(spooler, 1, 0)
-            for body in (b"one\r\n", b"poison\r\n", b"two\r\n"):
-                threads.append(send_in_background(port, RAW + body, rest))
-            queued(spooler, 1, 3)
-        for thread in threads:
-            thread.join(20)
+    _, rest, _ = send_during_a_commit(app, [b"one\r\n", b"poison\r\n", b"two\r\n"])
     assert sorted(code for code, _ in rest) == [250, 250, 451]
     stored = {m.raw for m in spooled(app)}
     assert stored == {RAW, RAW + b"one\r\n", RAW + b"two\r\n"}
