@@ -67,7 +67,7 @@ def _process(app: App, message_id: int, owner: str | None) -> Outcome:
     transaction rolls back (`LeaseLostError`), so a message is never processed twice.
     """
     with open_session(app.engine) as s:
-        size = _load(s, message_id).size
+        size = spool.message_size(s, message_id)
     if size > app.config.smtp.max_message_bytes:
         return _quarantine(app, message_id, owner, Refusal("too-large", f"{size} bytes"), None)
     # Handed over, not kept: unwrap lets go of the bytes once the ciphertext is out of them.
@@ -87,7 +87,7 @@ def _process(app: App, message_id: int, owner: str | None) -> Outcome:
         lock_team(s, verdict.binding.team_id)
         job = _Job(app, s, _load(s, message_id), owner, _team(s, verdict), verdict, unwrapped)
         earlier = spool.find_accepted_content(s, job.team.id or 0, unwrapped.content_sha256)
-        if earlier is not None and earlier.id != message_id:
+        if earlier is not None and earlier != message_id:
             return _duplicate(job, earlier)
         command = find_command(unwrapped.entity)
         if command is not None:
@@ -238,9 +238,9 @@ def _notify_signer(
     _reply(app, s, message, owner, team, "quarantine", body, SUBJECTS["quarantine"])
 
 
-def _duplicate(job: _Job, earlier: Message) -> Outcome:
-    job.reply("duplicate", SUBJECTS["duplicate"], "duplicate", original_id=earlier.id)
-    return job.finish("duplicate", None, f"identical to message {earlier.id}")
+def _duplicate(job: _Job, earlier_id: int) -> Outcome:
+    job.reply("duplicate", SUBJECTS["duplicate"], "duplicate", original_id=earlier_id)
+    return job.finish("duplicate", None, f"identical to message {earlier_id}")
 
 
 def _rejected(job: _Job, parsed: ParseOutcome) -> Outcome:

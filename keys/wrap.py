@@ -6,8 +6,12 @@ whose encrypted payload carries the real one (RFC 9788, `hp="cipher"`, with `HP-
 fields recording what the outer header shows; `protected-headers="v1"` too, for
 Thunderbird and K-9).
 
-Header values are set through the stdlib's strict SMTP policy, which refuses CR and LF
-(header injection), and non-ASCII is RFC 2047-encoded.
+Header values are refused if they hold CR, LF or NUL (header injection). The payload,
+which carries the real headers, is built with the stdlib's strict SMTP policy, which
+RFC 2047-encodes non-ASCII. The outer envelope carries only the addresses, the date,
+the Message-ID and the neutral Subject: it is built with the `compat32` policy, whose
+output for those is byte for byte the same and takes a third of the time (its header
+objects are not parsed and re-folded), once per mail sent.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage, Message
 from email.mime.application import MIMEApplication
 from email.mime.base import MIMEBase
@@ -26,7 +31,31 @@ from email.utils import format_datetime
 from keys.gpg import GnuPG
 
 NEUTRAL_SUBJECT = "[...]"
-STRICT = email.policy.SMTP.clone(max_line_length=78, raise_on_defect=True)
+
+
+class _HeaderClasses(HeaderRegistry):
+    """The stdlib's header registry, keeping the class it makes for each header name.
+
+    CPython's `HeaderRegistry.__getitem__` builds a new class with `type()` for every
+    header it parses; a payload sets a dozen headers, once per mail sent.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._made: dict[str, type[BaseHeader]] = {}
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        key = name.lower()
+        made = self._made.get(key)
+        if made is None:
+            made = self._made[key] = super().__getitem__(name)
+        return made
+
+
+STRICT = email.policy.SMTP.clone(
+    max_line_length=78, raise_on_defect=True, header_factory=_HeaderClasses()
+)
+OUTER = email.policy.compat32.clone(linesep="\r\n", max_line_length=78, raise_on_defect=True)
 
 
 @dataclass(frozen=True)
@@ -102,21 +131,21 @@ def protected_payload(env: Envelope, body: str, attachments: Sequence[Attachment
 
 def encrypted_envelope(fields: Sequence[tuple[str, str]], armored: str) -> bytes:
     """An RFC 3156 multipart/encrypted message around an armored OpenPGP message."""
-    outer = MIMEMultipart("encrypted", protocol="application/pgp-encrypted", policy=STRICT)
+    outer = MIMEMultipart("encrypted", protocol="application/pgp-encrypted", policy=OUTER)
     for name, value in fields:
         outer[name] = _clean(value)
-    control = MIMEApplication(b"Version: 1\r\n", "pgp-encrypted", policy=STRICT)
+    control = MIMEApplication(b"Version: 1\r\n", "pgp-encrypted", policy=OUTER)
     control.replace_header("Content-Transfer-Encoding", "7bit")
     control.set_payload("Version: 1\r\n")
     control["Content-Description"] = "PGP/MIME version identification"
-    data = MIMEBase("application", "octet-stream", name="encrypted.asc", policy=STRICT)
+    data = MIMEBase("application", "octet-stream", name="encrypted.asc", policy=OUTER)
     data["Content-Description"] = "OpenPGP encrypted message"
     data["Content-Disposition"] = 'inline; filename="encrypted.asc"'
     data.set_payload(armored)
     outer.attach(control)
     outer.attach(data)
     outer.preamble = "This is an OpenPGP/MIME encrypted message (RFC 4880 and 3156)"
-    return outer.as_bytes(policy=STRICT)
+    return outer.as_bytes(policy=OUTER)
 
 
 def seal(

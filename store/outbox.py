@@ -17,12 +17,13 @@ import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, func, update
+from sqlalchemy import Engine, bindparam, func, update
+from sqlalchemy import select as core_select
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
 from store.db import open_session, transaction
-from store.models import OutboxEntry, utcnow
+from store.models import OutboxEntry, insert_row, table_of, utcnow
 from store.spool import LeaseLostError, lease_free
 
 UNSEALED = "unsealed"  # `raw` holds a draft, not a mail: seal it, never deliver it
@@ -32,6 +33,49 @@ FAILED = "failed"
 
 _FIRST_DELAY = timedelta(minutes=1)
 _MAX_DELAY = timedelta(hours=6)
+
+# The statements run for every reply, built once (see store.models.table_of).
+_OUTBOX = table_of(OutboxEntry)
+_NOW = bindparam("now", type_=_OUTBOX.c.lease_until.type)
+_ENTRY = _OUTBOX.c.id == bindparam("entry_id")
+_QUEUED = core_select(_OUTBOX.c.id).where(_OUTBOX.c.dedupe_key == bindparam("dedupe_key"))
+_DRAFTS_OF_MESSAGE = core_select(_OUTBOX.c.id, _OUTBOX.c.raw).where(
+    _OUTBOX.c.message_id == bindparam("message_id"), _OUTBOX.c.state == UNSEALED
+)
+_SEALED = {
+    "raw": bindparam("raw"),
+    "state": PENDING,
+    "next_attempt_at": _NOW,
+    "lease_owner": None,
+    "lease_until": None,
+}
+_SEAL = update(_OUTBOX).where(_ENTRY, _OUTBOX.c.state == UNSEALED).values(_SEALED)
+_SEAL_LEASED = (
+    update(_OUTBOX)
+    .where(
+        _ENTRY,
+        _OUTBOX.c.state == UNSEALED,
+        (_OUTBOX.c.lease_owner == bindparam("owner")) | lease_free(_OUTBOX.c.lease_until, _NOW),
+    )
+    .values(_SEALED)
+)
+_TAKE = (
+    update(_OUTBOX)
+    .where(
+        _ENTRY,
+        _OUTBOX.c.state == PENDING,
+        _OUTBOX.c.next_attempt_at <= _NOW,
+        lease_free(_OUTBOX.c.lease_until, _NOW),
+    )
+    .values(lease_owner=bindparam("owner"), lease_until=bindparam("until"))
+)
+_SENT = {"state": SENT, "sent_at": _NOW, "lease_owner": None, "lease_until": None}
+_MARK_SENT = update(_OUTBOX).where(_ENTRY).values(_SENT)
+_MARK_SENT_LEASED = (
+    update(_OUTBOX)
+    .where(_ENTRY, _OUTBOX.c.lease_owner == bindparam("owner"), _OUTBOX.c.state == PENDING)
+    .values(_SENT)
+)
 
 
 def enqueue(
@@ -77,7 +121,8 @@ def enqueue_unsealed(
     if already_queued(session, dedupe_key):
         return False
     lease_until = utcnow() + timedelta(seconds=lease_seconds) if owner else None
-    session.add(
+    insert_row(
+        session,
         OutboxEntry(
             kind=kind,
             recipient=recipient,
@@ -87,7 +132,7 @@ def enqueue_unsealed(
             state=UNSEALED,
             lease_owner=owner,
             lease_until=lease_until,
-        )
+        ),
     )
     return True
 
@@ -95,12 +140,8 @@ def enqueue_unsealed(
 def unsealed_of_message(engine: Engine, message_id: int) -> list[tuple[int, bytes]]:
     """The drafts queued for message `message_id`: (entry id, draft)."""
     with open_session(engine) as session:
-        rows = session.exec(
-            select(OutboxEntry.id, OutboxEntry.raw).where(
-                col(OutboxEntry.message_id) == message_id, col(OutboxEntry.state) == UNSEALED
-            )
-        ).all()
-    return [(entry_id or 0, draft) for entry_id, draft in rows]
+        rows = session.execute(_DRAFTS_OF_MESSAGE, {"message_id": message_id}).all()
+    return [(entry_id, draft) for entry_id, draft in rows]
 
 
 def claim_unsealed(
@@ -138,19 +179,13 @@ def seal(engine: Engine, entry_id: int, raw: bytes, *, owner: str | None = None)
     False if it is sealed already, or leased to a sealer other than `owner`: that
     sealer's mail stands, and this one is dropped unsent.
     """
-    now = utcnow()
-    condition = (col(OutboxEntry.id) == entry_id) & (col(OutboxEntry.state) == UNSEALED)
-    if owner is not None:
-        condition &= (col(OutboxEntry.lease_owner) == owner) | lease_free(
-            col(OutboxEntry.lease_until), now
-        )
+    sealed = {"entry_id": entry_id, "raw": raw, "now": utcnow()}
     with transaction(engine) as session:
-        result = session.exec(
-            update(OutboxEntry)
-            .where(condition)
-            .values(raw=raw, state=PENDING, next_attempt_at=now, lease_owner=None, lease_until=None)
-        )
-        return bool(result.rowcount == 1)
+        if owner is None:
+            result = session.connection().execute(_SEAL, sealed)
+        else:
+            result = session.connection().execute(_SEAL_LEASED, sealed | {"owner": owner})
+        return result.rowcount == 1
 
 
 def seal_failed(engine: Engine, entry_id: int, error: str, *, retry_seconds: int) -> None:
@@ -170,8 +205,7 @@ def seal_failed(engine: Engine, entry_id: int, error: str, *, retry_seconds: int
 
 def already_queued(session: Session, dedupe_key: str) -> bool:
     """Whether a mail with this dedupe key was ever queued (so sealing another is moot)."""
-    statement = select(OutboxEntry.id).where(col(OutboxEntry.dedupe_key) == dedupe_key)
-    return session.exec(statement).first() is not None
+    return session.execute(_QUEUED, {"dedupe_key": dedupe_key}).first() is not None
 
 
 def _due(now: datetime) -> list[ColumnElement[bool]]:
@@ -223,12 +257,8 @@ def _take(
     now: datetime,
     lease_until: datetime,
 ) -> bool:
-    result = session.exec(
-        update(OutboxEntry)
-        .where(col(OutboxEntry.id) == entry_id, *_due(now))
-        .values(lease_owner=owner, lease_until=lease_until)
-    )
-    return result.rowcount == 1
+    lease = {"entry_id": entry_id, "now": now, "owner": owner, "until": lease_until}
+    return session.connection().execute(_TAKE, lease).rowcount == 1
 
 
 def _held(entry_id: int, owner: str | None) -> ColumnElement[bool]:
@@ -251,12 +281,12 @@ def mark_sent(engine: Engine, entry_id: int, *, owner: str | None = None) -> Non
     With `owner`, raises `LeaseLostError` unless that sender still holds the entry's
     lease: it held it too long, and another sender took the entry over.
     """
+    sent = {"entry_id": entry_id, "now": utcnow()}
     with transaction(engine) as session:
-        result = session.exec(
-            update(OutboxEntry)
-            .where(_held(entry_id, owner))
-            .values(state=SENT, sent_at=utcnow(), lease_owner=None, lease_until=None)
-        )
+        if owner is None:
+            result = session.connection().execute(_MARK_SENT, sent)
+        else:
+            result = session.connection().execute(_MARK_SENT_LEASED, sent | {"owner": owner})
         if result.rowcount != 1:
             raise _missing(session, entry_id, owner)
 

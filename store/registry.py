@@ -10,10 +10,22 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
 from sqlmodel import Session, col, select
 
 from store.models import Coordinator, Submission, Team, TeamKey
+
+# Run for every message, so built once: a statement object caches its own compiled form.
+_KEYS_OF_TEAM = (
+    select(TeamKey)
+    .where(TeamKey.team_id == bindparam("team_id"))
+    .order_by(col(TeamKey.bound_at), col(TeamKey.fingerprint))
+)
+_TEAM_FOR_FINGERPRINT = (
+    select(Team, TeamKey)
+    .join(TeamKey, col(TeamKey.team_id) == col(Team.id))
+    .where(TeamKey.fingerprint == bindparam("fingerprint"))
+)
 
 
 def normalize_fingerprint(fingerprint: str) -> str:
@@ -83,17 +95,14 @@ def list_keys(session: Session, team_id: int | None = None) -> list[TeamKey]:
 
 
 def keys_of_team(session: Session, team_id: int) -> list[TeamKey]:
-    return list_keys(session, team_id)
+    """The team's keys in the order they were bound (as `list_keys` lists them)."""
+    return list(session.exec(_KEYS_OF_TEAM, params={"team_id": team_id}))
 
 
 def team_for_fingerprint(session: Session, fingerprint: str) -> tuple[Team, TeamKey] | None:
     """The team a primary key fingerprint is bound to, with the binding itself."""
-    query = (
-        select(Team, TeamKey)
-        .join(TeamKey, col(TeamKey.team_id) == col(Team.id))
-        .where(TeamKey.fingerprint == normalize_fingerprint(fingerprint))
-    )
-    found = session.exec(query).first()
+    params = {"fingerprint": normalize_fingerprint(fingerprint)}
+    found = session.exec(_TEAM_FOR_FINGERPRINT, params=params).first()
     return None if found is None else (found[0], found[1])
 
 

@@ -18,14 +18,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, func, or_, update
+from sqlalchemy import Engine, bindparam, func, or_, update
+from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, defer
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
 from store.db import commits_so_far, open_session, transaction, wait_for_commit
-from store.models import Message, utcnow
+from store.models import Message, table_of, utcnow
 
 RECEIVED = "received"
 FINAL_STATES = frozenset({"accepted", "rejected", "duplicate", "quarantined"})
@@ -118,9 +119,79 @@ def _id(message: Message) -> int:
     return message.id
 
 
-def lease_free(lease_until: Mapped[datetime | None], now: datetime) -> ColumnElement[bool]:
+def lease_free(
+    lease_until: Mapped[datetime | None] | ColumnElement[datetime | None],
+    now: datetime | ColumnElement[datetime],
+) -> ColumnElement[bool]:
     """SQL condition: nobody holds the lease, or its holder let it expire."""
     return or_(lease_until.is_(None), lease_until < now)
+
+
+# The statements run for every message, built once (see store.models.table_of).
+_MESSAGE = table_of(Message)
+_NOW = bindparam("now", type_=_MESSAGE.c.lease_until.type)
+_CLAIMABLE = (_MESSAGE.c.state == RECEIVED) & lease_free(_MESSAGE.c.lease_until, _NOW)
+_OLDEST_CLAIMABLE = (
+    core_select(_MESSAGE.c.id)
+    .where(_CLAIMABLE)
+    .order_by(_MESSAGE.c.id)
+    .limit(1)
+    .with_for_update(skip_locked=True)
+    .scalar_subquery()
+)
+_CLAIM_NEXT = (
+    update(_MESSAGE)
+    .where(_MESSAGE.c.id == _OLDEST_CLAIMABLE, _CLAIMABLE)
+    .values(
+        lease_owner=bindparam("owner"),
+        lease_until=bindparam("until", type_=_MESSAGE.c.lease_until.type),
+        attempts=_MESSAGE.c.attempts + 1,
+    )
+    .returning(_MESSAGE.c.id)
+)
+_OLDER_IN_FLIGHT = (
+    core_select(_MESSAGE.c.id)
+    .where(
+        _MESSAGE.c.id < bindparam("message_id"),
+        _MESSAGE.c.state == RECEIVED,
+        _MESSAGE.c.lease_owner.is_not(None),  # held by a worker, not backing off
+        _MESSAGE.c.lease_until >= _NOW,
+    )
+    .limit(1)
+)
+_RAW = core_select(_MESSAGE.c.raw, _MESSAGE.c.size).where(_MESSAGE.c.id == bindparam("message_id"))
+_ACCEPTED_CONTENT = (
+    core_select(_MESSAGE.c.id)
+    .where(
+        _MESSAGE.c.state == "accepted",
+        _MESSAGE.c.team_id == bindparam("team_id"),
+        _MESSAGE.c.content_sha256 == bindparam("content_sha256"),
+    )
+    .order_by(_MESSAGE.c.id)
+    .limit(1)
+)
+_SIZE = core_select(_MESSAGE.c.size).where(_MESSAGE.c.id == bindparam("message_id"))
+_OUTCOME = {
+    "state": bindparam("state"),
+    "reason": bindparam("reason"),
+    "detail": bindparam("detail"),
+    "team_id": bindparam("team_id"),
+    "signer_fingerprint": bindparam("signer_fingerprint"),
+    "content_sha256": bindparam("content_sha256"),
+    "processed_at": bindparam("processed_at", type_=_MESSAGE.c.processed_at.type),
+    "lease_owner": None,
+    "lease_until": None,
+}
+_FINISH = update(_MESSAGE).where(_MESSAGE.c.id == bindparam("message_id")).values(_OUTCOME)
+_FINISH_LEASED = (
+    update(_MESSAGE)
+    .where(
+        _MESSAGE.c.id == bindparam("message_id"),
+        _MESSAGE.c.lease_owner == bindparam("owner"),
+        _MESSAGE.c.state == RECEIVED,
+    )
+    .values(_OUTCOME)
+)
 
 
 def _claimable(now: datetime) -> ColumnElement[bool]:
@@ -156,21 +227,9 @@ def claim_next_message(engine: Engine, owner: str, lease_seconds: int = 300) -> 
     """
     for _ in range(_MAX_CLAIM_TRIES):
         now = utcnow()
-        oldest = (
-            select(Message.id)
-            .where(_claimable(now))
-            .order_by(col(Message.id))
-            .limit(1)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
+        lease = {"now": now, "owner": owner, "until": now + timedelta(seconds=lease_seconds)}
         with transaction(engine) as session:
-            taken = session.exec(
-                update(Message)
-                .where(col(Message.id) == oldest, _claimable(now))
-                .values(_lease(owner, now, lease_seconds))
-                .returning(col(Message.id))
-            ).first()
+            taken = session.execute(_CLAIM_NEXT, lease).first()
         if taken is not None:
             return int(taken[0])
         if not _any_claimable(engine):
@@ -193,14 +252,8 @@ def claim_message(engine: Engine, message_id: int, owner: str, lease_seconds: in
 def older_in_flight(engine: Engine, message_id: int) -> bool:
     """Whether an older message is still being processed under a live lease."""
     with open_session(engine) as session:
-        now = utcnow()
-        statement = select(Message.id).where(
-            col(Message.id) < message_id,
-            col(Message.state) == RECEIVED,
-            col(Message.lease_owner).is_not(None),  # held by a worker, not backing off
-            col(Message.lease_until) >= now,
-        )
-        return session.exec(statement.limit(1)).first() is not None
+        found = session.execute(_OLDER_IN_FLIGHT, {"message_id": message_id, "now": utcnow()})
+        return found.first() is not None
 
 
 def wait_for_older(engine: Engine, message_id: int, *, timeout: float, poll: float = 0.05) -> bool:
@@ -263,24 +316,20 @@ def finish_message(
     """
     if state not in FINAL_STATES:
         raise ValueError(f"not a final message state: {state!r}")
-    condition = col(Message.id) == message_id
-    if owner is not None:
-        condition &= (col(Message.lease_owner) == owner) & (col(Message.state) == RECEIVED)
-    done = session.exec(
-        update(Message)
-        .where(condition)
-        .values(
-            state=state,
-            reason=reason,
-            detail=detail,
-            team_id=team_id,
-            signer_fingerprint=signer_fingerprint,
-            content_sha256=content_sha256,
-            processed_at=utcnow(),
-            lease_owner=None,
-            lease_until=None,
-        )
-    )
+    outcome = {
+        "message_id": message_id,
+        "state": state,
+        "reason": reason,
+        "detail": detail,
+        "team_id": team_id,
+        "signer_fingerprint": signer_fingerprint,
+        "content_sha256": content_sha256,
+        "processed_at": utcnow(),
+    }
+    if owner is None:
+        done = session.connection().execute(_FINISH, outcome)
+    else:
+        done = session.connection().execute(_FINISH_LEASED, outcome | {"owner": owner})
     if done.rowcount != 1:
         if session.get(Message, message_id) is None:
             raise LookupError(f"no message {message_id}")
@@ -300,11 +349,18 @@ def get_message(session: Session, message_id: int, *, raw: bool = True) -> Messa
 
 def raw_message(session: Session, message_id: int) -> tuple[bytes, int]:
     """A message's bytes and size, as the door stored them."""
-    row = session.exec(select(Message.raw, Message.size).where(col(Message.id) == message_id))
-    found = row.first()
+    found = session.execute(_RAW, {"message_id": message_id}).first()
     if found is None:
         raise LookupError(f"message {message_id} does not exist")
     return found[0], found[1]
+
+
+def message_size(session: Session, message_id: int) -> int:
+    """A message's size in bytes, without reading them."""
+    size = session.execute(_SIZE, {"message_id": message_id}).scalar()
+    if size is None:
+        raise LookupError(f"message {message_id} does not exist")
+    return int(size)
 
 
 def list_messages(
@@ -359,16 +415,7 @@ def requeue_quarantined(session: Session) -> list[int]:
     return sorted(row[0] for row in result)
 
 
-def find_accepted_content(session: Session, team_id: int, content_sha256: str) -> Message | None:
-    """The first accepted message of `team_id` with this signed-content hash, if any."""
-    query = (
-        select(Message)
-        .where(
-            Message.state == "accepted",
-            Message.team_id == team_id,
-            Message.content_sha256 == content_sha256,
-        )
-        .order_by(col(Message.id))
-        .limit(1)
-    )
-    return session.exec(query).first()
+def find_accepted_content(session: Session, team_id: int, content_sha256: str) -> int | None:
+    """The id of the first accepted message of `team_id` with this signed-content hash."""
+    params = {"team_id": team_id, "content_sha256": content_sha256}
+    return session.execute(_ACCEPTED_CONTENT, params).scalar()

@@ -18,12 +18,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
+from sqlalchemy import select as core_select
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
 from parsers.model import TYPE1_FIELDS, Report, Type1Report
-from store.models import Submission, Team, Type1Value, Type2Count
+from store.models import (
+    Submission,
+    Team,
+    Type1Value,
+    Type2Count,
+    insert_row,
+    insert_rows,
+    table_of,
+)
 
 Values = dict[str, Decimal] | dict[str, int]
 
@@ -31,6 +40,28 @@ Values = dict[str, Decimal] | dict[str, int]
 _CENT = Decimal("0.01")
 _TYPE1_LIMIT = Decimal(10) ** 12
 _FIELD_ORDER = {name: index for index, name in enumerate(TYPE1_FIELDS)}
+
+# Run for every stored report, so built once: a statement object caches its compiled form.
+_TEAMS = table_of(Team)
+_TEAM = _TEAMS.c.id == bindparam("team_id")
+_LOCK_TEAM_SQLITE = update(_TEAMS).where(_TEAM).values(status=_TEAMS.c.status)
+_LOCK_TEAM = core_select(_TEAMS.c.id).where(_TEAM).with_for_update(key_share=True)
+_LATEST = (
+    select(Submission)
+    .where(
+        Submission.team_id == bindparam("team_id"),
+        Submission.type == bindparam("type"),
+        Submission.period == bindparam("period"),
+    )
+    .order_by(col(Submission.revision).desc())
+    .limit(1)
+)
+_TYPE1_VALUES = select(Type1Value).where(Type1Value.submission_id == bindparam("submission_id"))
+_TYPE2_COUNTS = (
+    select(Type2Count)
+    .where(Type2Count.submission_id == bindparam("submission_id"))
+    .order_by(col(Type2Count.id))
+)
 
 
 @dataclass(frozen=True)
@@ -54,14 +85,17 @@ def lock_team(session: Session, team_id: int) -> None:
     PostgreSQL locks the row (FOR NO KEY UPDATE, so rows referring to the team can still
     be written); SQLite has no row locks, so a no-op write takes its one write lock.
     """
+    params = {"team_id": team_id}
     if session.get_bind().dialect.name == "sqlite":
-        session.exec(update(Team).where(col(Team.id) == team_id).values(status=col(Team.status)))
+        session.execute(_LOCK_TEAM_SQLITE, params)
     else:
-        session.exec(select(Team.id).where(Team.id == team_id).with_for_update(key_share=True))
+        session.execute(_LOCK_TEAM, params)
 
 
 def store_report(session: Session, team_id: int, report: Report, message_id: int) -> Submission:
     """Add `report` as the next revision for its team, type and period (no commit).
+
+    The returned row has its id but is not in the session (see `insert_row`).
 
     Raises ValueError, before writing anything, for a type 1 value that NUMERIC(14, 2)
     would change (more than two decimals, or 10**12 and above).
@@ -79,12 +113,7 @@ def store_report(session: Session, team_id: int, report: Report, message_id: int
         supersedes_id=previous.id if previous else None,
         source=report.source,
     )
-    session.add(submission)
-    session.flush()
-    if submission.id is None:
-        raise RuntimeError("submission has no id after flush")
-    session.add_all(_value_rows(submission.id, report))
-    session.flush()
+    insert_rows(session, _value_rows(insert_row(session, submission), report))
     return submission
 
 
@@ -109,30 +138,16 @@ def _check_storable(value: Decimal) -> None:
 
 def latest_submission(session: Session, team_id: int, type: str, period: str) -> Submission | None:
     """The newest revision of (team, type, period), the one that counts."""
-    query = (
-        select(Submission)
-        .where(
-            Submission.team_id == team_id,
-            Submission.type == type,
-            Submission.period == period,
-        )
-        .order_by(col(Submission.revision).desc())
-        .limit(1)
-    )
-    return session.exec(query).first()
+    params = {"team_id": team_id, "type": type, "period": period}
+    return session.exec(_LATEST, params=params).first()
 
 
 def submission_values(session: Session, submission: Submission) -> Values:
     """type1: field -> value in form order; type2: "class" or "class/type" -> count."""
+    params = {"submission_id": submission.id}
     if submission.type == "type1":
-        query1 = select(Type1Value).where(Type1Value.submission_id == submission.id)
-        return _type1_values(session.exec(query1))
-    query2 = (
-        select(Type2Count)
-        .where(Type2Count.submission_id == submission.id)
-        .order_by(col(Type2Count.id))
-    )
-    return _type2_values(session.exec(query2))
+        return _type1_values(session.exec(_TYPE1_VALUES, params=params))
+    return _type2_values(session.exec(_TYPE2_COUNTS, params=params))
 
 
 def _type1_values(rows: Iterable[Type1Value]) -> dict[str, Decimal]:

@@ -15,11 +15,13 @@ from decimal import Decimal
 from pathlib import Path
 
 from pypdf import PdfReader
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
+from sqlmodel import col
 
 from parsers.model import TYPE1_FIELDS, Type1Report, Type2Report
 from store import registry, spool
 from store.db import transaction
+from store.models import Submission
 from store.submissions import store_report
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -76,11 +78,14 @@ def store(
     raw = f"Subject: {team} {report.type} {report.period} #{_counter}\r\n\r\nx\r\n".encode()
     message_id, _ = spool.spool_message(engine, raw, "smtp")
     with transaction(engine) as s:
-        submission = store_report(s, team, report, message_id)
-        if created_at is not None:
-            submission.created_at = created_at
-            s.add(submission)
-        return submission.id or 0
+        submission_id = store_report(s, team, report, message_id).id or 0
+        if created_at is not None:  # the stored row: store_report's result is not in `s`
+            s.exec(
+                update(Submission)
+                .where(col(Submission.id) == submission_id)
+                .values(created_at=created_at)
+            )
+        return submission_id
 
 
 def at(day: str) -> datetime:

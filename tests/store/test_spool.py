@@ -270,7 +270,6 @@ def test_find_accepted_content(
                 content_sha256=digest if message_id != other_team else "e" * 64,
             )
     with open_session(engine) as session:
-        found = spool.find_accepted_content(session, team_a, digest)
-        assert found is not None and found.id == accepted
+        assert spool.find_accepted_content(session, team_a, digest) == accepted
         assert spool.find_accepted_content(session, team_b, digest) is None
         assert spool.find_accepted_content(session, team_a, "f" * 64) is None
