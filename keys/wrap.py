@@ -9,8 +9,9 @@ Thunderbird and K-9).
 Header values are refused if they hold CR, LF or NUL (header injection). The payload,
 which carries the real headers, is built with the stdlib's strict SMTP policy, which
 RFC 2047-encodes non-ASCII. The outer envelope carries only the addresses, the date,
-the Message-ID and the neutral Subject: it is built with the `compat32` policy, whose
-output for those is byte for byte the same and takes a third of the time (its header
+the Message-ID and the neutral Subject; when they are all ASCII (the gateway's and the
+teams' addresses are bare ASCII addresses) it is built with the `compat32` policy, whose
+output for them is byte for byte the same and takes a third of the time (its header
 objects are not parsed and re-folded), once per mail sent.
 """
 
@@ -131,21 +132,23 @@ def protected_payload(env: Envelope, body: str, attachments: Sequence[Attachment
 
 def encrypted_envelope(fields: Sequence[tuple[str, str]], armored: str) -> bytes:
     """An RFC 3156 multipart/encrypted message around an armored OpenPGP message."""
-    outer = MIMEMultipart("encrypted", protocol="application/pgp-encrypted", policy=OUTER)
+    # compat32 would RFC 2047-encode a non-ASCII field whole, address and all.
+    policy = OUTER if all(value.isascii() for _, value in fields) else STRICT
+    outer = MIMEMultipart("encrypted", protocol="application/pgp-encrypted", policy=policy)
     for name, value in fields:
         outer[name] = _clean(value)
-    control = MIMEApplication(b"Version: 1\r\n", "pgp-encrypted", policy=OUTER)
+    control = MIMEApplication(b"Version: 1\r\n", "pgp-encrypted", policy=policy)
     control.replace_header("Content-Transfer-Encoding", "7bit")
     control.set_payload("Version: 1\r\n")
     control["Content-Description"] = "PGP/MIME version identification"
-    data = MIMEBase("application", "octet-stream", name="encrypted.asc", policy=OUTER)
+    data = MIMEBase("application", "octet-stream", name="encrypted.asc", policy=policy)
     data["Content-Description"] = "OpenPGP encrypted message"
     data["Content-Disposition"] = 'inline; filename="encrypted.asc"'
     data.set_payload(armored)
     outer.attach(control)
     outer.attach(data)
     outer.preamble = "This is an OpenPGP/MIME encrypted message (RFC 4880 and 3156)"
-    return outer.as_bytes(policy=OUTER)
+    return outer.as_bytes(policy=policy)
 
 
 def seal(

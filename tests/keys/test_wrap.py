@@ -114,6 +114,18 @@ def test_outer_message_is_rfc3156_with_a_neutral_subject(
     assert raw.isascii()
 
 
+def test_a_non_ascii_display_name_outside_is_encoded_apart_from_its_address(
+    gateway: tuple[GnuPG, str], team: tuple[GnuPG, str]
+) -> None:
+    env = envelope(sender=f"Clearinghouse Zürich <{GATEWAY}>")
+    raw = sealed(gateway, team, env)
+    outer = email.message_from_bytes(raw, policy=email.policy.default)
+    assert raw.isascii()
+    assert outer["From"].addresses[0].display_name == "Clearinghouse Zürich"
+    assert outer["From"].addresses[0].addr_spec == GATEWAY
+    assert outer["Subject"] == NEUTRAL_SUBJECT
+
+
 def test_decrypts_with_the_recipient_key_and_is_signed_by_the_gateway(
     gateway: tuple[GnuPG, str], team: tuple[GnuPG, str], tmp_path: Path
 ) -> None:
