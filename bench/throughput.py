@@ -89,6 +89,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--messages", type=int, default=500)
     p.add_argument("--senders", type=int, default=20, help="concurrent SMTP clients")
     p.add_argument("--workers", type=int, default=2, help="[worker] concurrency (and floor)")
+    p.add_argument("--threads", type=int, default=0, help="[worker] threads (0: the default)")
     p.add_argument("--database-url", default="", help="default: SQLite in the temp dir")
     p.add_argument("--large", type=int, default=0, help="then K messages of almost 10 MiB")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
@@ -113,7 +114,7 @@ def gateway_config(home: Path, args: argparse.Namespace, smtp_port: int) -> Path
     text = (
         f'[clearinghouse]\nhome = "{home}"\ndatabase_url = "{url}"\n'
         f'[smtp]\nlisten = "{HOST}:{smtp_port}"\n'
-        f"[worker]\nconcurrency = {args.workers}\n"
+        f"[worker]\nconcurrency = {args.workers}\nthreads = {args.threads}\n"
         '[metrics]\nlisten = ""\n'
     )
     path = home.parent / "clearinghouse.toml"
@@ -246,6 +247,53 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
     own = (int(fields[11]) + int(fields[12])) / tick
     children = (int(fields[13]) + int(fields[14])) / tick
     return own, children
+
+
+@dataclass
+class Machine:
+    """CPU that neither side's own figures hold: the whole machine, gpg-agent, the bench.
+
+    gpg-agent does every secret-key operation for both the gateway and the floor, as a
+    daemon of the gateway's GnuPG home: no process's child, so no figure above counts it.
+    """
+
+    home: Path
+    busy: float = 0.0  # fraction of all cores' time not idle
+    agent: float = 0.0  # seconds of gpg-agent CPU
+    bench: float = 0.0  # seconds of this process's CPU (the SMTP senders, the polling)
+
+    @contextmanager
+    def measuring(self) -> Iterator[Machine]:
+        machine, agent, bench = machine_jiffies(), agent_seconds(self.home), own_seconds()
+        yield self
+        busy, total = (b - a for a, b in zip(machine, machine_jiffies(), strict=True))
+        self.busy = busy / total if total else 0.0
+        self.agent = agent_seconds(self.home) - agent
+        self.bench = own_seconds() - bench
+
+
+def machine_jiffies() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs since boot, from /proc/stat."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle and iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def agent_seconds(home: Path) -> float:
+    """CPU seconds of the gpg-agent serving `home` (0 if none runs yet)."""
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"gpg-agent") and str(home).encode() in argv:
+            return sum(cpu_seconds(int(proc.name)))
+    return 0.0
+
+
+def own_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
 
 
 def send_all(port: int, mails: list[tuple[str, bytes]], senders: int) -> list[Sent]:
@@ -412,10 +460,12 @@ def run(root: Path, args: argparse.Namespace) -> dict[str, str]:
     mails = make_mails(app, teams, 0, args.messages)
     large = make_mails(app, teams, args.messages, args.large, padding=6_300_000)
     figures: dict[str, str] = {}
+    gateway_cpu, floor_cpu_of = Machine(app.config.gnupg_home), Machine(app.config.gnupg_home)
     with serving(config, port) as server:
         door = [c for c in children(server.pid) if "python" in process_name(c)]
         cpu_before, door_before = cpu_seconds(server.pid), sum(cpu_seconds(d)[0] for d in door)
-        seconds, sent = measure_gateway(app, port, args.senders, mails, 0)
+        with gateway_cpu.measuring():
+            seconds, sent = measure_gateway(app, port, args.senders, mails, 0)
         own, gpg = (a - b for a, b in zip(cpu_seconds(server.pid), cpu_before, strict=True))
         door_cpu = sum(cpu_seconds(d)[0] for d in door) - door_before
         figures["CPU per message: serve / its door / its gpg (ms)"] = " / ".join(
@@ -434,7 +484,8 @@ def run(root: Path, args: argparse.Namespace) -> dict[str, str]:
     by_email = {t.email: t for t in teams}
     plaintexts = [r for r in receipt_plaintexts(app, by_email, ids)]
     before = os.times()
-    floor_seconds = floor(app, [raw for _, raw in mails], plaintexts, args.workers)
+    with floor_cpu_of.measuring():
+        floor_seconds = floor(app, [raw for _, raw in mails], plaintexts, args.workers)
     after = os.times()
     floor_cpu = (after.children_user - before.children_user) + (
         after.children_system - before.children_system
@@ -449,6 +500,15 @@ def run(root: Path, args: argparse.Namespace) -> dict[str, str]:
         f"floor, bare gpg x{args.workers} (messages/s)": f"{floor_rate:.1f}",
         "ratio gateway / floor": f"{gateway_rate / floor_rate:.2f}",
         "CPU per message: floor's gpg (ms)": f"{floor_cpu / len(mails) * 1000:.1f}",
+        "CPU per message: gpg-agent, gateway / floor (ms)": " / ".join(
+            f"{m.agent / len(mails) * 1000:.1f}" for m in (gateway_cpu, floor_cpu_of)
+        ),
+        "CPU per message: the bench's SMTP senders (ms)": (
+            f"{gateway_cpu.bench / len(mails) * 1000:.1f}"
+        ),
+        "machine CPU busy: gateway / floor (%)": " / ".join(
+            f"{m.busy * 100:.0f}" for m in (gateway_cpu, floor_cpu_of)
+        ),
         "SMTP accept p50 / p99 (ms)": f"{percentile(latencies, 0.5):.1f} / "
         f"{percentile(latencies, 0.99):.1f}",
         "time to receipt p50 / p99 (ms)": f"{percentile(to_receipt, 0.5):.0f} / "

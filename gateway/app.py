@@ -40,7 +40,11 @@ class App:
 
     @cached_property
     def gpg(self) -> GnuPG:
-        return GnuPG(self.config.gnupg_home, max_output=self.config.limits.max_decrypted_bytes)
+        return GnuPG(
+            self.config.gnupg_home,
+            max_output=self.config.limits.max_decrypted_bytes,
+            max_parallel=self.config.worker.concurrency,
+        )
 
     @cached_property
     def registry(self) -> Registry:

@@ -181,12 +181,20 @@ class HealthConfig:
 class WorkerConfig:
     """[worker] (added): how the pipeline runs in this instance, and beside others."""
 
-    # Messages processed at once (threads; the work is gpg subprocesses, so they use
-    # every core). Instances sharing one PostgreSQL each run this many.
+    # GnuPG processes run at once: most of a message's CPU is theirs, so 2 keeps two
+    # cores busy. Instances sharing one PostgreSQL each run this many.
     concurrency: int = 2
+    # Messages in the pipeline at once (threads); 0 means twice `concurrency`. More
+    # threads than gpg slots, so that while one thread waits for a commit or parses,
+    # another keeps gpg busy.
+    threads: int = 0
     # How long a claimed message or outbox entry stays with its worker; an instance
     # that died holding one lets it go after this long. Longer than any message takes.
     lease_seconds: int = 300
+
+    @property
+    def thread_count(self) -> int:
+        return self.threads or 2 * self.concurrency
 
 
 @dataclass(frozen=True)
@@ -485,6 +493,7 @@ def _problems(c: Config) -> Iterator[_Problem]:
         1, "health", c.health, "outbox_stuck_minutes", "spool_backlog", "key_expiry_days"
     )
     yield from _at_least(1, "worker", c.worker, "concurrency", "lease_seconds")
+    yield from _at_least(0, "worker", c.worker, "threads")
 
 
 def _core_problems(core: CoreConfig) -> Iterator[_Problem]:

@@ -20,7 +20,7 @@ from sqlmodel import Session
 from gateway.app import App
 from gateway.errors import RegistryError
 from gateway.logs import message_event
-from gateway.sealing import Draft, seal_drafts
+from gateway.sealing import Draft, Queued, seal_drafts
 from keys.policy import Authenticated, Binding, authenticate
 from keys.unwrap import Refusal, Unwrapped
 from parsers.commands import Command, CommandError, find_command
@@ -30,8 +30,9 @@ from parsers.template import blank_report
 from reports.mail import SUBJECTS, StoredItem, format_value, receipt_subject, render
 from store import outbox, spool
 from store.db import open_session, transaction
-from store.models import Message, Team
-from store.registry import get_team_by_id
+from store.models import Team
+from store.registry import TeamRow, get_team_by_id
+from store.spool import Spooled
 from store.submissions import list_submissions, lock_team, store_report, submission_values
 
 log = logging.getLogger(__name__)
@@ -52,14 +53,15 @@ def process_message(app: App, message_id: int, owner: str | None = None) -> Outc
     outcome that was rolled back (a lost lease, a failing database); they carry the
     message id, team, state and reason, never anything decrypted.
     """
-    outcome = _process(app, message_id, owner)
-    seal_drafts(app, message_id, owner)
+    drafts: list[Queued] = []  # the replies the committed outcome queued
+    outcome = _process(app, message_id, owner, drafts)
+    seal_drafts(app, drafts, owner)
     message_event(log, message_id, team=outcome.team, state=outcome.state, reason=outcome.reason)
     app.metrics.outcome(outcome.state, outcome.reason)
     return outcome
 
 
-def _process(app: App, message_id: int, owner: str | None) -> Outcome:
+def _process(app: App, message_id: int, owner: str | None, drafts: list[Queued]) -> Outcome:
     """Run every step for one claimed message and commit the result.
 
     With `owner` (the worker holding the message's lease), the outcome is recorded only
@@ -67,25 +69,28 @@ def _process(app: App, message_id: int, owner: str | None) -> Outcome:
     transaction rolls back (`LeaseLostError`), so a message is never processed twice.
     """
     with open_session(app.engine) as s:
-        size = spool.message_size(s, message_id)
-    if size > app.config.smtp.max_message_bytes:
-        return _quarantine(app, message_id, owner, Refusal("too-large", f"{size} bytes"), None)
+        message = spool.read_for_processing(s, message_id, app.config.smtp.max_message_bytes)
+    if message.raw is None:
+        refusal = Refusal("too-large", f"{message.size} bytes")
+        return _quarantine(app, message, owner, refusal, None, drafts)
     # Handed over, not kept: unwrap lets go of the bytes once the ciphertext is out of them.
-    unwrapped = app.unwrapper.unwrap(_raw(app, message_id))
+    unwrapped = app.unwrapper.unwrap(message.take_raw())
     if isinstance(unwrapped, Refusal):
-        return _quarantine(app, message_id, owner, unwrapped, None)
+        return _quarantine(app, message, owner, unwrapped, None, drafts)
     verdict, binding = _authenticate(app, unwrapped)
     if isinstance(verdict, Refusal):
         team_id = binding.team_id if binding else None
-        return _quarantine(app, message_id, owner, verdict, unwrapped, team_id)
+        return _quarantine(app, message, owner, verdict, unwrapped, drafts, team_id)
     # Decryption ran in parallel; outcomes that store reports commit in arrival order, so a
     # correction is never stored before the report it corrects.
     spool.wait_for_older(app.engine, message_id, timeout=app.config.worker.lease_seconds)
     with transaction(app.engine) as s:
         # One message per team at a time (threads, instances): duplicates and revisions
         # are decided on what the team's previous message committed.
-        lock_team(s, verdict.binding.team_id)
-        job = _Job(app, s, _load(s, message_id), owner, _team(s, verdict), verdict, unwrapped)
+        team = lock_team(s, verdict.binding.team_id)
+        if team is None:
+            raise LookupError(f"team {verdict.binding.team_id} vanished during processing")
+        job = _Job(app, s, message, owner, drafts, team, verdict, unwrapped)
         earlier = spool.find_accepted_content(s, job.team.id or 0, unwrapped.content_sha256)
         if earlier is not None and earlier != message_id:
             return _duplicate(job, earlier)
@@ -99,14 +104,21 @@ def _process(app: App, message_id: int, owner: str | None) -> Outcome:
 
 
 @dataclass(frozen=True)
-class _Job:
-    """One authenticated message inside its processing transaction."""
+class _Tx:
+    """One message inside its processing transaction, and the replies queued in it."""
 
     app: App
     s: Session
-    message: Message
+    message: Spooled
     owner: str | None
-    team: Team
+    drafts: list[Queued]
+
+
+@dataclass(frozen=True)
+class _Job(_Tx):
+    """One authenticated message inside its processing transaction."""
+
+    team: TeamRow
     verdict: Authenticated
     unwrapped: Unwrapped
 
@@ -130,28 +142,7 @@ class _Job:
 
     def reply(self, kind: str, subject: str, template: str, **context: Any) -> str | None:
         body = render(template, **(_context(self.app, self.message, self.team) | context))
-        return _reply(self.app, self.s, self.message, self.owner, self.team, kind, body, subject)
-
-
-def _load(s: Session, message_id: int) -> Message:
-    """The message's row without its bytes: those were read once, for unwrapping."""
-    message = spool.get_message(s, message_id, raw=False)
-    if message is None:
-        raise LookupError(f"message {message_id} does not exist")
-    return message
-
-
-def _raw(app: App, message_id: int) -> bytes:
-    """The message's bytes, as the door stored them, read in a session of their own."""
-    with open_session(app.engine) as s:
-        return spool.raw_message(s, message_id)[0]
-
-
-def _team(s: Session, verdict: Authenticated) -> Team:
-    team = get_team_by_id(s, verdict.binding.team_id)
-    if team is None:
-        raise LookupError(f"team {verdict.binding.team_id} vanished during processing")
-    return team
+        return _reply(self, self.team, kind, body, subject)
 
 
 def _authenticate(app: App, u: Unwrapped) -> tuple[Authenticated | Refusal, Binding | None]:
@@ -170,7 +161,7 @@ def _authenticate(app: App, u: Unwrapped) -> tuple[Authenticated | Refusal, Bind
 
 def _finish(
     s: Session,
-    message: Message,
+    message: Spooled,
     owner: str | None,
     state: str,
     reason: str | None,
@@ -182,7 +173,7 @@ def _finish(
 ) -> Outcome:
     spool.finish_message(
         s,
-        message.id or 0,
+        message.id,
         state=state,
         reason=reason,
         detail=detail,
@@ -198,26 +189,24 @@ def _finish(
 
 def _quarantine(
     app: App,
-    message_id: int,
+    message: Spooled,
     owner: str | None,
     refusal: Refusal,
     u: Unwrapped | None,
+    drafts: list[Queued],
     team_id: int | None = None,
 ) -> Outcome:
     """Not authenticated: store the verdict; reply only to a registered team, if allowed."""
     with transaction(app.engine) as s:
-        message = _load(s, message_id)
         outcome = _finish(
             s, message, owner, "quarantined", refusal.reason, detail=refusal.detail, team_id=team_id
         )
         if app.config.policy.reply_to_unauthenticated and u is not None:
-            _notify_signer(app, s, message, owner, refusal, u)
+            _notify_signer(_Tx(app, s, message, owner, drafts), refusal, u)
     return outcome
 
 
-def _notify_signer(
-    app: App, s: Session, message: Message, owner: str | None, refusal: Refusal, u: Unwrapped
-) -> None:
+def _notify_signer(tx: _Tx, refusal: Refusal, u: Unwrapped) -> None:
     """Tell a registered team that a message signed with its key was refused.
 
     Only the reason code goes out, only to the team's registered address, encrypted to
@@ -226,16 +215,16 @@ def _notify_signer(
     sigs = u.verification.signatures
     if len(sigs) != 1 or not sigs[0].primary_fingerprint:
         return
-    binding = app.registry.binding(s, sigs[0].primary_fingerprint)
-    team = get_team_by_id(s, binding.team_id) if binding else None
+    binding = tx.app.registry.binding(tx.s, sigs[0].primary_fingerprint)
+    team = get_team_by_id(tx.s, binding.team_id) if binding else None
     if team is None or binding is None or binding.revoked:
         return
-    context = _context(app, message, team) | {
+    context = _context(tx.app, tx.message, team) | {
         "reason": refusal.reason,
         "signer": sigs[0].signing_fingerprint,
     }
     body = render("quarantine", **context)
-    _reply(app, s, message, owner, team, "quarantine", body, SUBJECTS["quarantine"])
+    _reply(tx, team, "quarantine", body, SUBJECTS["quarantine"])
 
 
 def _duplicate(job: _Job, earlier_id: int) -> Outcome:
@@ -288,7 +277,7 @@ def _command(job: _Job, command: Command | CommandError) -> Outcome:
 
 
 def _store(job: _Job, report: Report) -> StoredItem:
-    sub = store_report(job.s, job.team.id or 0, report, job.message.id or 0)
+    sub = store_report(job.s, job.team.id or 0, report, job.message.id)
     values = submission_values(job.s, sub)
     claimed = report.claimed_team
     return StoredItem(
@@ -311,7 +300,8 @@ def _label(app: App, report_type: str, key: str) -> str:
     return app.taxonomy.label((class_slug, type_slug or None))
 
 
-def _context(app: App, message: Message, team: Team) -> dict[str, Any]:
+def _context(app: App, message: Spooled, team: Team | TeamRow) -> dict[str, Any]:
+    # "signer" is given where a template shows it (receipt, quarantine notice).
     return {
         "team": team,
         "message_id": message.id,
@@ -319,40 +309,33 @@ def _context(app: App, message: Message, team: Team) -> dict[str, Any]:
         "clearinghouse": app.config.clearinghouse.name,
         "gateway_address": app.config.clearinghouse.gateway_address,
         "gateway_fingerprint": app.identity.fingerprint,
-        "signer": message.signer_fingerprint,
     }
 
 
-def _reply(
-    app: App,
-    s: Session,
-    message: Message,
-    owner: str | None,
-    team: Team,
-    kind: str,
-    body: str,
-    subject: str,
-) -> str | None:
+def _reply(tx: _Tx, team: Team | TeamRow, kind: str, body: str, subject: str) -> str | None:
     """Queue a reply to the team's registered address in the same transaction.
 
-    It is queued as a draft leased to `owner`, who seals it once the transaction has
-    committed (`seal_drafts`). Returns a note for the admin when no reply can be sealed
-    (the team has no key that can be encrypted to any more): the outcome stands, the
-    reply is impossible.
+    It is queued as a draft leased to the worker (`tx.owner`), who seals it once the
+    transaction has committed (`seal_drafts`, given `tx.drafts`). Returns a note for the
+    admin when no reply can be sealed (the team has no key that can be encrypted to any
+    more): the outcome stands, the reply is impossible.
     """
     try:
-        recipient_key = app.registry.encryption_key(s, team)
+        recipient_key = tx.app.registry.encryption_key(tx.s, team)
     except RegistryError as exc:
-        log.warning("message %s: no %s sent: %s", message.id, kind, exc)
+        log.warning("message %s: no %s sent: %s", tx.message.id, kind, exc)
         return f"no {kind} sent: {exc}"
-    outbox.enqueue_unsealed(
-        s,
+    draft = Draft(team.email, recipient_key, subject, body)
+    entry_id = outbox.enqueue_unsealed(
+        tx.s,
         kind=kind,
         recipient=team.email,
-        draft=Draft(team.email, recipient_key, subject, body).encode(),
-        dedupe_key=f"{kind}:{message.id}",
-        message_id=message.id,
-        owner=owner,
-        lease_seconds=app.config.worker.lease_seconds,
+        draft=draft.encode(),
+        dedupe_key=f"{kind}:{tx.message.id}",
+        message_id=tx.message.id,
+        owner=tx.owner,
+        lease_seconds=tx.app.config.worker.lease_seconds,
     )
+    if entry_id is not None:  # else queued (and sealed) by an earlier run already
+        tx.drafts.append(Queued(entry_id, draft))
     return None

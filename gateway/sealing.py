@@ -68,14 +68,21 @@ class Draft:
         return cls(**json.loads(data))
 
 
-def seal_drafts(app: App, message_id: int, owner: str | None) -> int:
-    """Seal the drafts queued for `message_id` (after its outcome committed); how many.
+@dataclass(frozen=True)
+class Queued:
+    """A draft queued in the outbox by a transaction that has committed since."""
+
+    entry_id: int
+    draft: Draft
+
+
+def seal_drafts(app: App, drafts: Sequence[Queued], owner: str | None) -> int:
+    """Seal drafts whose outcome has committed, as the worker still holds them; how many.
 
     A draft that cannot be sealed now (gpg failing) stays queued for `seal_abandoned`:
     the outcome is committed either way.
     """
-    drafts = outbox.unsealed_of_message(app.engine, message_id)
-    return sum(_seal_one(app, entry_id, draft, owner) for entry_id, draft in drafts)
+    return sum(_seal(app, queued.entry_id, queued.draft, owner) for queued in drafts)
 
 
 def seal_abandoned(app: App, owner: str, *, lease_seconds: int) -> int:
@@ -87,7 +94,10 @@ def seal_abandoned(app: App, owner: str, *, lease_seconds: int) -> int:
 
 
 def _seal_one(app: App, entry_id: int, data: bytes, owner: str | None) -> bool:
-    draft = Draft.decode(data)
+    return _seal(app, entry_id, Draft.decode(data), owner)
+
+
+def _seal(app: App, entry_id: int, draft: Draft, owner: str | None) -> bool:
     try:
         raw = seal_from_gateway(
             app, draft.recipient, draft.key_fingerprint, draft.subject, draft.body

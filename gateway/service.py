@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 def worker_for(app: App) -> Worker:
     transport = make_transport(app.config.outbound, app.config.clearinghouse.gateway_address)
-    return Worker(app, transport, concurrency=app.config.worker.concurrency)
+    return Worker(app, transport, threads=app.config.worker.thread_count)
 
 
 def _stop_on_signals(stop: threading.Event, wake: threading.Event) -> None:

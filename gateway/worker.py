@@ -2,12 +2,14 @@
 
 `run_once` processes everything claimable now (used by `process --once`); `run` keeps
 processing until told to stop, woken early when a door stores a message, while a
-thread of its own delivers the outbox. `concurrency` threads claim and process messages
-side by side: the time goes into gpg subprocesses, so threads keep every core busy, and
-leases keep them (and other gateway instances on the same database) off each other's
-messages. A message whose processing raises (a bug, or the database or gpg gone) keeps
-its lease until it expires, so other messages go on; after `MAX_ATTEMPTS` it is
-quarantined as `processing-failed` instead of blocking the queue forever.
+thread of its own delivers the outbox. `threads` threads claim and process messages
+side by side, while the gpg processes they start are capped at `[worker] concurrency`
+(`keys.gpg.GnuPG`): with more threads than gpg slots, one thread's commit or parse
+overlaps another's gpg, so the slots stay busy. Leases keep the threads (and other
+gateway instances on the same database) off each other's messages. A message whose
+processing raises (a bug, or the database or gpg gone) keeps its lease until it expires,
+so other messages go on; after `MAX_ATTEMPTS` it is quarantined as `processing-failed`
+instead of blocking the queue forever.
 """
 
 from __future__ import annotations
@@ -67,12 +69,12 @@ class _Round:
 
 @dataclass
 class Worker:
-    """Processes spooled messages, `concurrency` at a time, and delivers the outbox."""
+    """Processes spooled messages, `threads` at a time, and delivers the outbox."""
 
     app: App
     transport: Transport
     owner: str = ""
-    concurrency: int = 1  # the service passes [worker] concurrency
+    threads: int = 1  # the service passes [worker] threads (twice concurrency by default)
 
     def __post_init__(self) -> None:
         self.owner = self.owner or worker_name()
@@ -112,10 +114,10 @@ class Worker:
         is `flush`.
         """
         batch = _Round(limit)
-        if self.concurrency == 1:
+        if self.threads == 1:
             self._drain(self.owner, batch)
         else:
-            _in_threads(self.concurrency, lambda index: self._drain(self._owner(index), batch))
+            _in_threads(self.threads, lambda index: self._drain(self._owner(index), batch))
         return batch.counts
 
     def _owner(self, index: int) -> str:
@@ -147,7 +149,7 @@ class Worker:
         )
 
     def run(self, stop: threading.Event, wake: threading.Event, *, idle_seconds: float = 5) -> None:
-        """Process and deliver until `stop`: `concurrency` threads process, one delivers.
+        """Process and deliver until `stop`: `threads` threads process, one delivers.
 
         A processing thread that finds nothing to claim sleeps until `wake` (set by the
         doors when they store a message) or `idle_seconds`; the delivery thread is woken
@@ -161,7 +163,7 @@ class Worker:
                 args=(self._owner(index), stop, wake, delivered, idle_seconds),
                 name=f"worker-{index}",
             )
-            for index in range(self.concurrency)
+            for index in range(self.threads)
         ]
         threads.append(
             threading.Thread(

@@ -184,28 +184,27 @@ class Registry:
             return key
 
     def binding(self, session: Session, primary_fingerprint: str) -> Binding | None:
-        found = q.team_for_fingerprint(session, primary_fingerprint.upper())
+        found = q.signer_of(session, primary_fingerprint)
         if found is None:
             return None
-        team, key = found
         return Binding(
-            team.id or 0,
-            team.handle,
-            team.status,
-            team.email,
-            key.fingerprint,
-            key.revoked_at is not None,
+            found.team_id,
+            found.handle,
+            found.status,
+            found.email,
+            found.fingerprint,
+            found.revoked_at is not None,
         )
 
     def key_details(self, fingerprint: str) -> KeyDetails | None:
         return self.gpg.details(fingerprint)
 
-    def encryption_key(self, session: Session, team: Team) -> str:
+    def encryption_key(self, session: Session, team: Team | q.TeamRow) -> str:
         """The team's newest key that can be encrypted to now (RegistryError if none)."""
         now = _now()
         usable = [
             k
-            for k in q.keys_of_team(session, team.id or 0)
+            for k in q.key_dates_of_team(session, team.id or 0)
             if k.revoked_at is None and self._can_encrypt(k.fingerprint, now)
         ]
         if not usable:

@@ -7,10 +7,10 @@ PostgreSQL see the same spool, and so that "stored" means one committed transact
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache
+from typing import Any
 
 from sqlalchemy import Column, Insert, LargeBinary, Numeric, Table, UniqueConstraint, insert
 from sqlmodel import Field, Session, SQLModel
@@ -40,25 +40,39 @@ def _insert_returning_id(table: Table) -> Insert:
     return insert(table).returning(table.c.id)
 
 
-def insert_row(session: Session, row: SQLModel) -> int:
-    """INSERT one new row (with its defaults) in the caller's transaction; its new id.
+def new_row(model: type[SQLModel], **values: Any) -> dict[str, Any]:
+    """A new row of `model` as an INSERT takes it: `values`, and every other column's
+    default (factories called), but the database's own `id`.
+
+    What building the model and dumping it gives, without building it: a table model's
+    constructor costs more Python than its INSERT (0.15 ms each, twice per message).
+    """
+    row = dict(values)
+    for name, required, default, factory in _defaults(model):
+        if name not in row:
+            if required:
+                raise TypeError(f"{model.__name__}: {name} is required")
+            row[name] = factory() if factory is not None else default
+    return row
+
+
+@cache
+def _defaults(model: type[SQLModel]) -> tuple[tuple[str, bool, Any, Any], ...]:
+    return tuple(
+        (name, info.is_required(), info.default, info.default_factory)
+        for name, info in model.model_fields.items()
+        if name != "id"
+    )
+
+
+def insert_values(session: Session, model: type[SQLModel], row: dict[str, Any]) -> int:
+    """INSERT one `new_row` of `model` in the caller's transaction; its new id.
 
     One prebuilt Core statement instead of the session's unit of work, which costs
-    several times more. `row` gets its id but stays outside the session: later changes
-    to it are not saved.
+    several times more.
     """
-    table = table_of(type(row))
-    new_id = session.execute(_insert_returning_id(table), row.model_dump(exclude={"id"}))
-    row_id = int(new_id.scalar_one())
-    setattr(row, "id", row_id)  # noqa: B010 - every model inserted here has an id
-    return row_id
-
-
-def insert_rows(session: Session, rows: Sequence[SQLModel]) -> None:
-    """INSERT rows of one model in the caller's transaction, as one executemany."""
-    if rows:
-        table = table_of(type(rows[0]))
-        session.execute(insert(table), [row.model_dump(exclude={"id"}) for row in rows])
+    new_id = session.execute(_insert_returning_id(table_of(model)), row)
+    return int(new_id.scalar_one())
 
 
 class Team(SQLModel, table=True):

@@ -19,11 +19,13 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, bindparam, func, update
 from sqlalchemy import select as core_select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
 from store.db import open_session, transaction
-from store.models import OutboxEntry, insert_row, table_of, utcnow
+from store.models import OutboxEntry, insert_values, new_row, table_of, utcnow
 from store.spool import LeaseLostError, lease_free
 
 UNSEALED = "unsealed"  # `raw` holds a draft, not a mail: seal it, never deliver it
@@ -39,9 +41,6 @@ _OUTBOX = table_of(OutboxEntry)
 _NOW = bindparam("now", type_=_OUTBOX.c.lease_until.type)
 _ENTRY = _OUTBOX.c.id == bindparam("entry_id")
 _QUEUED = core_select(_OUTBOX.c.id).where(_OUTBOX.c.dedupe_key == bindparam("dedupe_key"))
-_DRAFTS_OF_MESSAGE = core_select(_OUTBOX.c.id, _OUTBOX.c.raw).where(
-    _OUTBOX.c.message_id == bindparam("message_id"), _OUTBOX.c.state == UNSEALED
-)
 _SEALED = {
     "raw": bindparam("raw"),
     "state": PENDING,
@@ -69,6 +68,17 @@ _TAKE = (
     )
     .values(lease_owner=bindparam("owner"), lease_until=bindparam("until"))
 )
+# A reply's draft is queued with one statement that skips a dedupe key queued already
+# (reprocessing), instead of a look-up first, which on PostgreSQL could also lose a race
+# and abort the whole processing transaction with a unique violation.
+_QUEUE_NEW: dict[str, Insert] = {
+    "sqlite": sqlite.insert(_OUTBOX)
+    .on_conflict_do_nothing(index_elements=["dedupe_key"])
+    .returning(_OUTBOX.c.id),
+    "postgresql": postgresql.insert(_OUTBOX)
+    .on_conflict_do_nothing(index_elements=["dedupe_key"])
+    .returning(_OUTBOX.c.id),
+}
 _SENT = {"state": SENT, "sent_at": _NOW, "lease_owner": None, "lease_until": None}
 _MARK_SENT = update(_OUTBOX).where(_ENTRY).values(_SENT)
 _MARK_SENT_LEASED = (
@@ -112,36 +122,34 @@ def enqueue_unsealed(
     message_id: int | None = None,
     owner: str | None = None,
     lease_seconds: int = 300,
-) -> bool:
-    """Add a draft for `seal` to the caller's transaction; False if `dedupe_key` is queued.
+) -> int | None:
+    """Add a draft for `seal` to the caller's transaction: its entry id, or None if a mail
+    with `dedupe_key` was queued already.
 
     With `owner` (the worker that will seal it right after the commit), the entry is
     leased to that worker, so a concurrent flush does not seal it a second time.
     """
-    if already_queued(session, dedupe_key):
-        return False
     lease_until = utcnow() + timedelta(seconds=lease_seconds) if owner else None
-    insert_row(
-        session,
-        OutboxEntry(
-            kind=kind,
-            recipient=recipient,
-            raw=draft,
-            dedupe_key=dedupe_key,
-            message_id=message_id,
-            state=UNSEALED,
-            lease_owner=owner,
-            lease_until=lease_until,
-        ),
+    row = new_row(
+        OutboxEntry,
+        kind=kind,
+        recipient=recipient,
+        raw=draft,
+        dedupe_key=dedupe_key,
+        message_id=message_id,
+        state=UNSEALED,
+        lease_owner=owner,
+        lease_until=lease_until,
     )
-    return True
-
-
-def unsealed_of_message(engine: Engine, message_id: int) -> list[tuple[int, bytes]]:
-    """The drafts queued for message `message_id`: (entry id, draft)."""
-    with open_session(engine) as session:
-        rows = session.execute(_DRAFTS_OF_MESSAGE, {"message_id": message_id}).all()
-    return [(entry_id, draft) for entry_id, draft in rows]
+    statement = _QUEUE_NEW.get(session.get_bind().dialect.name)
+    if statement is None:  # another database: look first, then insert
+        return (
+            None
+            if already_queued(session, dedupe_key)
+            else insert_values(session, OutboxEntry, row)
+        )
+    new_id = session.execute(statement, row).scalar()
+    return None if new_id is None else int(new_id)
 
 
 def claim_unsealed(

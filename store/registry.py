@@ -8,12 +8,14 @@ submit, and whether a key may be bound or is still usable, is decided by
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import bindparam, func
+from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
-from store.models import Coordinator, Submission, Team, TeamKey
+from store.models import Coordinator, Submission, Team, TeamKey, table_of
 
 # Run for every message, so built once: a statement object caches its own compiled form.
 _KEYS_OF_TEAM = (
@@ -26,6 +28,61 @@ _TEAM_FOR_FINGERPRINT = (
     .join(TeamKey, col(TeamKey.team_id) == col(Team.id))
     .where(TeamKey.fingerprint == bindparam("fingerprint"))
 )
+# The same two reads as plain columns: no ORM objects are built for what every message
+# reads (two ORM rows cost more Python than the database takes to find them).
+_TEAMS, _KEYS = table_of(Team), table_of(TeamKey)
+_SIGNER = (
+    core_select(
+        _TEAMS.c.id,
+        _TEAMS.c.handle,
+        _TEAMS.c.status,
+        _TEAMS.c.email,
+        _KEYS.c.fingerprint,
+        _KEYS.c.revoked_at,
+    )
+    .select_from(_KEYS.join(_TEAMS, _KEYS.c.team_id == _TEAMS.c.id))
+    .where(_KEYS.c.fingerprint == bindparam("fingerprint"))
+)
+_KEY_DATES = (
+    core_select(_KEYS.c.fingerprint, _KEYS.c.created_at, _KEYS.c.revoked_at)
+    .where(_KEYS.c.team_id == bindparam("team_id"))
+    .order_by(_KEYS.c.bound_at, _KEYS.c.fingerprint)
+)
+
+
+@dataclass(frozen=True)
+class TeamRow:
+    """A team's row as plain values: what the pipeline reads of it for every message."""
+
+    id: int
+    handle: str
+    name: str
+    email: str
+    status: str
+    country: str | None
+    created_at: datetime
+
+
+TEAM_COLUMNS = tuple(_TEAMS.c[name] for name in TeamRow.__dataclass_fields__)
+
+
+@dataclass(frozen=True)
+class SignerRow:
+    """A bound key and its team, as the pipeline reads it for every message."""
+
+    team_id: int
+    handle: str
+    status: str
+    email: str
+    fingerprint: str
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class KeyDates:
+    fingerprint: str
+    created_at: datetime | None
+    revoked_at: datetime | None
 
 
 def normalize_fingerprint(fingerprint: str) -> str:
@@ -104,6 +161,18 @@ def team_for_fingerprint(session: Session, fingerprint: str) -> tuple[Team, Team
     params = {"fingerprint": normalize_fingerprint(fingerprint)}
     found = session.exec(_TEAM_FOR_FINGERPRINT, params=params).first()
     return None if found is None else (found[0], found[1])
+
+
+def signer_of(session: Session, fingerprint: str) -> SignerRow | None:
+    """`team_for_fingerprint` as plain values: the bound key, its team's id and contact."""
+    params = {"fingerprint": normalize_fingerprint(fingerprint)}
+    found = session.execute(_SIGNER, params).first()
+    return None if found is None else SignerRow(*found)
+
+
+def key_dates_of_team(session: Session, team_id: int) -> list[KeyDates]:
+    """The team's keys in binding order, with what choosing one to encrypt to needs."""
+    return [KeyDates(*row) for row in session.execute(_KEY_DATES, {"team_id": team_id})]
 
 
 def revoke_key(

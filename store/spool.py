@@ -15,10 +15,10 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, bindparam, func, or_, update
+from sqlalchemy import Engine, bindparam, case, func, null, or_, update
 from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, defer
@@ -159,7 +159,6 @@ _OLDER_IN_FLIGHT = (
     )
     .limit(1)
 )
-_RAW = core_select(_MESSAGE.c.raw, _MESSAGE.c.size).where(_MESSAGE.c.id == bindparam("message_id"))
 _ACCEPTED_CONTENT = (
     core_select(_MESSAGE.c.id)
     .where(
@@ -170,7 +169,11 @@ _ACCEPTED_CONTENT = (
     .order_by(_MESSAGE.c.id)
     .limit(1)
 )
-_SIZE = core_select(_MESSAGE.c.size).where(_MESSAGE.c.id == bindparam("message_id"))
+_FOR_PROCESSING = core_select(
+    _MESSAGE.c.size,
+    _MESSAGE.c.received_at,
+    case((_MESSAGE.c.size <= bindparam("max_bytes"), _MESSAGE.c.raw), else_=null()),
+).where(_MESSAGE.c.id == bindparam("message_id"))
 _OUTCOME = {
     "state": bindparam("state"),
     "reason": bindparam("reason"),
@@ -347,20 +350,35 @@ def get_message(session: Session, message_id: int, *, raw: bool = True) -> Messa
     return session.get(Message, message_id, options=[_LAZY_RAW])
 
 
-def raw_message(session: Session, message_id: int) -> tuple[bytes, int]:
-    """A message's bytes and size, as the door stored them."""
-    found = session.execute(_RAW, {"message_id": message_id}).first()
+@dataclass
+class Spooled:
+    """A claimed message as processing reads it: id, size, arrival, and its bytes once."""
+
+    id: int
+    size: int
+    received_at: datetime
+    raw: bytes | None = field(default=None, repr=False)  # None: larger than the cap
+
+    def take_raw(self) -> bytes:
+        """The bytes, handed over: the receiver can let them go, this object holds none."""
+        raw, self.raw = self.raw, None
+        if raw is None:
+            raise ValueError(f"message {self.id}: bytes not read, or taken already")
+        return raw
+
+
+def read_for_processing(session: Session, message_id: int, max_bytes: int) -> Spooled:
+    """The message's size and arrival, and its bytes unless it is larger than `max_bytes`.
+
+    One statement: a message over the cap is quarantined without its bytes ever
+    leaving the database.
+    """
+    params = {"message_id": message_id, "max_bytes": max_bytes}
+    found = session.execute(_FOR_PROCESSING, params).first()
     if found is None:
         raise LookupError(f"message {message_id} does not exist")
-    return found[0], found[1]
-
-
-def message_size(session: Session, message_id: int) -> int:
-    """A message's size in bytes, without reading them."""
-    size = session.execute(_SIZE, {"message_id": message_id}).scalar()
-    if size is None:
-        raise LookupError(f"message {message_id} does not exist")
-    return int(size)
+    size, received_at, raw = found
+    return Spooled(message_id, int(size), received_at, raw)
 
 
 def list_messages(

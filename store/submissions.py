@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy import select as core_select
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
@@ -29,10 +29,11 @@ from store.models import (
     Team,
     Type1Value,
     Type2Count,
-    insert_row,
-    insert_rows,
+    insert_values,
+    new_row,
     table_of,
 )
+from store.registry import TEAM_COLUMNS, TeamRow
 
 Values = dict[str, Decimal] | dict[str, int]
 
@@ -44,23 +45,33 @@ _FIELD_ORDER = {name: index for index, name in enumerate(TYPE1_FIELDS)}
 # Run for every stored report, so built once: a statement object caches its compiled form.
 _TEAMS = table_of(Team)
 _TEAM = _TEAMS.c.id == bindparam("team_id")
-_LOCK_TEAM_SQLITE = update(_TEAMS).where(_TEAM).values(status=_TEAMS.c.status)
-_LOCK_TEAM = core_select(_TEAMS.c.id).where(_TEAM).with_for_update(key_share=True)
-_LATEST = (
-    select(Submission)
-    .where(
-        Submission.team_id == bindparam("team_id"),
-        Submission.type == bindparam("type"),
-        Submission.period == bindparam("period"),
-    )
-    .order_by(col(Submission.revision).desc())
+_LOCK_TEAM_SQLITE = (
+    update(_TEAMS).where(_TEAM).values(status=_TEAMS.c.status).returning(*TEAM_COLUMNS)
+)
+_LOCK_TEAM = core_select(*TEAM_COLUMNS).where(_TEAM).with_for_update(key_share=True)
+_SUBMISSIONS = table_of(Submission)
+_OF_REPORT = (
+    _SUBMISSIONS.c.team_id == bindparam("team_id"),
+    _SUBMISSIONS.c.type == bindparam("type"),
+    _SUBMISSIONS.c.period == bindparam("period"),
+)
+_LATEST = select(Submission).where(*_OF_REPORT).order_by(col(Submission.revision).desc()).limit(1)
+# What storing a report runs, as plain Core: no ORM object per value row.
+_NEWEST_REVISION = (
+    core_select(_SUBMISSIONS.c.id, _SUBMISSIONS.c.revision)
+    .where(*_OF_REPORT)
+    .order_by(_SUBMISSIONS.c.revision.desc())
     .limit(1)
 )
-_TYPE1_VALUES = select(Type1Value).where(Type1Value.submission_id == bindparam("submission_id"))
-_TYPE2_COUNTS = (
-    select(Type2Count)
-    .where(Type2Count.submission_id == bindparam("submission_id"))
-    .order_by(col(Type2Count.id))
+_TYPE1, _TYPE2 = table_of(Type1Value), table_of(Type2Count)
+_INSERT_TYPE1, _INSERT_TYPE2 = insert(_TYPE1), insert(_TYPE2)
+_STORED_TYPE1 = core_select(_TYPE1.c.field, _TYPE1.c.value).where(
+    _TYPE1.c.submission_id == bindparam("submission_id")
+)
+_STORED_TYPE2 = (
+    core_select(_TYPE2.c.class_slug, _TYPE2.c.type_slug, _TYPE2.c.count)
+    .where(_TYPE2.c.submission_id == bindparam("submission_id"))
+    .order_by(_TYPE2.c.id)
 )
 
 
@@ -79,23 +90,37 @@ class SubmissionRow:
     values: Values
 
 
-def lock_team(session: Session, team_id: int) -> None:
-    """Hold team `team_id` for the caller's transaction, until it commits or rolls back.
+def lock_team(session: Session, team_id: int) -> TeamRow | None:
+    """Hold team `team_id` for the caller's transaction, until it commits or rolls back;
+    its row as it is now, or None if there is no such team.
 
     PostgreSQL locks the row (FOR NO KEY UPDATE, so rows referring to the team can still
     be written); SQLite has no row locks, so a no-op write takes its one write lock.
     """
     params = {"team_id": team_id}
     if session.get_bind().dialect.name == "sqlite":
-        session.execute(_LOCK_TEAM_SQLITE, params)
+        found = session.execute(_LOCK_TEAM_SQLITE, params).first()
     else:
-        session.execute(_LOCK_TEAM, params)
+        found = session.execute(_LOCK_TEAM, params).first()
+    return None if found is None else TeamRow(*found)
 
 
-def store_report(session: Session, team_id: int, report: Report, message_id: int) -> Submission:
+@dataclass(frozen=True)
+class StoredSubmission:
+    """What `store_report` wrote: the new submission's id and where it stands."""
+
+    id: int
+    type: str
+    period: str
+    revision: int
+    supersedes_id: int | None
+    created_at: datetime
+
+
+def store_report(
+    session: Session, team_id: int, report: Report, message_id: int
+) -> StoredSubmission:
     """Add `report` as the next revision for its team, type and period (no commit).
-
-    The returned row has its id but is not in the session (see `insert_row`).
 
     Raises ValueError, before writing anything, for a type 1 value that NUMERIC(14, 2)
     would change (more than two decimals, or 10**12 and above).
@@ -103,8 +128,10 @@ def store_report(session: Session, team_id: int, report: Report, message_id: int
     if isinstance(report, Type1Report):
         for value in report.values.values():
             _check_storable(value)
-    previous = latest_submission(session, team_id, report.type, report.period)
-    submission = Submission(
+    params = {"team_id": team_id, "type": report.type, "period": report.period}
+    previous = session.execute(_NEWEST_REVISION, params).first()
+    row = new_row(
+        Submission,
         team_id=team_id,
         type=report.type,
         period=report.period,
@@ -113,20 +140,34 @@ def store_report(session: Session, team_id: int, report: Report, message_id: int
         supersedes_id=previous.id if previous else None,
         source=report.source,
     )
-    insert_rows(session, _value_rows(insert_row(session, submission), report))
-    return submission
+    submission_id = insert_values(session, Submission, row)
+    _insert_values(session, submission_id, report)
+    return StoredSubmission(
+        submission_id,
+        report.type,
+        report.period,
+        row["revision"],
+        row["supersedes_id"],
+        row["created_at"],
+    )
 
 
-def _value_rows(submission_id: int, report: Report) -> list[Type1Value | Type2Count]:
+def _insert_values(session: Session, submission_id: int, report: Report) -> None:
+    """The report's values as rows of `submission_id`, in one executemany."""
     if isinstance(report, Type1Report):
-        return [
-            Type1Value(submission_id=submission_id, field=name, value=value)
+        rows: list[dict[str, object]] = [
+            {"submission_id": submission_id, "field": name, "value": value}
             for name, value in report.values.items()
         ]
-    return [
-        Type2Count(submission_id=submission_id, class_slug=cls, type_slug=typ, count=count)
-        for (cls, typ), count in report.counts.items()
-    ]
+        statement = _INSERT_TYPE1
+    else:
+        rows = [
+            {"submission_id": submission_id, "class_slug": cls, "type_slug": typ, "count": n}
+            for (cls, typ), n in report.counts.items()
+        ]
+        statement = _INSERT_TYPE2
+    if rows:
+        session.execute(statement, rows)
 
 
 def _check_storable(value: Decimal) -> None:
@@ -142,16 +183,16 @@ def latest_submission(session: Session, team_id: int, type: str, period: str) ->
     return session.exec(_LATEST, params=params).first()
 
 
-def submission_values(session: Session, submission: Submission) -> Values:
+def submission_values(session: Session, submission: Submission | StoredSubmission) -> Values:
     """type1: field -> value in form order; type2: "class" or "class/type" -> count."""
     params = {"submission_id": submission.id}
     if submission.type == "type1":
-        return _type1_values(session.exec(_TYPE1_VALUES, params=params))
-    return _type2_values(session.exec(_TYPE2_COUNTS, params=params))
+        return _type1_values((f, v) for f, v in session.execute(_STORED_TYPE1, params))
+    return _type2_values((c, t, n) for c, t, n in session.execute(_STORED_TYPE2, params))
 
 
-def _type1_values(rows: Iterable[Type1Value]) -> dict[str, Decimal]:
-    found = {row.field: _exact(row.value) for row in rows}
+def _type1_values(rows: Iterable[tuple[str, Decimal]]) -> dict[str, Decimal]:
+    found = {field: _exact(value) for field, value in rows}
     return dict(
         sorted(found.items(), key=lambda item: _FIELD_ORDER.get(item[0], len(_FIELD_ORDER)))
     )
@@ -165,14 +206,9 @@ def _exact(value: Decimal) -> Decimal:
     return value.normalize()
 
 
-def _type2_values(rows: Iterable[Type2Count]) -> dict[str, int]:
-    return {_type2_key(row): row.count for row in rows}
-
-
-def _type2_key(row: Type2Count) -> str:
-    if row.type_slug is None:
-        return row.class_slug
-    return f"{row.class_slug}/{row.type_slug}"
+def _type2_values(rows: Iterable[tuple[str, str | None, int]]) -> dict[str, int]:
+    """ "class" or "class/type" -> count, from (class slug, type slug, count) rows."""
+    return {cls if typ is None else f"{cls}/{typ}": count for cls, typ, count in rows}
 
 
 def submissions_for_message(session: Session, message_id: int) -> list[Submission]:
@@ -238,8 +274,13 @@ def _values_of(session: Session, where: list[ColumnElement[bool]]) -> dict[int |
     rows2: defaultdict[int, list[Type2Count]] = defaultdict(list)
     for count in session.exec(type2):
         rows2[count.submission_id].append(count)
-    values: dict[int | None, Values] = {key: _type1_values(rows) for key, rows in rows1.items()}
-    values.update((key, _type2_values(rows)) for key, rows in rows2.items())
+    values: dict[int | None, Values] = {
+        key: _type1_values((row.field, row.value) for row in rows) for key, rows in rows1.items()
+    }
+    values.update(
+        (key, _type2_values((r.class_slug, r.type_slug, r.count) for r in rows))
+        for key, rows in rows2.items()
+    )
     return values
 
 

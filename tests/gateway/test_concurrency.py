@@ -59,7 +59,7 @@ def ordering_gives_up(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def concurrent_worker(app: App, threads: int = 2) -> Worker:
-    return Worker(app, MaildirTransport(app.config.outbound.maildir), concurrency=threads)
+    return Worker(app, MaildirTransport(app.config.outbound.maildir), threads=threads)
 
 
 def states(app: App) -> list[str]:

@@ -433,6 +433,12 @@ def test_exception_tree_and_exit_codes() -> None:
 def test_worker_concurrency_and_lease(tmp_path: Path) -> None:
     config = _load(tmp_path, "[worker]\nconcurrency = 4\nlease_seconds = 60\n")
     assert (config.worker.concurrency, config.worker.lease_seconds) == (4, 60)
+    assert config.worker.thread_count == 8  # threads = 0: twice concurrency
+    config = _load(tmp_path, "[worker]\nconcurrency = 3\nthreads = 5\n")
+    assert (config.worker.concurrency, config.worker.thread_count) == (3, 5)
+    assert "[worker] threads: must be at least 0, found -1" in _error(
+        tmp_path, "[worker]\nthreads = -1\n"
+    )
     assert "[worker] concurrency: must be at least 1, found 0" in _error(
         tmp_path, "[worker]\nconcurrency = 0\n"
     )

@@ -107,7 +107,7 @@ def test_crash_before_commit_leaves_the_message_received_and_the_next_run_accept
     real_enqueue = outbox.enqueue_unsealed
     calls: list[str] = []
 
-    def crash_once(*args: object, **kwargs: object) -> bool:
+    def crash_once(*args: object, **kwargs: object) -> int | None:
         calls.append("enqueue")
         if len(calls) == 1:
             raise RuntimeError("power cut between store_report and commit")
@@ -324,7 +324,7 @@ def test_parallel_workers_store_a_teams_corrections_in_arrival_order(
     accept(app.engine, first, "ingest")
     for n in range(2, 5):
         accept(app.engine, team.submit(TYPE1.replace("Requests: 1204", f"Requests: {n}")), "ingest")
-    worker = Worker(app, MaildirTransport(app.config.outbound.maildir), concurrency=3)
+    worker = Worker(app, MaildirTransport(app.config.outbound.maildir), threads=3)
     assert worker.run_once() == {"accepted": 4}
     with open_session(app.engine) as s:
         rows = list_submissions(s)

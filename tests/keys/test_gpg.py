@@ -6,12 +6,17 @@ the round trips run real gpg in fresh homes under tmp_path.
 
 from __future__ import annotations
 
+import os
 import subprocess
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+import keys.gpg
 from gateway.errors import GnuPGError
 from keys.gpg import GnuPG, SignatureFact, parse_status
 
@@ -355,6 +360,85 @@ def test_sign_encrypt_then_decrypt(alice: tuple[GnuPG, str], bob: tuple[GnuPG, s
     assert (sig.outcome, sig.signing_fingerprint, sig.primary_fingerprint) == ("good", a_fpr, a_fpr)
     assert sig.created is not None
     assert abs(sig.created - datetime.now(UTC)) < timedelta(minutes=1)
+
+
+def test_the_named_signer_signs_when_the_home_holds_several_secret_keys(
+    alice: tuple[GnuPG, str], bob: tuple[GnuPG, str]
+) -> None:
+    # A gateway home that adopted an old key (gateway-key import) beside its own holds two
+    # secret keys; the reply must carry the signer's signature, not gpg's default key's.
+    (a, first), (b, b_fpr) = alice, bob
+    second = a.generate_key("Alice, new key", "alice-new@alpha.example")
+    b.import_keys(a.export_public(second).encode())
+    for signer in (second, first):
+        [sig] = b.decrypt(a.sign_encrypt(b"x", [b_fpr], signer).encode()).signatures
+        assert (sig.outcome, sig.primary_fingerprint) == ("good", signer)
+        detached = a.sign_detached(b"y\r\n", signer).encode()
+        [sig] = b.verify_detached(b"y\r\n", detached).signatures
+        assert (sig.outcome, sig.primary_fingerprint) == ("good", signer)
+
+
+def test_signing_with_a_key_the_home_lacks_fails_clearly(
+    alice: tuple[GnuPG, str], bob: tuple[GnuPG, str]
+) -> None:
+    (a, _), (_, b_fpr) = alice, bob
+    with pytest.raises(GnuPGError, match="sign\\+encrypt failed"):
+        a.sign_encrypt(b"x", [b_fpr], b_fpr)  # Bob's public key only: no secret to sign
+    with pytest.raises(GnuPGError, match="signing failed"):
+        a.sign_detached(b"x", b_fpr)
+
+
+def test_a_passphrase_with_a_line_break_is_refused(alice: tuple[GnuPG, str]) -> None:
+    # It goes down gpg's stdin ahead of the data: a line break would smuggle in more.
+    gpg, fpr = alice
+    with pytest.raises(GnuPGError, match="line breaks"):
+        gpg.sign_encrypt(b"x", [fpr], fpr, passphrase="secret\nmore")
+
+
+def test_without_memory_files_gpg_runs_over_pipes(
+    alice: tuple[GnuPG, str], bob: tuple[GnuPG, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Where os.memfd_create is missing (not Linux), the same calls go over pipes; a
+    # plaintext larger than a pipe's buffer must come through whole either way.
+    (a, a_fpr), (b, b_fpr) = alice, bob
+    plaintext = os.urandom(100_000).hex().encode()
+    armored = a.sign_encrypt(plaintext, [b_fpr], a_fpr).encode()
+    with_memfd = b.decrypt(armored)
+    monkeypatch.delattr(os, "memfd_create")
+    over_pipes = b.decrypt(armored)
+    for r in (with_memfd, over_pipes):
+        assert r.clean and r.data == plaintext
+        assert [s.primary_fingerprint for s in r.signatures] == [a_fpr]
+    assert b.decrypt(a.sign_encrypt(b"again", [b_fpr], a_fpr).encode()).data == b"again"
+
+
+def test_max_parallel_caps_the_gpg_processes_running_at_once(
+    alice: tuple[GnuPG, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gpg, fpr = alice
+    capped = GnuPG(gpg.home, max_parallel=2)  # [worker] concurrency = 2
+    armored = capped.sign_encrypt(b"x", [fpr], fpr).encode()
+    inside = most = 0
+    lock, pairs = threading.Lock(), threading.Barrier(2, timeout=60)
+    spawn = keys.gpg._spawn
+
+    def counting(*args: Any) -> Any:
+        nonlocal inside, most
+        with lock:
+            inside += 1
+            most = max(most, inside)
+        try:
+            pairs.wait()  # passes only while two run at once: the cap is not one
+            return spawn(*args)
+        finally:
+            with lock:
+                inside -= 1
+
+    monkeypatch.setattr(keys.gpg, "_spawn", counting)
+    with ThreadPoolExecutor(6) as pool:  # six threads want gpg at once
+        results = list(pool.map(lambda _: capped.decrypt(armored), range(6)))
+    assert all(r.clean and r.data == b"x" for r in results)
+    assert most == 2
 
 
 def test_signing_subkey_counts_for_its_primary(

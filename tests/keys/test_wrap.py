@@ -13,10 +13,23 @@ from email.message import EmailMessage, Message, MIMEPart
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from keys.gpg import CryptoResult, GnuPG
 from keys.unwrap import Limits, Unwrapped, Unwrapper
-from keys.wrap import NEUTRAL_SUBJECT, Attachment, Envelope, new_message_id, seal
+from keys.wrap import (
+    NEUTRAL_SUBJECT,
+    Attachment,
+    Envelope,
+    _envelope_by_package,
+    _plain_payload,
+    _strict_payload,
+    encrypted_envelope,
+    new_message_id,
+    protected_payload,
+    seal,
+)
 
 GATEWAY = "stats@clearinghouse.example"
 TEAM = "cert@alpha.example"
@@ -235,3 +248,67 @@ def test_new_message_id() -> None:
     first, second = new_message_id("clearinghouse.example"), new_message_id("clearinghouse.example")
     assert first != second
     assert first.startswith("<") and first.endswith("@clearinghouse.example>")
+
+
+# --- the direct writer: byte for byte what the email package writes ---------------------
+
+ARMORED = "-----BEGIN PGP MESSAGE-----\n\nhF4DAbCdEf==\n=abcd\n-----END PGP MESSAGE-----\n"
+BOUNDARY = "===============1234567890123456789=="
+printable = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=90)
+addresses = st.one_of(
+    st.sampled_from([TEAM, "A.B+c@Sub.Example.ORG", "x@y", '"q"@x.example', "a b@x.example"]),
+    st.from_regex(r"[a-z0-9.+_-]{1,20}@[a-z0-9-]{1,20}(\.[a-z]{2,6}){1,2}", fullmatch=True),
+)
+
+
+def usual(subject: str = "Receipt: type1 2026-10", recipient: str = TEAM) -> Envelope:
+    return Envelope(GATEWAY, recipient, subject, DATE, "<abc@clearinghouse.example>")
+
+
+@given(subject=printable, recipient=addresses, body=st.text(max_size=300))
+@settings(max_examples=300, deadline=None)
+def test_a_payload_written_directly_is_the_email_packages(
+    subject: str, recipient: str, body: str
+) -> None:
+    env = usual(subject, recipient)
+    direct = _plain_payload(env, body)
+    if direct is not None:  # else the email package writes it: nothing to compare
+        assert direct == _strict_payload(env, body, ())
+
+
+@given(subject=printable, recipient=addresses)
+@settings(max_examples=300, deadline=None)
+def test_an_envelope_written_directly_is_the_email_packages(subject: str, recipient: str) -> None:
+    fields = [("From", GATEWAY), ("To", recipient), ("Subject", subject)]
+    assert encrypted_envelope(fields, ARMORED, BOUNDARY) == _envelope_by_package(
+        fields, ARMORED, BOUNDARY
+    )
+
+
+def test_the_usual_reply_is_written_directly() -> None:
+    # The comparisons above would pass vacuously if the direct path were never taken.
+    body = "Stored: Requests = 1204\n\u00e9t\u00e9 \u2014 " + "x" * 120 + "\n"
+    direct = _plain_payload(usual(), body)
+    assert direct is not None and direct == _strict_payload(usual(), body, ())
+    assert protected_payload(usual(), body) == direct
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        usual(subject="Receipt: " + "type1 2026-10, " * 6),  # longer than a line: folded
+        usual(subject="Re\u00e7u"),  # non-ASCII: RFC 2047
+        usual(subject="=?utf-8?q?x?="),  # an encoded word a parser would decode
+        usual(recipient='"Team" <cert@alpha.example>'),  # not a bare address
+    ],
+)
+def test_anything_unusual_is_left_to_the_email_package(env: Envelope) -> None:
+    assert _plain_payload(env, "body\n") is None
+    assert protected_payload(env, "body\n") == _strict_payload(env, "body\n", ())
+
+
+def test_the_boundary_never_occurs_in_the_armored_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    taken = iter([1234567890123456789, 42])
+    monkeypatch.setattr("keys.wrap.secrets.randbelow", lambda _limit: next(taken))
+    mail = encrypted_envelope([("Subject", NEUTRAL_SUBJECT)], ARMORED + f"--{BOUNDARY}\n")
+    assert f'boundary="{"=" * 15}{42:019d}=="' in mail.decode()

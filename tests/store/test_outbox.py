@@ -204,3 +204,36 @@ def test_listing_backlog_and_retry_failed(engine: Engine) -> None:
     with open_session(engine) as session:
         assert outbox.backlog(session)[0] == 2
         assert outbox.retry_failed(session) == 0
+
+
+@pytest.mark.parametrize("insert", ["on conflict", "look first"])
+def test_a_draft_is_queued_once_per_dedupe_key(
+    engine: Engine,
+    new_message_id: Callable[..., int],
+    monkeypatch: pytest.MonkeyPatch,
+    insert: str,
+) -> None:
+    # SQLite and PostgreSQL skip a queued key in the INSERT itself; any other database
+    # looks first. Either way the first draft stands and the second is not queued.
+    if insert == "look first":
+        monkeypatch.setattr(outbox, "_QUEUE_NEW", {})
+    message_id = new_message_id()
+
+    def queue(draft: bytes) -> int | None:
+        with transaction(engine) as session:
+            return outbox.enqueue_unsealed(
+                session,
+                kind="receipt",
+                recipient="stats@cert-a.example",
+                draft=draft,
+                dedupe_key=f"receipt:{message_id}",
+                message_id=message_id,
+                owner="w1",
+            )
+
+    first = queue(b"first draft")
+    assert first is not None
+    assert queue(b"second draft") is None
+    entry = _entry(engine, first)
+    assert (entry.raw, entry.state, entry.lease_owner) == (b"first draft", "unsealed", "w1")
+    assert entry.lease_until is not None and entry.attempts == 0
