@@ -261,15 +261,18 @@ class Machine:
     busy: float = 0.0  # fraction of all cores' time not idle
     agent: float = 0.0  # seconds of gpg-agent CPU
     bench: float = 0.0  # seconds of this process's CPU (the SMTP senders, the polling)
+    postgres: float = 0.0  # seconds of the PostgreSQL server's CPU (all its processes)
 
     @contextmanager
     def measuring(self) -> Iterator[Machine]:
         machine, agent, bench = machine_jiffies(), agent_seconds(self.home), own_seconds()
+        postgres = postgres_seconds()
         yield self
         busy, total = (b - a for a, b in zip(machine, machine_jiffies(), strict=True))
         self.busy = busy / total if total else 0.0
         self.agent = agent_seconds(self.home) - agent
         self.bench = own_seconds() - bench
+        self.postgres = postgres_seconds() - postgres
 
 
 def machine_jiffies() -> tuple[int, int]:
@@ -289,6 +292,25 @@ def agent_seconds(home: Path) -> float:
         if argv and argv[0].endswith(b"gpg-agent") and str(home).encode() in argv:
             return sum(cpu_seconds(int(proc.name)))
     return 0.0
+
+
+def postgres_seconds() -> float:
+    """CPU seconds of the PostgreSQL server: its processes, and those it has reaped.
+
+    Each process's own time and its waited-for children's: a backend that ended is in
+    the postmaster's children time, a running one in its own.
+    """
+    total = 0.0
+    for pid in pids_named("postgres"):
+        try:
+            total += sum(cpu_seconds(pid))
+        except FileNotFoundError:  # ended between the listing and the reading
+            continue
+    return total
+
+
+def pids_named(name: str) -> list[int]:
+    return [int(p.name) for p in Path("/proc").glob("[0-9]*") if process_name(int(p.name)) == name]
 
 
 def own_seconds() -> float:
@@ -505,6 +527,9 @@ def run(root: Path, args: argparse.Namespace) -> dict[str, str]:
         ),
         "CPU per message: the bench's SMTP senders (ms)": (
             f"{gateway_cpu.bench / len(mails) * 1000:.1f}"
+        ),
+        "CPU per message: the PostgreSQL server (ms)": (
+            f"{gateway_cpu.postgres / len(mails) * 1000:.1f}"
         ),
         "machine CPU busy: gateway / floor (%)": " / ".join(
             f"{m.busy * 100:.0f}" for m in (gateway_cpu, floor_cpu_of)

@@ -44,6 +44,7 @@ class App:
             self.config.gnupg_home,
             max_output=self.config.limits.max_decrypted_bytes,
             max_parallel=self.config.worker.concurrency,
+            nice=self.config.worker.gpg_nice,
         )
 
     @cached_property

@@ -188,6 +188,9 @@ class WorkerConfig:
     # threads than gpg slots, so that while one thread waits for a commit or parses,
     # another keeps gpg busy.
     threads: int = 0
+    # How much lower gpg's CPU priority is than the rest of the gateway's (a nice
+    # increment, 0-19): on a busy machine the SMTP door's answers come first.
+    gpg_nice: int = 10
     # How long a claimed message or outbox entry stays with its worker; an instance
     # that died holding one lets it go after this long. Longer than any message takes.
     lease_seconds: int = 300
@@ -493,7 +496,9 @@ def _problems(c: Config) -> Iterator[_Problem]:
         1, "health", c.health, "outbox_stuck_minutes", "spool_backlog", "key_expiry_days"
     )
     yield from _at_least(1, "worker", c.worker, "concurrency", "lease_seconds")
-    yield from _at_least(0, "worker", c.worker, "threads")
+    yield from _at_least(0, "worker", c.worker, "threads", "gpg_nice")
+    if c.worker.gpg_nice > 19:
+        yield "worker", "gpg_nice", f"must be at most 19, found {c.worker.gpg_nice}"
 
 
 def _core_problems(core: CoreConfig) -> Iterator[_Problem]:

@@ -46,7 +46,9 @@ class Outcome:
     team: str | None = None  # the handle of the signing key's team, if there is one
 
 
-def process_message(app: App, message_id: int, owner: str | None = None) -> Outcome:
+def process_message(
+    app: App, message_id: int, owner: str | None = None, claimed: Spooled | None = None
+) -> Outcome:
     """Run every step for one claimed message, commit the result, then report it.
 
     The log line and the metrics come after the commit, so they never tell of an
@@ -54,22 +56,26 @@ def process_message(app: App, message_id: int, owner: str | None = None) -> Outc
     message id, team, state and reason, never anything decrypted.
     """
     drafts: list[Queued] = []  # the replies the committed outcome queued
-    outcome = _process(app, message_id, owner, drafts)
+    outcome = _process(app, claimed or _read(app, message_id), owner, drafts)
     seal_drafts(app, drafts, owner)
     message_event(log, message_id, team=outcome.team, state=outcome.state, reason=outcome.reason)
     app.metrics.outcome(outcome.state, outcome.reason)
     return outcome
 
 
-def _process(app: App, message_id: int, owner: str | None, drafts: list[Queued]) -> Outcome:
+def _read(app: App, message_id: int) -> Spooled:
+    """The message as `spool.claim_next` returns it, for a message claimed otherwise."""
+    with open_session(app.engine) as s:
+        return spool.read_for_processing(s, message_id, app.config.smtp.max_message_bytes)
+
+
+def _process(app: App, message: Spooled, owner: str | None, drafts: list[Queued]) -> Outcome:
     """Run every step for one claimed message and commit the result.
 
     With `owner` (the worker holding the message's lease), the outcome is recorded only
     if that lease still holds and the message is still `received`; otherwise the whole
     transaction rolls back (`LeaseLostError`), so a message is never processed twice.
     """
-    with open_session(app.engine) as s:
-        message = spool.read_for_processing(s, message_id, app.config.smtp.max_message_bytes)
     if message.raw is None:
         refusal = Refusal("too-large", f"{message.size} bytes")
         return _quarantine(app, message, owner, refusal, None, drafts)
@@ -83,7 +89,7 @@ def _process(app: App, message_id: int, owner: str | None, drafts: list[Queued])
         return _quarantine(app, message, owner, verdict, unwrapped, drafts, team_id)
     # Decryption ran in parallel; outcomes that store reports commit in arrival order, so a
     # correction is never stored before the report it corrects.
-    spool.wait_for_older(app.engine, message_id, timeout=app.config.worker.lease_seconds)
+    spool.wait_for_older(app.engine, message.id, timeout=app.config.worker.lease_seconds)
     with transaction(app.engine) as s:
         # One message per team at a time (threads, instances): duplicates and revisions
         # are decided on what the team's previous message committed.
@@ -92,7 +98,7 @@ def _process(app: App, message_id: int, owner: str | None, drafts: list[Queued])
             raise LookupError(f"team {verdict.binding.team_id} vanished during processing")
         job = _Job(app, s, message, owner, drafts, team, verdict, unwrapped)
         earlier = spool.find_accepted_content(s, job.team.id or 0, unwrapped.content_sha256)
-        if earlier is not None and earlier != message_id:
+        if earlier is not None and earlier != message.id:
             return _duplicate(job, earlier)
         command = find_command(unwrapped.entity)
         if command is not None:

@@ -30,6 +30,7 @@ from gateway.pipeline import Outcome, process_message
 from gateway.sealing import seal_abandoned
 from store import spool
 from store.db import open_session, transaction
+from store.spool import Spooled
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +80,12 @@ class Worker:
     def __post_init__(self) -> None:
         self.owner = self.owner or worker_name()
 
-    def process_one(self, message_id: int, owner: str | None = None) -> Outcome | None:
+    def process_one(
+        self, message_id: int, owner: str | None = None, claimed: Spooled | None = None
+    ) -> Outcome | None:
         with self.app.metrics.latency.time():
             try:
-                return process_message(self.app, message_id, owner or self.owner)
+                return process_message(self.app, message_id, owner or self.owner, claimed)
             except Exception:
                 log.exception("processing message %s failed", message_id)
                 self.app.metrics.processing_errors.inc()
@@ -125,16 +128,21 @@ class Worker:
         return self.owner if index == 0 else f"{self.owner}/{index}"
 
     def _drain(self, owner: str, batch: _Round) -> None:
-        engine, lease = self.app.engine, self.app.config.worker.lease_seconds
         while not batch.done:
-            message_id = spool.claim_next_message(engine, owner, lease)
-            if message_id is None:
+            claimed = self._claim(owner)
+            if claimed is None:
                 return
-            if not batch.take(message_id):
-                spool.release_message(engine, message_id, owner)
+            if not batch.take(claimed.id):
+                spool.release_message(self.app.engine, claimed.id, owner)
                 return
-            outcome = self.process_one(message_id, owner)
+            outcome = self.process_one(claimed.id, owner, claimed)
             batch.count(outcome.state if outcome else "error")
+
+    def _claim(self, owner: str) -> Spooled | None:
+        """The oldest unprocessed message, leased to `owner`, read for processing."""
+        app = self.app
+        lease, cap = app.config.worker.lease_seconds, app.config.smtp.max_message_bytes
+        return spool.claim_next(app.engine, owner, lease, cap)
 
     def flush(self) -> FlushResult:
         """Seal replies whose worker died before sealing them, then deliver what is due."""
@@ -188,22 +196,21 @@ class Worker:
         delivered: threading.Event,
         idle_seconds: float,
     ) -> None:
-        engine, lease = self.app.engine, self.app.config.worker.lease_seconds
         while not stop.is_set():
             # Cleared before looking, so a message stored after the look sets it again
             # and the wait below returns at once: no wake-up is lost between the two.
             wake.clear()
             try:
-                message_id = spool.claim_next_message(engine, owner, lease)
+                claimed = self._claim(owner)
             except Exception:
                 log.exception("claiming a message failed; retrying")
                 stop.wait(idle_seconds)
                 continue
-            if message_id is None:
+            if claimed is None:
                 wake.wait(idle_seconds)
                 continue
             wake.set()  # there may be more: let an idle thread look too
-            self.process_one(message_id, owner)
+            self.process_one(claimed.id, owner, claimed)
             delivered.set()
 
     def _keep_delivering(

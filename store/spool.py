@@ -17,11 +17,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine, bindparam, case, func, null, or_, update
 from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, defer
+from sqlalchemy.sql import Executable
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
@@ -139,7 +141,7 @@ _OLDEST_CLAIMABLE = (
     .with_for_update(skip_locked=True)
     .scalar_subquery()
 )
-_CLAIM_NEXT = (
+_TAKE_OLDEST = (
     update(_MESSAGE)
     .where(_MESSAGE.c.id == _OLDEST_CLAIMABLE, _CLAIMABLE)
     .values(
@@ -147,7 +149,12 @@ _CLAIM_NEXT = (
         lease_until=bindparam("until", type_=_MESSAGE.c.lease_until.type),
         attempts=_MESSAGE.c.attempts + 1,
     )
-    .returning(_MESSAGE.c.id)
+)
+_CLAIM_NEXT = _TAKE_OLDEST.returning(_MESSAGE.c.id)
+# What processing reads, returned by the claim itself: the bytes only within the cap.
+_WITHIN_CAP = case((_MESSAGE.c.size <= bindparam("max_bytes"), _MESSAGE.c.raw), else_=null())
+_CLAIM_NEXT_READ = _TAKE_OLDEST.returning(
+    _MESSAGE.c.id, _MESSAGE.c.size, _MESSAGE.c.received_at, _WITHIN_CAP
 )
 _OLDER_IN_FLIGHT = (
     core_select(_MESSAGE.c.id)
@@ -169,11 +176,9 @@ _ACCEPTED_CONTENT = (
     .order_by(_MESSAGE.c.id)
     .limit(1)
 )
-_FOR_PROCESSING = core_select(
-    _MESSAGE.c.size,
-    _MESSAGE.c.received_at,
-    case((_MESSAGE.c.size <= bindparam("max_bytes"), _MESSAGE.c.raw), else_=null()),
-).where(_MESSAGE.c.id == bindparam("message_id"))
+_FOR_PROCESSING = core_select(_MESSAGE.c.size, _MESSAGE.c.received_at, _WITHIN_CAP).where(
+    _MESSAGE.c.id == bindparam("message_id")
+)
 _OUTCOME = {
     "state": bindparam("state"),
     "reason": bindparam("reason"),
@@ -228,13 +233,28 @@ def claim_next_message(engine: Engine, owner: str, lease_seconds: int = 300) -> 
     (SKIP LOCKED: a competing worker picks the next one) and the UPDATE's own condition
     re-checks. Zero rows with a candidate left means a lost race: look again.
     """
+    taken = _claim_oldest(engine, _CLAIM_NEXT, {}, owner, lease_seconds)
+    return None if taken is None else int(taken[0])
+
+
+def claim_next(engine: Engine, owner: str, lease_seconds: int, max_bytes: int) -> Spooled | None:
+    """`claim_next_message`, returning what processing reads (`read_for_processing`)."""
+    taken = _claim_oldest(engine, _CLAIM_NEXT_READ, {"max_bytes": max_bytes}, owner, lease_seconds)
+    if taken is None:
+        return None
+    return Spooled(int(taken[0]), int(taken[1]), taken[2], taken[3])
+
+
+def _claim_oldest(
+    engine: Engine, statement: Executable, params: dict[str, Any], owner: str, lease_seconds: int
+) -> tuple[Any, ...] | None:
     for _ in range(_MAX_CLAIM_TRIES):
         now = utcnow()
         lease = {"now": now, "owner": owner, "until": now + timedelta(seconds=lease_seconds)}
         with transaction(engine) as session:
-            taken = session.execute(_CLAIM_NEXT, lease).first()
+            taken = session.execute(statement, params | lease).first()
         if taken is not None:
-            return int(taken[0])
+            return tuple(taken)
         if not _any_claimable(engine):
             return None
     return None

@@ -13,7 +13,7 @@ from support import config_toml, with_changes
 from gateway.cli import cli
 from gateway.config import default_config
 from store import migrate
-from store.db import make_engine, open_session
+from store.db import make_engine, open_session, transaction
 from store.registry import add_team, list_teams
 
 
@@ -52,10 +52,9 @@ def test_init_upgrades_a_store_from_before_migrations_and_keeps_it(
         migrate.upgrade(engine, migrate.scripts().get_base() or "")
         with engine.begin() as connection:
             connection.execute(text(f"DROP TABLE {migrate.VERSION_TABLE}"))
-        with open_session(engine) as s:
+        with transaction(engine) as s:
             add_team(s, handle="kept", name="Kept", email="k@kept.example", status="accredited",
                      country=None)  # fmt: skip
-            s.commit()
 
         run(config_file, "init")
 

@@ -25,7 +25,7 @@ from gateway.pipeline import Outcome
 from gateway.worker import Worker
 from store import outbox, spool
 from store.db import open_session
-from store.spool import list_messages
+from store.spool import Spooled, list_messages
 from store.submissions import list_submissions
 
 
@@ -73,9 +73,11 @@ def test_threads_process_messages_side_by_side_each_once(
     ids = [accept(app.engine, team.submit(report(i)), "smtp")[0] for i in range(6)]
     owners: list[str] = []
 
-    def recording(app: App, message_id: int, owner: str | None = None) -> Outcome:
+    def recording(
+        app: App, message_id: int, owner: str | None = None, claimed: Spooled | None = None
+    ) -> Outcome:
         owners.append(owner or "")
-        return pipeline.process_message(app, message_id, owner)
+        return pipeline.process_message(app, message_id, owner, claimed)
 
     monkeypatch.setattr(worker, "process_message", recording)
     # Both threads must be inside the pipeline at once, or this waits until it fails.

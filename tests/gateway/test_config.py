@@ -439,6 +439,14 @@ def test_worker_concurrency_and_lease(tmp_path: Path) -> None:
     assert "[worker] threads: must be at least 0, found -1" in _error(
         tmp_path, "[worker]\nthreads = -1\n"
     )
+    assert config.worker.gpg_nice == 10
+    assert _load(tmp_path, "[worker]\ngpg_nice = 0\n").worker.gpg_nice == 0
+    assert "[worker] gpg_nice: must be at most 19, found 20" in _error(
+        tmp_path, "[worker]\ngpg_nice = 20\n"
+    )
+    assert "[worker] gpg_nice: must be at least 0, found -1" in _error(
+        tmp_path, "[worker]\ngpg_nice = -1\n"
+    )
     assert "[worker] concurrency: must be at least 1, found 0" in _error(
         tmp_path, "[worker]\nconcurrency = 0\n"
     )

@@ -26,6 +26,7 @@ from gateway.worker import MAX_ATTEMPTS, Worker
 from store import outbox, spool
 from store.db import open_session, transaction
 from store.models import Message, OutboxEntry, utcnow
+from store.spool import Spooled
 from store.submissions import list_submissions
 
 NOT_ENCRYPTED = b"From: someone@example.org\r\nSubject: hi\r\n\r\nplain text\r\n"
@@ -189,10 +190,12 @@ def test_a_poison_message_is_quarantined_after_max_attempts_and_blocks_nothing(
     poison, _ = accept(app.engine, b"Subject: poison\r\n\r\nx\r\n", "ingest")
     real_process = process_message
 
-    def process(app_: App, message_id: int, owner: str | None = None) -> Outcome:
+    def process(
+        app_: App, message_id: int, owner: str | None = None, claimed: Spooled | None = None
+    ) -> Outcome:
         if message_id == poison:
             raise RuntimeError("a bug that this message triggers every time")
-        return real_process(app_, message_id, owner)
+        return real_process(app_, message_id, owner, claimed)
 
     monkeypatch.setattr("gateway.worker.process_message", process)
     submitted, _ = accept(app.engine, team.submit(TYPE1), "ingest")
@@ -341,12 +344,14 @@ def test_a_message_that_failed_does_not_hold_back_newer_ones(
     newer, _ = accept(app.engine, team.submit(TYPE1), "ingest")
     real_process = process_message
 
-    def process(app_: App, message_id: int, owner: str | None = None) -> Outcome:
+    def process(
+        app_: App, message_id: int, owner: str | None = None, claimed: Spooled | None = None
+    ) -> Outcome:
         if message_id == poison:
             raise RuntimeError("a bug that this message triggers")
         # The older message failed: it backs off, it is not "in flight" any more.
         assert not spool.older_in_flight(app_.engine, message_id)
-        return real_process(app_, message_id, owner)
+        return real_process(app_, message_id, owner, claimed)
 
     monkeypatch.setattr("gateway.worker.process_message", process)
     assert worker.run_once() == {"error": 1, "accepted": 1}

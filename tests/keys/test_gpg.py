@@ -441,6 +441,40 @@ def test_max_parallel_caps_the_gpg_processes_running_at_once(
     assert most == 2
 
 
+def _nice_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[16])
+
+
+def test_a_lowered_priority_is_relative_and_capped(tmp_path: Path) -> None:
+    with subprocess.Popen(["sleep", "60"]) as child:
+        try:
+            base = _nice_of(child.pid)
+            keys.gpg._lower_priority(child.pid, 5)
+            assert _nice_of(child.pid) == min(19, base + 5)
+            keys.gpg._lower_priority(child.pid, 30)
+            assert _nice_of(child.pid) == 19
+        finally:
+            child.kill()
+    keys.gpg._lower_priority(child.pid, 5)  # ended: left alone, no error
+
+
+def test_gpg_runs_at_the_configured_lower_priority(
+    alice: tuple[GnuPG, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gpg, fpr = alice
+    lowered: list[int] = []
+    lower = keys.gpg._lower_priority
+
+    def recording(pid: int, nice: int) -> None:
+        lower(pid, nice)  # the gpg child is not waited for yet: its /proc entry stays
+        lowered.append(_nice_of(pid) - os.getpriority(os.PRIO_PROCESS, 0))
+
+    monkeypatch.setattr(keys.gpg, "_lower_priority", recording)
+    niced = GnuPG(gpg.home, nice=7)
+    assert niced.decrypt(niced.sign_encrypt(b"x", [fpr], fpr).encode()).data == b"x"
+    assert lowered == [7, 7]  # sign+encrypt, then decrypt: each 7 below this thread
+
+
 def test_signing_subkey_counts_for_its_primary(
     alice: tuple[GnuPG, str], bob: tuple[GnuPG, str]
 ) -> None:

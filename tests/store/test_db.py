@@ -9,9 +9,14 @@ import threading
 import time
 from pathlib import Path
 
+import psycopg
 import pytest
+from databases import postgres_admin, postgres_schema
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session
 
+import store.db
 from store import registry
 from store.db import _WriteTurn, create_schema, make_engine, open_session, transaction
 
@@ -40,10 +45,72 @@ def test_sqlite_engine_makes_its_directory_and_sets_pragmas(tmp_path: Path) -> N
         engine.dispose()
 
 
-def test_postgresql_engine_pings_its_pool() -> None:
-    engine = make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")
-    assert engine.pool._pre_ping
-    engine.dispose()
+def _backend_pid(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return int(connection.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def _drop_on_the_server(pid: int) -> None:
+    """What a server restart or an idle timeout does to a pooled connection."""
+    with postgres_admin().connect() as admin:
+        admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+
+
+def test_an_idle_postgresql_connection_the_server_dropped_is_replaced_at_checkout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with postgres_schema("test_ping") as url:
+        engine = make_engine(url)
+        try:
+            dropped = _backend_pid(engine)  # now idle in the pool
+            _drop_on_the_server(dropped)
+            monkeypatch.setattr(store.db, "PING_AFTER_IDLE_SECONDS", 0.0)  # idle long enough
+            assert _backend_pid(engine) != dropped  # pinged, found dead, replaced: no error
+        finally:
+            engine.dispose()
+
+
+def test_a_busy_postgresql_connection_is_not_pinged_and_fails_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Without a ping per checkout, a connection dropped between two quick transactions
+    # fails the next one; the pool then replaces it, and the caller's retry succeeds.
+    with postgres_schema("test_ping") as url:
+        engine = make_engine(url)
+        try:
+            dropped = _backend_pid(engine)
+            _drop_on_the_server(dropped)
+            monkeypatch.setattr(store.db, "PING_AFTER_IDLE_SECONDS", 3600.0)
+            with pytest.raises(OperationalError):
+                _backend_pid(engine)
+            assert _backend_pid(engine) != dropped
+        finally:
+            engine.dispose()
+
+
+def _in_transaction(session: Session) -> bool:
+    """Whether the server holds a transaction open for the session's connection now."""
+    dbapi = session.connection().connection.dbapi_connection
+    assert dbapi is not None
+    return bool(dbapi.info.transaction_status != psycopg.pq.TransactionStatus.IDLE)
+
+
+def test_postgresql_reads_leave_no_transaction_open() -> None:
+    # psycopg would begin one for the first SELECT and SQLAlchemy roll it back at the
+    # end: two round trips a look-up, for nothing under READ COMMITTED.
+    with postgres_schema("test_reads") as url:
+        engine = make_engine(url)
+        try:
+            create_schema(engine)
+            _add("seen", engine)
+            with open_session(engine) as session:
+                assert [t.handle for t in registry.list_teams(session)] == ["seen"]
+                assert not _in_transaction(session)
+            with transaction(engine) as session:
+                assert [t.handle for t in registry.list_teams(session)] == ["seen"]
+                assert _in_transaction(session)
+        finally:
+            engine.dispose()
 
 
 def _add(session_team: str, engine: Engine) -> None:

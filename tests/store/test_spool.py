@@ -144,9 +144,9 @@ def test_finish_records_outcome_in_the_callers_transaction(
     team_id = new_team_id("cert-a")
     message_id = new_message_id()
     assert spool.claim_next_message(engine, "w1") == message_id
-    with open_session(engine) as session:
+    with pytest.raises(RuntimeError), transaction(engine) as session:
         spool.finish_message(session, message_id, state="accepted", reason=None, team_id=team_id)
-        session.rollback()
+        raise RuntimeError("the caller's transaction rolls back: so does the outcome")
     with open_session(engine) as session:
         assert spool.count_by_state(session) == {"received": 1}
     with transaction(engine) as session:
@@ -273,3 +273,30 @@ def test_find_accepted_content(
         assert spool.find_accepted_content(session, team_a, digest) == accepted
         assert spool.find_accepted_content(session, team_b, digest) is None
         assert spool.find_accepted_content(session, team_a, "f" * 64) is None
+
+
+def test_the_claim_returns_what_processing_reads_and_the_bytes_only_within_the_cap(
+    engine: Engine,
+) -> None:
+    small, _ = spool.spool_message(engine, RAW, "smtp")
+    large, _ = spool.spool_message(engine, RAW + b"x" * 100, "smtp")
+    cap = len(RAW) + 50
+    first = spool.claim_next(engine, "w1", 300, cap)
+    assert first is not None and (first.id, first.size) == (small, len(RAW))
+    assert first.take_raw() == RAW
+    with pytest.raises(ValueError, match="taken already"):
+        first.take_raw()  # handed over: the claim holds no copy
+    second = spool.claim_next(engine, "w1", 300, cap)
+    assert second is not None and (second.id, second.size, second.raw) == (
+        large,
+        len(RAW) + 100,
+        None,
+    )
+    assert spool.claim_next(engine, "w2", 300, cap) is None  # both are leased now
+    with open_session(engine) as session:
+        message = spool.get_message(session, large)
+        again = spool.read_for_processing(session, large, 10 * cap)
+        with pytest.raises(LookupError):
+            spool.read_for_processing(session, 999_999, cap)
+    assert message is not None and (message.lease_owner, message.attempts) == ("w1", 1)
+    assert again.received_at == message.received_at and again.raw == message.raw
