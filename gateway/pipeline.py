@@ -56,17 +56,42 @@ def process_message(
     message id, team, state and reason, never anything decrypted.
     """
     drafts: list[Queued] = []  # the replies the committed outcome queued
-    outcome = _process(app, claimed or _read(app, message_id), owner, drafts)
+    message = claimed or _read(app, message_id, inline_bytes(app))
+    outcome = _process(app, message, owner, drafts)
     seal_drafts(app, drafts, owner)
     message_event(log, message_id, team=outcome.team, state=outcome.state, reason=outcome.reason)
     app.metrics.outcome(outcome.state, outcome.reason)
     return outcome
 
 
-def _read(app: App, message_id: int) -> Spooled:
-    """The message as `spool.claim_next` returns it, for a message claimed otherwise."""
+# A message above this many bytes is not read with its claim, and only `[worker]
+# concurrency` of the worker's threads take one (`Worker`).
+LARGE_MESSAGE_BYTES = 2**20
+
+
+def inline_bytes(app: App) -> int:
+    """Up to how many bytes a message is read with its claim (larger: see `_unwrap`)."""
+    return min(LARGE_MESSAGE_BYTES, app.config.smtp.max_message_bytes)
+
+
+def _read(app: App, message_id: int, inline: int) -> Spooled:
+    """The message as `spool.claim_next` returns it: its bytes only up to `inline`."""
     with open_session(app.engine) as s:
-        return spool.read_for_processing(s, message_id, app.config.smtp.max_message_bytes)
+        return spool.read_for_processing(s, message_id, inline)
+
+
+def _unwrap(app: App, message: Spooled) -> Unwrapped | Refusal:
+    """The message unwrapped; its bytes are handed to unwrap, which lets them go early.
+
+    A large message's bytes were not read with its claim: they are read here, as a
+    temporary handed on, unless it is over the cap.
+    """
+    if message.raw is not None:
+        return app.unwrapper.unwrap(message.take_raw())
+    cap = app.config.smtp.max_message_bytes
+    if message.size > cap:
+        return Refusal("too-large", f"{message.size} bytes")
+    return app.unwrapper.unwrap(_read(app, message.id, cap).take_raw())
 
 
 def _process(app: App, message: Spooled, owner: str | None, drafts: list[Queued]) -> Outcome:
@@ -76,11 +101,7 @@ def _process(app: App, message: Spooled, owner: str | None, drafts: list[Queued]
     if that lease still holds and the message is still `received`; otherwise the whole
     transaction rolls back (`LeaseLostError`), so a message is never processed twice.
     """
-    if message.raw is None:
-        refusal = Refusal("too-large", f"{message.size} bytes")
-        return _quarantine(app, message, owner, refusal, None, drafts)
-    # Handed over, not kept: unwrap lets go of the bytes once the ciphertext is out of them.
-    unwrapped = app.unwrapper.unwrap(message.take_raw())
+    unwrapped = _unwrap(app, message)
     if isinstance(unwrapped, Refusal):
         return _quarantine(app, message, owner, unwrapped, None, drafts)
     verdict, binding = _authenticate(app, unwrapped)

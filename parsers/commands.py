@@ -12,8 +12,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import Message
 
-from parsers.extract import decode_charset
+from parsers.extract import IDENTITY_ENCODINGS, decode_charset, quoted_printable
 from parsers.template import TYPES
+from parsers.validate import MAX_INPUT_BYTES
 
 COMMAND_LINE = re.compile(r"^\s*command\s*:\s*(?P<verb>\S+)\s*(?P<argument>\S*)\s*$", re.I)
 PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -49,13 +50,38 @@ def _lines(text: str) -> Iterator[str]:
 def _first_text(entity: Message) -> str | None:
     for part in entity.walk():
         if part.get_content_type() == "text/plain" and not part.is_multipart():
-            body = part.get_payload(decode=True)
-            return (
-                decode_charset(body, part.get_content_charset())
-                if isinstance(body, bytes)
-                else None
-            )
+            return _text(part)
     return None
+
+
+# Charsets in which ASCII bytes are the same characters: an ASCII body in one is its text.
+_ASCII_SUPERSETS = frozenset({None, "us-ascii", "ascii", "utf-8", "iso-8859-1", "latin-1"})
+
+
+def _text(part: Message) -> str | None:
+    """The part's text. An ASCII body sent as it is is read in place, not copied.
+
+    Only the first meaningful line matters here, and a report may carry megabytes of
+    comment lines before it: decoding such a body whole copied it three times over (a
+    13 MB body, 38 MiB more at once) just to find that it holds no command. A
+    quoted-printable body is decoded only up to the size a report may have.
+    """
+    stored = vars(part).get("_payload")
+    encoding = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+    if (
+        encoding in IDENTITY_ENCODINGS
+        and part.get_content_charset() in _ASCII_SUPERSETS
+        and isinstance(stored, str)
+        and stored.isascii()
+    ):
+        return stored
+    if encoding == "quoted-printable":  # decoded only as far as a report may go
+        decoded = quoted_printable(part, MAX_INPUT_BYTES)
+        if not isinstance(decoded, bytes):
+            return None  # damaged or too large: not a command, and the reports say why
+        return decode_charset(decoded, part.get_content_charset())
+    body = part.get_payload(decode=True)
+    return decode_charset(body, part.get_content_charset()) if isinstance(body, bytes) else None
 
 
 def find_command(entity: Message) -> Command | CommandError | None:

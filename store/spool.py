@@ -153,8 +153,14 @@ _TAKE_OLDEST = (
 _CLAIM_NEXT = _TAKE_OLDEST.returning(_MESSAGE.c.id)
 # What processing reads, returned by the claim itself: the bytes only within the cap.
 _WITHIN_CAP = case((_MESSAGE.c.size <= bindparam("max_bytes"), _MESSAGE.c.raw), else_=null())
-_CLAIM_NEXT_READ = _TAKE_OLDEST.returning(
-    _MESSAGE.c.id, _MESSAGE.c.size, _MESSAGE.c.received_at, _WITHIN_CAP
+_READ_WITH_CLAIM = (_MESSAGE.c.id, _MESSAGE.c.size, _MESSAGE.c.received_at, _WITHIN_CAP)
+_CLAIM_NEXT_READ = _TAKE_OLDEST.returning(*_READ_WITH_CLAIM)
+# The same, only if the oldest is no larger than `only_up_to` (never a newer one instead).
+_CLAIM_NEXT_SMALL_READ = _TAKE_OLDEST.where(_MESSAGE.c.size <= bindparam("only_up_to")).returning(
+    *_READ_WITH_CLAIM
+)
+_OLDEST_CLAIMABLE_SIZE = (
+    core_select(_MESSAGE.c.size).where(_CLAIMABLE).order_by(_MESSAGE.c.id).limit(1)
 )
 _OLDER_IN_FLIGHT = (
     core_select(_MESSAGE.c.id)
@@ -237,16 +243,37 @@ def claim_next_message(engine: Engine, owner: str, lease_seconds: int = 300) -> 
     return None if taken is None else int(taken[0])
 
 
-def claim_next(engine: Engine, owner: str, lease_seconds: int, max_bytes: int) -> Spooled | None:
-    """`claim_next_message`, returning what processing reads (`read_for_processing`)."""
-    taken = _claim_oldest(engine, _CLAIM_NEXT_READ, {"max_bytes": max_bytes}, owner, lease_seconds)
+def claim_next(
+    engine: Engine,
+    owner: str,
+    lease_seconds: int,
+    inline_bytes: int,
+    *,
+    only_up_to: int | None = None,
+) -> Spooled | None:
+    """`claim_next_message`, returning what processing reads: the message's size and
+    arrival, and its bytes if they are no more than `inline_bytes`.
+
+    With `only_up_to`, the oldest message is taken only if it is no larger than that;
+    a larger one is left for another claimer, and nothing newer is taken instead, so
+    messages are still taken in the order they arrived.
+    """
+    statement, params = _CLAIM_NEXT_READ, {"max_bytes": inline_bytes}
+    if only_up_to is not None:
+        statement, params = _CLAIM_NEXT_SMALL_READ, params | {"only_up_to": only_up_to}
+    taken = _claim_oldest(engine, statement, params, owner, lease_seconds, only_up_to)
     if taken is None:
         return None
     return Spooled(int(taken[0]), int(taken[1]), taken[2], taken[3])
 
 
 def _claim_oldest(
-    engine: Engine, statement: Executable, params: dict[str, Any], owner: str, lease_seconds: int
+    engine: Engine,
+    statement: Executable,
+    params: dict[str, Any],
+    owner: str,
+    lease_seconds: int,
+    only_up_to: int | None = None,
 ) -> tuple[Any, ...] | None:
     for _ in range(_MAX_CLAIM_TRIES):
         now = utcnow()
@@ -255,15 +282,22 @@ def _claim_oldest(
             taken = session.execute(statement, params | lease).first()
         if taken is not None:
             return tuple(taken)
-        if not _any_claimable(engine):
-            return None
+        oldest = _oldest_claimable_size(engine)
+        if oldest is None or (only_up_to is not None and oldest > only_up_to):
+            return None  # nothing to take (for this claimer); else a lost race: again
     return None
 
 
-def _any_claimable(engine: Engine) -> bool:
+def oldest_larger(engine: Engine, size: int) -> bool:
+    """Whether the oldest message waiting to be claimed is larger than `size` bytes."""
+    oldest = _oldest_claimable_size(engine)
+    return oldest is not None and oldest > size
+
+
+def _oldest_claimable_size(engine: Engine) -> int | None:
     with open_session(engine) as session:
-        query = select(Message.id).where(_claimable(utcnow())).limit(1)
-        return session.exec(query).first() is not None
+        size = session.execute(_OLDEST_CLAIMABLE_SIZE, {"now": utcnow()}).scalar()
+        return None if size is None else int(size)
 
 
 def claim_message(engine: Engine, message_id: int, owner: str, lease_seconds: int = 300) -> bool:

@@ -553,3 +553,26 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def test_mail_arriving_between_a_drain_and_idle_is_taken_at_once(
+    door: Door, dovecot: Server, app: App, pollers: Callable[..., Callable[[], int]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    # The server reports it as IDLE starts, before IDLE's continuation; missed there, it
+    # would wait for the next poll (300 s here).
+    drain = imap.drain
+    drains: list[int] = []
+
+    def drain_then_deliver(*args: Any, **kwargs: Any) -> Any:
+        result = drain(*args, **kwargs)
+        drains.append(1)
+        if len(drains) == 1:
+            dovecot.append(mail(2))  # after the drain looked, before IDLE
+        return result
+
+    monkeypatch.setattr(imap, "drain", drain_then_deliver)
+    dovecot.append(mail(1))
+    pollers(door(idle=True, poll_seconds=300))
+    assert wait_until(lambda: len(spooled(app)) == 2)
+    assert sorted(m.raw for m in spooled(app)) == [mail(1), mail(2)]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 from sqlmodel import col
-from support import TYPE1, TeamClient
+from support import TYPE1, TeamClient, with_changes
 
 from gateway import pipeline, sealing
 from gateway.app import App
@@ -357,3 +357,23 @@ def test_a_message_that_failed_does_not_hold_back_newer_ones(
     assert worker.run_once() == {"error": 1, "accepted": 1}
     assert message(app, newer).state == "accepted"
     assert spool.claim_next_message(app.engine, "another") is None  # poison waits its turn
+
+
+def test_only_the_first_concurrency_threads_take_a_large_message(
+    app: App, team: TeamClient
+) -> None:
+    # Threads beyond `[worker] concurrency` take the oldest message only when it is
+    # small, so no more large messages are in memory at once than gpg can work on.
+    app.config = with_changes(app.config, worker={"concurrency": 1})
+    large_raw = b"Subject: x\r\n\r\n" + b"y" * pipeline.LARGE_MESSAGE_BYTES + b"\r\n"
+    large, _ = accept(app.engine, large_raw, "ingest")
+    small, _ = accept(app.engine, team.submit(TYPE1), "ingest")
+    worker = Worker(app, MaildirTransport(app.config.outbound.maildir), threads=2)
+    assert worker._claim(1) is None  # an extra thread: the oldest is large
+    taken = worker._claim(0)
+    assert taken is not None and (taken.id, taken.raw) == (large, None)
+    again = worker._claim(1)
+    assert again is not None and again.id == small and again.raw is not None
+    # The large one is read when processed, and refused as it would be if read at once.
+    assert worker.process_one(large, claimed=taken) is not None
+    assert message(app, large).reason == "not-encrypted"

@@ -475,6 +475,27 @@ def test_gpg_runs_at_the_configured_lower_priority(
     assert lowered == [7, 7]  # sign+encrypt, then decrypt: each 7 below this thread
 
 
+def test_an_input_over_a_mebibyte_goes_down_a_pipe_whole(
+    alice: tuple[GnuPG, str], bob: tuple[GnuPG, str]
+) -> None:
+    (a, a_fpr), (b, b_fpr) = alice, bob
+    plaintext = os.urandom(1_200_000)  # incompressible: the ciphertext is larger still
+    armored = a.sign_encrypt(plaintext, [b_fpr], a_fpr).encode()
+    assert len(armored) > keys.gpg._MEMORY_FILE_INPUT
+    result = b.decrypt(armored)
+    assert result.clean and result.data == plaintext
+    assert [s.primary_fingerprint for s in result.signatures] == [a_fpr]
+
+
+def test_gpg_giving_up_on_a_large_input_early_is_an_unclean_result(
+    alice: tuple[GnuPG, str],
+) -> None:
+    gpg, _ = alice
+    garbage = b"-----BEGIN PGP MESSAGE-----\n\n" + b"!" * 2_000_000  # gpg stops reading
+    result = gpg.decrypt(garbage)
+    assert not result.clean and not result.decrypted and result.data == b""
+
+
 def test_signing_subkey_counts_for_its_primary(
     alice: tuple[GnuPG, str], bob: tuple[GnuPG, str]
 ) -> None:

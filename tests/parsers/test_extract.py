@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import json
+import quopri
 from datetime import date
 from email.message import Message
 from email.mime.application import MIMEApplication
@@ -13,10 +14,13 @@ from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from parsers.extract import NO_REPORT, parse_signed_content
+from parsers.extract import NO_REPORT, BodyProblem, parse_signed_content, quoted_printable
 from parsers.model import ParseOutcome, ReportError, Type2Report
 from parsers.taxonomy import load_taxonomy
+from parsers.validate import MAX_INPUT_BYTES
 
 TAXONOMY = load_taxonomy()
 TODAY = date(2026, 11, 15)
@@ -300,3 +304,43 @@ def test_too_deep() -> None:
 def test_malformed_headers_do_not_crash(headers: str) -> None:
     outcome = parse(raw(headers + "\n" + TYPE2))
     assert outcome.ok or outcome.errors
+
+
+# --- quoted-printable bodies, decoded a line at a time ---------------------------------------
+
+
+def qp_entity(encoded: bytes) -> Message:
+    head = b'Content-Type: text/plain; charset="utf-8"\n'
+    head += b"Content-Transfer-Encoding: quoted-printable\n\n"
+    return email.message_from_bytes(head + encoded)
+
+
+@given(st.binary(max_size=3000), st.booleans())
+@settings(max_examples=200, deadline=None)
+def test_quoted_printable_a_line_at_a_time_is_the_whole_decoding(data: bytes, crlf: bool) -> None:
+    encoded = quopri.encodestring(data)
+    if crlf:
+        encoded = encoded.replace(b"\n", b"\r\n")
+    assert quoted_printable(qp_entity(encoded), 10_000) == quopri.decodestring(encoded)
+
+
+def test_quoted_printable_stops_once_past_the_limit_or_at_damage() -> None:
+    encoded = quopri.encodestring(b"x=y\n" * 1000)  # 4000 bytes decoded
+    assert quoted_printable(qp_entity(encoded), 4000) == b"x=y\n" * 1000
+    assert quoted_printable(qp_entity(encoded), 3999) == BodyProblem("larger than 3 KiB; not read")
+    damaged = qp_entity(b"fine line\nbad =ZZ escape\n")
+    assert quoted_printable(damaged, 4000) == BodyProblem(
+        "the quoted-printable encoding is damaged; not read"
+    )
+
+
+def test_a_report_body_too_large_is_refused_whatever_its_encoding() -> None:
+    line = "# a comment line of a report that is far too long to be read\n"
+    report = line * (MAX_INPUT_BYTES // len(line) + 1) + "Report: type1\nPeriod: 2026-10\n"
+    seven_bit = email.message_from_string(
+        'Content-Type: text/plain; charset="utf-8"\nContent-Transfer-Encoding: 7bit\n\n' + report
+    )
+    quoted = qp_entity(quopri.encodestring(report.encode()))
+    for entity in (seven_bit, quoted):
+        [error] = parse(entity).errors
+        assert "larger than 1024 KiB; not read" in str(error)

@@ -300,3 +300,20 @@ def test_the_claim_returns_what_processing_reads_and_the_bytes_only_within_the_c
             spool.read_for_processing(session, 999_999, cap)
     assert message is not None and (message.lease_owner, message.attempts) == ("w1", 1)
     assert again.received_at == message.received_at and again.raw == message.raw
+
+
+def test_a_small_only_claim_never_takes_a_newer_message_past_a_large_oldest(
+    engine: Engine,
+) -> None:
+    large, _ = spool.spool_message(engine, RAW + b"x" * 1000, "smtp")
+    small, _ = spool.spool_message(engine, RAW, "smtp")
+    limit = len(RAW) + 10
+    assert spool.oldest_larger(engine, limit)
+    # Arrival order holds: the small message behind the large one is not taken instead.
+    assert spool.claim_next(engine, "extra", 300, limit, only_up_to=limit) is None
+    first = spool.claim_next(engine, "primary", 300, limit)
+    assert first is not None and (first.id, first.raw) == (large, None)  # read later
+    assert not spool.oldest_larger(engine, limit)
+    second = spool.claim_next(engine, "extra", 300, limit, only_up_to=limit)
+    assert second is not None and (second.id, second.raw) == (small, RAW)
+    assert not spool.oldest_larger(engine, limit)  # nothing left at all
