@@ -7,6 +7,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -56,18 +58,25 @@ def _drop_on_the_server(pid: int) -> None:
         admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
 
 
-def test_an_idle_postgresql_connection_the_server_dropped_is_replaced_at_checkout(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@contextmanager
+def _pool_with_a_dropped_connection() -> Iterator[tuple[Engine, int]]:
+    """A PostgreSQL engine whose one pooled connection the server has just ended."""
     with postgres_schema("test_ping") as url:
         engine = make_engine(url)
         try:
             dropped = _backend_pid(engine)  # now idle in the pool
             _drop_on_the_server(dropped)
-            monkeypatch.setattr(store.db, "PING_AFTER_IDLE_SECONDS", 0.0)  # idle long enough
-            assert _backend_pid(engine) != dropped  # pinged, found dead, replaced: no error
+            yield engine, dropped
         finally:
             engine.dispose()
+
+
+def test_an_idle_postgresql_connection_the_server_dropped_is_replaced_at_checkout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(store.db, "PING_AFTER_IDLE_SECONDS", 0.0)  # idle long enough
+    with _pool_with_a_dropped_connection() as (engine, dropped):
+        assert _backend_pid(engine) != dropped  # pinged, found dead, replaced: no error
 
 
 def test_a_busy_postgresql_connection_is_not_pinged_and_fails_once(
@@ -75,17 +84,11 @@ def test_a_busy_postgresql_connection_is_not_pinged_and_fails_once(
 ) -> None:
     # Without a ping per checkout, a connection dropped between two quick transactions
     # fails the next one; the pool then replaces it, and the caller's retry succeeds.
-    with postgres_schema("test_ping") as url:
-        engine = make_engine(url)
-        try:
-            dropped = _backend_pid(engine)
-            _drop_on_the_server(dropped)
-            monkeypatch.setattr(store.db, "PING_AFTER_IDLE_SECONDS", 3600.0)
-            with pytest.raises(OperationalError):
-                _backend_pid(engine)
-            assert _backend_pid(engine) != dropped
-        finally:
-            engine.dispose()
+    monkeypatch.setattr(store.db, "PING_AFTER_IDLE_SECONDS", 3600.0)
+    with _pool_with_a_dropped_connection() as (engine, dropped):
+        with pytest.raises(OperationalError):
+            _backend_pid(engine)
+        assert _backend_pid(engine) != dropped
 
 
 def _in_transaction(session: Session) -> bool:
