@@ -146,18 +146,22 @@ class Worker:
         Only the first `[worker] concurrency` threads take a large message (over
         `LARGE_MESSAGE_BYTES`); the others take the oldest only when it is small. So no
         more large messages are in memory at once than gpg processes can work on, however
-        many threads there are (with four threads taking them: serve's peak RSS 176 ->
-        206 MiB with four messages of 9.8 MiB, bench/throughput.py --large 4).
+        many threads there are (with all four threads taking them, serve's peak RSS with
+        four messages of 9.8 MiB was 212-217 MiB, against 166-170 with two threads:
+        bench/throughput.py --large 4).
         """
         app = self.app
-        small_only = index >= app.config.worker.concurrency
         return spool.claim_next(
             app.engine,
             self._owner(index),
             app.config.worker.lease_seconds,
             inline_bytes(app),
-            only_up_to=LARGE_MESSAGE_BYTES if small_only else None,
+            only_up_to=LARGE_MESSAGE_BYTES if self._small_only(index) else None,
         )
+
+    def _small_only(self, index: int) -> bool:
+        """Whether thread `index` is one beyond `[worker] concurrency` (see `_claim`)."""
+        return index >= self.app.config.worker.concurrency
 
     def flush(self) -> FlushResult:
         """Seal replies whose worker died before sealing them, then deliver what is due."""
@@ -237,10 +241,7 @@ class Worker:
         one of them needed: it passes it on and looks again shortly, instead of sleeping
         on the wake-up it would set itself.
         """
-        cap = LARGE_MESSAGE_BYTES
-        if index >= self.app.config.worker.concurrency and spool.oldest_larger(
-            self.app.engine, cap
-        ):
+        if self._small_only(index) and spool.oldest_larger(self.app.engine, LARGE_MESSAGE_BYTES):
             wake.set()
             stop.wait(PASS_ON_SECONDS)
             return

@@ -138,9 +138,9 @@ class Registry:
             team = self.team(s, handle)
             for fpr in fprs:
                 bound = q.team_for_fingerprint(s, fpr)
-                if bound is not None and bound[0].id != team.id:
+                if bound is not None and bound.team_id != team.id:
                     raise RegistryError(
-                        f"key {fpr} is bound to team {bound[0].handle!r}; "
+                        f"key {fpr} is bound to team {bound.handle!r}; "
                         "a key can belong to one team only"
                     )
                 coordinator = q.coordinator_for_fingerprint(s, fpr)
@@ -184,7 +184,7 @@ class Registry:
             return key
 
     def binding(self, session: Session, primary_fingerprint: str) -> Binding | None:
-        found = q.signer_of(session, primary_fingerprint)
+        found = q.team_for_fingerprint(session, primary_fingerprint)
         if found is None:
             return None
         return Binding(

@@ -12,7 +12,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import Message
 
-from parsers.extract import IDENTITY_ENCODINGS, decode_charset, quoted_printable
+from parsers.extract import (
+    IDENTITY_ENCODINGS,
+    decode_charset,
+    quoted_printable,
+    transfer_encoding,
+)
 from parsers.template import TYPES
 from parsers.validate import MAX_INPUT_BYTES
 
@@ -67,7 +72,7 @@ def _text(part: Message) -> str | None:
     quoted-printable body is decoded only up to the size a report may have.
     """
     stored = vars(part).get("_payload")
-    encoding = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+    encoding = transfer_encoding(part)
     if (
         encoding in IDENTITY_ENCODINGS
         and part.get_content_charset() in _ASCII_SUPERSETS

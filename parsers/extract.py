@@ -134,13 +134,18 @@ def _describe(entity: Message, ctype: str, into: Collector) -> _Part | None:
     try:
         filename = entity.get_filename()
         charset = entity.get_content_charset()
-        encoding = str(entity.get("Content-Transfer-Encoding", "7bit")).strip().lower()
+        encoding = transfer_encoding(entity)
         legacy = str(entity.get_param("hp-legacy-display", "0")).strip() == "1"
     except _HEADER_FAILURES:
         into.error("message", None, "a part of the message has unreadable headers")
         return None
     fmt = _format(ctype, filename)
     return None if fmt is None else _Part(entity, fmt, filename, charset, encoding, legacy)
+
+
+def transfer_encoding(entity: Message) -> str:
+    """The entity's Content-Transfer-Encoding, lower-cased; 7bit when it names none."""
+    return str(entity.get("Content-Transfer-Encoding", "7bit")).strip().lower()
 
 
 def _format(ctype: str, filename: str | None) -> str | None:
@@ -166,15 +171,14 @@ def _sanitise(filename: str) -> str | None:
 
 
 def _read_part(part: _Part, source: str, today: date, taxonomy: Taxonomy, into: Collector) -> None:
-    too_large = f"larger than {MAX_INPUT_BYTES // 1024} KiB; not read"
     if _stored_size(part) > MAX_INPUT_BYTES:
-        into.error(source, None, too_large)
+        into.error(source, None, _larger_than(MAX_INPUT_BYTES))
         return
     raw = _body_bytes(part, source, into)
     if raw is None:
         return
     if len(raw) > MAX_INPUT_BYTES:
-        into.error(source, None, too_large)
+        into.error(source, None, _larger_than(MAX_INPUT_BYTES))
         return
     text = decode_charset(raw, part.charset)
     if part.legacy_display and part.fmt == "text":
@@ -249,8 +253,12 @@ def quoted_printable(entity: Message, limit: int) -> bytes | BodyProblem | None:
             return BodyProblem("the quoted-printable encoding is damaged; not read")
         decoded += quopri.decodestring(line)
         if len(decoded) > limit:
-            return BodyProblem(f"larger than {limit // 1024} KiB; not read")
+            return BodyProblem(_larger_than(limit))
     return bytes(decoded)
+
+
+def _larger_than(limit: int) -> str:
+    return f"larger than {limit // 1024} KiB; not read"
 
 
 def _transmitted(entity: Message) -> bytes | None:

@@ -23,15 +23,10 @@ _KEYS_OF_TEAM = (
     .where(TeamKey.team_id == bindparam("team_id"))
     .order_by(col(TeamKey.bound_at), col(TeamKey.fingerprint))
 )
-_TEAM_FOR_FINGERPRINT = (
-    select(Team, TeamKey)
-    .join(TeamKey, col(TeamKey.team_id) == col(Team.id))
-    .where(TeamKey.fingerprint == bindparam("fingerprint"))
-)
-# The same two reads as plain columns: no ORM objects are built for what every message
-# reads (two ORM rows cost more Python than the database takes to find them).
+# Plain columns: no ORM objects are built for what every message reads (two ORM rows
+# cost more Python than the database takes to find them).
 _TEAMS, _KEYS = table_of(Team), table_of(TeamKey)
-_SIGNER = (
+_BOUND_KEY = (
     core_select(
         _TEAMS.c.id,
         _TEAMS.c.handle,
@@ -67,8 +62,8 @@ TEAM_COLUMNS = tuple(_TEAMS.c[name] for name in TeamRow.__dataclass_fields__)
 
 
 @dataclass(frozen=True)
-class SignerRow:
-    """A bound key and its team, as the pipeline reads it for every message."""
+class BoundKey:
+    """A key bound to a team, with the team: what the pipeline reads of every signer."""
 
     team_id: int
     handle: str
@@ -156,18 +151,11 @@ def keys_of_team(session: Session, team_id: int) -> list[TeamKey]:
     return list(session.exec(_KEYS_OF_TEAM, params={"team_id": team_id}))
 
 
-def team_for_fingerprint(session: Session, fingerprint: str) -> tuple[Team, TeamKey] | None:
-    """The team a primary key fingerprint is bound to, with the binding itself."""
+def team_for_fingerprint(session: Session, fingerprint: str) -> BoundKey | None:
+    """The binding of a primary key fingerprint, with its team; None if it is unbound."""
     params = {"fingerprint": normalize_fingerprint(fingerprint)}
-    found = session.exec(_TEAM_FOR_FINGERPRINT, params=params).first()
-    return None if found is None else (found[0], found[1])
-
-
-def signer_of(session: Session, fingerprint: str) -> SignerRow | None:
-    """`team_for_fingerprint` as plain values: the bound key, its team's id and contact."""
-    params = {"fingerprint": normalize_fingerprint(fingerprint)}
-    found = session.execute(_SIGNER, params).first()
-    return None if found is None else SignerRow(*found)
+    found = session.execute(_BOUND_KEY, params).first()
+    return None if found is None else BoundKey(*found)
 
 
 def key_dates_of_team(session: Session, team_id: int) -> list[KeyDates]:

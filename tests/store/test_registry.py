@@ -72,7 +72,7 @@ def test_keys(engine: Engine, new_team_id: Callable[[str], int]) -> None:
         assert registry.list_keys(session, team_a)[0].fingerprint == FPR_A
         found = registry.team_for_fingerprint(session, FPR_B.lower())
         assert found is not None
-        assert (found[0].handle, found[1].fingerprint) == ("cert-b", FPR_B)
+        assert (found.handle, found.fingerprint) == ("cert-b", FPR_B)
         assert registry.team_for_fingerprint(session, "F" * 40) is None
     with open_session(engine) as session, pytest.raises(IntegrityError):
         registry.add_key(session, TeamKey(fingerprint=FPR_A, team_id=team_b))
