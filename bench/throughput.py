@@ -43,7 +43,7 @@ from typing import TypeVar
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine
 from sqlmodel import col, select
 
 from gateway.app import App
@@ -389,20 +389,32 @@ def send_one(smtp: smtplib.SMTP, sender: str, raw: bytes) -> Sent:
     return Sent(int(match[1]), latency)
 
 
-def replies_queued(engine: Engine) -> int:
-    """Sealed receipts, and any other reply (a large message's rejection), in the outbox."""
-    with open_session(engine) as s:
-        sealed = select(func.count()).where(OutboxEntry.state != "unsealed")
-        return int(s.exec(sealed.select_from(OutboxEntry)).one())
+# Sealed receipts, and any other reply (a large message's rejection), in the outbox.
+REPLIES_QUEUED = "SELECT count(*) FROM outboxentry WHERE state <> 'unsealed'"
 
 
 def wait_for_receipts(engine: Engine, expected: int, timeout: float = 3600) -> float:
+    """When `expected` replies are queued, looked for every 20 ms.
+
+    On a plain DB-API connection: through a SQLAlchemy session each look cost 1 ms of
+    the bench's CPU (0.03 ms plain), a twentieth of a core taken from the gateway.
+    """
     deadline = time.monotonic() + timeout
-    while (queued := replies_queued(engine)) < expected:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"only {queued} of {expected} receipts after {timeout} s")
-        time.sleep(0.02)
-    return time.perf_counter()
+    connection = engine.raw_connection()
+    try:
+        if engine.dialect.name == "postgresql":
+            connection.autocommit = True  # each look sees the latest commit, holds nothing
+        cursor = connection.cursor()
+        while True:
+            cursor.execute(REPLIES_QUEUED)
+            queued = int(cursor.fetchone()[0])
+            if queued >= expected:
+                return time.perf_counter()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {queued} of {expected} receipts after {timeout} s")
+            time.sleep(0.02)
+    finally:
+        connection.close()
 
 
 def times_to_receipt(engine: Engine, ids: set[int]) -> list[float]:

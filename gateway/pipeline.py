@@ -33,7 +33,7 @@ from store.db import open_session, transaction
 from store.models import Team
 from store.registry import TeamRow, get_team_by_id
 from store.spool import Spooled
-from store.submissions import list_submissions, lock_team, store_report, submission_values
+from store.submissions import list_submissions, lock_team, store_report, stored_values
 
 log = logging.getLogger(__name__)
 
@@ -305,7 +305,7 @@ def _command(job: _Job, command: Command | CommandError) -> Outcome:
 
 def _store(job: _Job, report: Report) -> StoredItem:
     sub = store_report(job.s, job.team.id or 0, report, job.message.id)
-    values = submission_values(job.s, sub)
+    values = stored_values(report)
     claimed = report.claimed_team
     return StoredItem(
         report.type,

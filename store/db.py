@@ -148,6 +148,25 @@ def transaction(engine: Engine, *, urgent: bool = False) -> Iterator[Session]:
     _commits(engine).tick()
 
 
+@contextmanager
+def one_statement(engine: Engine) -> Iterator[Session]:
+    """A `transaction` for ONE write statement (plus reads): committed as it runs.
+
+    On PostgreSQL the statement runs in autocommit, so it is a transaction of its own
+    (all of it or nothing, durable when it returns) without the BEGIN and COMMIT round
+    trips psycopg would add around it: the claims, seals and delivery marks each message
+    takes. Two writes in one block would commit separately; use `transaction` for those.
+    On SQLite it is `transaction`.
+    """
+    if engine.dialect.name != "postgresql":
+        with transaction(engine) as session:
+            yield session
+        return
+    with open_session(engine) as session:
+        yield session
+    _commits(engine).tick()
+
+
 class _CommitClock:
     """Counts this process's commits on one engine, so a waiter wakes on the next one."""
 

@@ -24,7 +24,7 @@ from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
-from store.db import open_session, transaction
+from store.db import one_statement, open_session, transaction
 from store.models import OutboxEntry, insert_values, new_row, table_of, utcnow
 from store.spool import LeaseLostError, lease_free
 
@@ -57,16 +57,6 @@ _SEAL_LEASED = (
         (_OUTBOX.c.lease_owner == bindparam("owner")) | lease_free(_OUTBOX.c.lease_until, _NOW),
     )
     .values(_SEALED)
-)
-_TAKE = (
-    update(_OUTBOX)
-    .where(
-        _ENTRY,
-        _OUTBOX.c.state == PENDING,
-        _OUTBOX.c.next_attempt_at <= _NOW,
-        lease_free(_OUTBOX.c.lease_until, _NOW),
-    )
-    .values(lease_owner=bindparam("owner"), lease_until=bindparam("until"))
 )
 # A reply's draft is queued with one statement that skips a dedupe key queued already
 # (reprocessing), instead of a look-up first, which on PostgreSQL could also lose a race
@@ -188,7 +178,7 @@ def seal(engine: Engine, entry_id: int, raw: bytes, *, owner: str | None = None)
     sealer's mail stands, and this one is dropped unsent.
     """
     sealed = {"entry_id": entry_id, "raw": raw, "now": utcnow()}
-    with transaction(engine) as session:
+    with one_statement(engine) as session:
         if owner is None:
             result = session.connection().execute(_SEAL, sealed)
         else:
@@ -198,7 +188,7 @@ def seal(engine: Engine, entry_id: int, raw: bytes, *, owner: str | None = None)
 
 def seal_failed(engine: Engine, entry_id: int, error: str, *, retry_seconds: int) -> None:
     """Count a failed sealing; the draft stays unsealed and is tried again later (commits)."""
-    with transaction(engine) as session:
+    with one_statement(engine) as session:
         session.exec(
             update(OutboxEntry)
             .where(col(OutboxEntry.id) == entry_id, col(OutboxEntry.state) == UNSEALED)
@@ -232,41 +222,35 @@ def claim_due(
     limit: int = 20,
     lease_seconds: int = 300,
 ) -> list[OutboxEntry]:
-    """Lease up to `limit` due entries to `owner` (commits), oldest due first."""
+    """Lease up to `limit` due entries to `owner` (commits), oldest due first.
+
+    One statement, like the spool's claim: an UPDATE of the rows a WITH query picks,
+    which PostgreSQL locks (SKIP LOCKED: a competing sender picks others) and the
+    UPDATE's own conditions re-check; it returns the rows it leased. (A WITH query that
+    locks runs once; a locking subquery under IN could run again for each row updated,
+    and lock more rows than `limit`.)
+    """
     moment = now if now is not None else utcnow()
-    lease_until = moment + timedelta(seconds=lease_seconds)
-    with transaction(engine) as session:
-        candidates = session.exec(
-            select(OutboxEntry.id)
-            .where(*_due(moment))
-            .order_by(col(OutboxEntry.next_attempt_at), col(OutboxEntry.id))
-            .limit(limit)
-            .with_for_update(skip_locked=True)
+    due = _due(moment)
+    oldest_due = (
+        select(OutboxEntry.id)
+        .where(*due)
+        .order_by(col(OutboxEntry.next_attempt_at), col(OutboxEntry.id))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .cte("due")
+    )
+    lease = update(OutboxEntry).values(
+        lease_owner=owner, lease_until=moment + timedelta(seconds=lease_seconds)
+    )
+    with one_statement(engine) as session:
+        taken = session.scalars(
+            lease.where(col(OutboxEntry.id).in_(select(oldest_due.c.id)), *due).returning(
+                OutboxEntry
+            ),
+            execution_options={"synchronize_session": False},
         ).all()
-        won = [
-            entry_id
-            for entry_id in candidates
-            if _take(session, entry_id, owner, moment, lease_until)
-        ]
-        if not won:
-            return []
-        query = (
-            select(OutboxEntry)
-            .where(col(OutboxEntry.id).in_(won))
-            .order_by(col(OutboxEntry.next_attempt_at), col(OutboxEntry.id))
-        )
-        return list(session.exec(query))
-
-
-def _take(
-    session: Session,
-    entry_id: int | None,
-    owner: str,
-    now: datetime,
-    lease_until: datetime,
-) -> bool:
-    lease = {"entry_id": entry_id, "now": now, "owner": owner, "until": lease_until}
-    return session.connection().execute(_TAKE, lease).rowcount == 1
+    return sorted(taken, key=lambda entry: (entry.next_attempt_at, entry.id or 0))
 
 
 def _held(entry_id: int, owner: str | None) -> ColumnElement[bool]:
@@ -290,7 +274,7 @@ def mark_sent(engine: Engine, entry_id: int, *, owner: str | None = None) -> Non
     lease: it held it too long, and another sender took the entry over.
     """
     sent = {"entry_id": entry_id, "now": utcnow()}
-    with transaction(engine) as session:
+    with one_statement(engine) as session:
         if owner is None:
             result = session.connection().execute(_MARK_SENT, sent)
         else:

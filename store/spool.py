@@ -27,7 +27,7 @@ from sqlalchemy.sql import Executable
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
-from store.db import commits_so_far, open_session, transaction, wait_for_commit
+from store.db import commits_so_far, one_statement, open_session, transaction, wait_for_commit
 from store.models import Message, table_of, utcnow
 
 RECEIVED = "received"
@@ -278,7 +278,7 @@ def _claim_oldest(
     for _ in range(_MAX_CLAIM_TRIES):
         now = utcnow()
         lease = {"now": now, "owner": owner, "until": now + timedelta(seconds=lease_seconds)}
-        with transaction(engine) as session:
+        with one_statement(engine) as session:
             taken = session.execute(statement, params | lease).first()
         if taken is not None:
             return tuple(taken)
@@ -302,7 +302,7 @@ def _oldest_claimable_size(engine: Engine) -> int | None:
 
 def claim_message(engine: Engine, message_id: int, owner: str, lease_seconds: int = 300) -> bool:
     """Lease one given unprocessed message to `owner` if it is free (commits)."""
-    with transaction(engine) as session:
+    with one_statement(engine) as session:
         return _claim(session, message_id, owner, lease_seconds)
 
 
@@ -335,7 +335,7 @@ def wait_for_older(engine: Engine, message_id: int, *, timeout: float, poll: flo
 
 def back_off(engine: Engine, message_id: int, owner: str, seconds: int) -> None:
     """After a failed attempt: nobody holds the message, and nobody claims it for a while."""
-    with transaction(engine) as session:
+    with one_statement(engine) as session:
         session.exec(
             update(Message)
             .where(col(Message.id) == message_id, col(Message.lease_owner) == owner)
@@ -345,7 +345,7 @@ def back_off(engine: Engine, message_id: int, owner: str, seconds: int) -> None:
 
 def release_message(engine: Engine, message_id: int, owner: str) -> None:
     """Give a claimed message back for another attempt (commits); no-op if not ours."""
-    with transaction(engine) as session:
+    with one_statement(engine) as session:
         session.exec(
             update(Message)
             .where(col(Message.id) == message_id, col(Message.lease_owner) == owner)

@@ -183,6 +183,15 @@ def latest_submission(session: Session, team_id: int, type: str, period: str) ->
     return session.exec(_LATEST, params=params).first()
 
 
+def stored_values(report: Report) -> Values:
+    """What `submission_values` reads back for `report` once `store_report` stored it,
+    without reading it back: the same numbers (`store_report` refuses a value its column
+    would change) in the same order."""
+    if isinstance(report, Type1Report):
+        return _type1_values(report.values.items())
+    return _type2_values((cls, typ, n) for (cls, typ), n in report.counts.items())
+
+
 def submission_values(session: Session, submission: Submission | StoredSubmission) -> Values:
     """type1: field -> value in form order; type2: "class" or "class/type" -> count."""
     params = {"submission_id": submission.id}

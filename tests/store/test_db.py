@@ -20,7 +20,15 @@ from sqlmodel import Session
 
 import store.db
 from store import registry
-from store.db import _WriteTurn, create_schema, make_engine, open_session, transaction
+from store.db import (
+    _WriteTurn,
+    commits_so_far,
+    create_schema,
+    make_engine,
+    one_statement,
+    open_session,
+    transaction,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -114,6 +122,32 @@ def test_postgresql_reads_leave_no_transaction_open() -> None:
                 assert _in_transaction(session)
         finally:
             engine.dispose()
+
+
+def test_postgresql_one_statement_commits_as_it_runs() -> None:
+    # The claims, seals and delivery marks: no BEGIN and COMMIT round trips around them.
+    with postgres_schema("test_one_statement") as url:
+        engine = make_engine(url)
+        try:
+            create_schema(engine)
+            _add("before", engine)
+            with one_statement(engine) as session:
+                session.execute(text("UPDATE team SET handle = 'after'"))
+                assert not _in_transaction(session)
+                with open_session(engine) as other:  # committed before the block ends
+                    assert [t.handle for t in registry.list_teams(other)] == ["after"]
+        finally:
+            engine.dispose()
+
+
+def test_one_statement_commits_and_wakes_commit_waiters(engine: Engine) -> None:
+    _add("before", engine)
+    seen = commits_so_far(engine)
+    with one_statement(engine) as session:
+        session.execute(text("UPDATE team SET handle = 'after'"))
+    assert commits_so_far(engine) == seen + 1
+    with open_session(engine) as session:
+        assert [t.handle for t in registry.list_teams(session)] == ["after"]
 
 
 def _add(session_team: str, engine: Engine) -> None:

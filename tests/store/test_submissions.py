@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine
 
 from parsers.model import TYPE1_FIELDS, Type1Report, Type2Report
@@ -123,6 +126,59 @@ def test_values_that_the_column_would_change_are_refused(
             report = type1(hours_spent=Decimal(bad))
             submissions.store_report(session, team_id, report, message_id)
         assert submissions.latest_submission(session, team_id, "type1", "2026-10") is None
+
+
+# Type 1 values as a parser may hand them over: any order, any subset of the fields,
+# trailing zeros, exponents, up to two decimals and twelve digits before the point.
+_cents = st.integers(min_value=-(10**14) + 1, max_value=10**14 - 1)
+_type1_value = st.builds(
+    lambda cents, zeros, exponent: (
+        Decimal(cents).scaleb(-2) + Decimal(f"0.{'0' * zeros}")
+        if not exponent
+        else Decimal(cents).scaleb(-2).normalize()
+    ),
+    _cents,
+    st.integers(min_value=0, max_value=2),
+    st.booleans(),
+)
+_type1_values = st.lists(
+    st.tuples(st.sampled_from(TYPE1_FIELDS), _type1_value), unique_by=lambda item: item[0]
+).map(dict)
+_slug = st.text("abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=20)
+_type2_counts = st.dictionaries(
+    st.tuples(_slug, st.none() | _slug), st.integers(min_value=0, max_value=2**31 - 1)
+)
+_serial = itertools.count()
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(values=_type1_values, counts=_type2_counts)
+def test_stored_values_are_what_is_read_back(
+    engine: Engine,
+    new_team_id: Callable[[str], int],
+    new_message_id: Callable[..., int],
+    values: dict[str, Decimal],
+    counts: dict[tuple[str, str | None], int],
+) -> None:
+    """Receipts show `stored_values` instead of reading the rows back: the same."""
+    n = next(_serial)
+    team_id = new_team_id(f"cert-{n}")
+    message_id = new_message_id(f"Subject: {n}\r\n\r\nbody\r\n".encode())
+    sent: list[Type1Report | Type2Report] = [
+        Type1Report("2026-10", values),
+        Type2Report("2026-10", counts),
+    ]
+    with transaction(engine) as session:
+        stored = [submissions.store_report(session, team_id, r, message_id) for r in sent]
+    with open_session(engine) as session:
+        read = [submissions.submission_values(session, submission) for submission in stored]
+    shown = [submissions.stored_values(report) for report in sent]
+    assert [list(v.items()) for v in shown] == [list(v.items()) for v in read]
+    assert [[str(n) for n in v.values()] for v in shown] == [
+        [str(n) for n in v.values()] for v in read
+    ]
 
 
 def test_type2_counts_round_trip_in_order(
