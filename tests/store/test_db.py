@@ -106,38 +106,39 @@ def _in_transaction(session: Session) -> bool:
     return bool(dbapi.info.transaction_status != psycopg.pq.TransactionStatus.IDLE)
 
 
-def test_postgresql_reads_leave_no_transaction_open() -> None:
-    # psycopg would begin one for the first SELECT and SQLAlchemy roll it back at the
-    # end: two round trips a look-up, for nothing under READ COMMITTED.
-    with postgres_schema("test_reads") as url:
+@contextmanager
+def _postgres_with_team(schema: str, handle: str) -> Iterator[Engine]:
+    """An engine on a fresh PostgreSQL schema holding one team, `handle`."""
+    with postgres_schema(schema) as url:
         engine = make_engine(url)
         try:
             create_schema(engine)
-            _add("seen", engine)
-            with open_session(engine) as session:
-                assert [t.handle for t in registry.list_teams(session)] == ["seen"]
-                assert not _in_transaction(session)
-            with transaction(engine) as session:
-                assert [t.handle for t in registry.list_teams(session)] == ["seen"]
-                assert _in_transaction(session)
+            _add(handle, engine)
+            yield engine
         finally:
             engine.dispose()
+
+
+def test_postgresql_reads_leave_no_transaction_open() -> None:
+    # psycopg would begin one for the first SELECT and SQLAlchemy roll it back at the
+    # end: two round trips a look-up, for nothing under READ COMMITTED.
+    with _postgres_with_team("test_reads", "seen") as engine:
+        with open_session(engine) as session:
+            assert [t.handle for t in registry.list_teams(session)] == ["seen"]
+            assert not _in_transaction(session)
+        with transaction(engine) as session:
+            assert [t.handle for t in registry.list_teams(session)] == ["seen"]
+            assert _in_transaction(session)
 
 
 def test_postgresql_one_statement_commits_as_it_runs() -> None:
     # The claims, seals and delivery marks: no BEGIN and COMMIT round trips around them.
-    with postgres_schema("test_one_statement") as url:
-        engine = make_engine(url)
-        try:
-            create_schema(engine)
-            _add("before", engine)
-            with one_statement(engine) as session:
-                session.execute(text("UPDATE team SET handle = 'after'"))
-                assert not _in_transaction(session)
-                with open_session(engine) as other:  # committed before the block ends
-                    assert [t.handle for t in registry.list_teams(other)] == ["after"]
-        finally:
-            engine.dispose()
+    with _postgres_with_team("test_one_statement", "before") as engine:
+        with one_statement(engine) as session:
+            session.execute(text("UPDATE team SET handle = 'after'"))
+            assert not _in_transaction(session)
+            with open_session(engine) as other:  # committed before the block ends
+                assert [t.handle for t in registry.list_teams(other)] == ["after"]
 
 
 def test_one_statement_commits_and_wakes_commit_waiters(engine: Engine) -> None:
