@@ -149,17 +149,17 @@ def transaction(engine: Engine, *, urgent: bool = False) -> Iterator[Session]:
 
 
 @contextmanager
-def one_statement(engine: Engine) -> Iterator[Session]:
+def one_statement(engine: Engine, *, urgent: bool = False) -> Iterator[Session]:
     """A `transaction` for ONE write statement (plus reads): committed as it runs.
 
     On PostgreSQL the statement runs in autocommit, so it is a transaction of its own
     (all of it or nothing, durable when it returns) without the BEGIN and COMMIT round
     trips psycopg would add around it: the claims, seals and delivery marks each message
     takes. Two writes in one block would commit separately; use `transaction` for those.
-    On SQLite it is `transaction`.
+    On SQLite it is `transaction` (`urgent` as there).
     """
     if engine.dialect.name != "postgresql":
-        with transaction(engine) as session:
+        with transaction(engine, urgent=urgent) as session:
             yield session
         return
     with open_session(engine) as session:

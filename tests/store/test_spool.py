@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, event, update
 from sqlmodel import col
 
 from store import spool
@@ -26,6 +26,32 @@ def _expire_lease(engine: Engine, message_id: int) -> None:
             .where(col(Message.id) == message_id)
             .values(lease_until=utcnow() - timedelta(seconds=1))
         )
+
+
+def test_a_group_of_messages_is_stored_with_one_statement_in_order(engine: Engine) -> None:
+    # A door's group: on PostgreSQL one INSERT ... RETURNING in autocommit (one round
+    # trip, all or none); the ids come back in the order the messages were given.
+    executed: list[tuple[str, bool]] = []
+
+    def seen(conn, _cursor, statement, *_args):  # type: ignore[no-untyped-def]
+        dbapi = conn.connection.dbapi_connection
+        autocommit = bool(getattr(dbapi, "autocommit", False))
+        executed.append((statement.split()[0].upper(), autocommit))
+
+    incoming = [spool.Incoming(RAW + f"{n}\r\n".encode(), "smtp") for n in range(20)]
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        ids = spool.spool_messages(engine, incoming)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    if engine.dialect.name == "postgresql":
+        assert executed == [("INSERT", True)]
+    else:  # SQLite's RETURNING order is not defined: a row at a time, one transaction
+        assert executed == [("INSERT", False)] * len(incoming)
+    with open_session(engine) as session:
+        stored = [spool.get_message(session, i) for i in ids]
+    assert [m.raw if m else None for m in stored] == [one.raw for one in incoming]
+    assert ids == sorted(ids)
 
 
 def test_spool_stores_raw_bytes_hash_and_envelope(engine: Engine) -> None:
