@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import Engine, event, update
 from sqlmodel import col
 
+from gateway.spooler import MAX_GROUP
 from store import spool
 from store.db import open_session, transaction
 from store.models import Message, utcnow
@@ -38,7 +39,8 @@ def test_a_group_of_messages_is_stored_with_one_statement_in_order(engine: Engin
         autocommit = bool(getattr(dbapi, "autocommit", False))
         executed.append((statement.split()[0].upper(), autocommit))
 
-    incoming = [spool.Incoming(RAW + f"{n}\r\n".encode(), "smtp") for n in range(20)]
+    # As many as a door puts in one group.
+    incoming = [spool.Incoming(RAW + f"{n}\r\n".encode(), "smtp") for n in range(MAX_GROUP)]
     event.listen(engine, "before_cursor_execute", seen)
     try:
         ids = spool.spool_messages(engine, incoming)
