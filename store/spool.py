@@ -155,7 +155,6 @@ _TAKE_OLDEST = (
         attempts=_MESSAGE.c.attempts + 1,
     )
 )
-_CLAIM_NEXT = _TAKE_OLDEST.returning(_MESSAGE.c.id)
 # What processing reads, returned by the claim itself: the bytes only within the cap.
 _WITHIN_CAP = case((_MESSAGE.c.size <= bindparam("max_bytes"), _MESSAGE.c.raw), else_=null())
 _READ_WITH_CLAIM = (_MESSAGE.c.id, _MESSAGE.c.size, _MESSAGE.c.received_at, _WITHIN_CAP)
@@ -244,8 +243,8 @@ def claim_next_message(engine: Engine, owner: str, lease_seconds: int = 300) -> 
     (SKIP LOCKED: a competing worker picks the next one) and the UPDATE's own condition
     re-checks. Zero rows with a candidate left means a lost race: look again.
     """
-    taken = _claim_oldest(engine, _CLAIM_NEXT, {}, owner, lease_seconds)
-    return None if taken is None else int(taken[0])
+    taken = claim_next(engine, owner, lease_seconds, inline_bytes=0)  # reads no bytes
+    return None if taken is None else taken.id
 
 
 def claim_next(
