@@ -31,7 +31,7 @@ from reports.mail import SUBJECTS, StoredItem, format_value, receipt_subject, re
 from store import outbox, spool
 from store.db import open_session, transaction
 from store.models import Team
-from store.registry import TeamRow, get_team_by_id
+from store.registry import KeyDates, TeamRow, get_team_by_id
 from store.spool import Spooled
 from store.submissions import list_submissions, lock_team, store_report, stored_values
 
@@ -114,10 +114,10 @@ def _process(app: App, message: Spooled, owner: str | None, drafts: list[Queued]
     with transaction(app.engine) as s:
         # One message per team at a time (threads, instances): duplicates and revisions
         # are decided on what the team's previous message committed.
-        team = lock_team(s, verdict.binding.team_id)
-        if team is None:
+        locked = lock_team(s, verdict.binding.team_id)
+        if locked is None:
             raise LookupError(f"team {verdict.binding.team_id} vanished during processing")
-        job = _Job(app, s, message, owner, drafts, team, verdict, unwrapped)
+        job = _Job(app, s, message, owner, drafts, locked.row, verdict, unwrapped, locked.keys)
         earlier = spool.find_accepted_content(s, job.team.id or 0, unwrapped.content_sha256)
         if earlier is not None and earlier != message.id:
             return _duplicate(job, earlier)
@@ -148,6 +148,7 @@ class _Job(_Tx):
     team: TeamRow
     verdict: Authenticated
     unwrapped: Unwrapped
+    keys: list[KeyDates]  # the team's, read with its lock: what the reply is encrypted to
 
     def finish(
         self,
@@ -169,7 +170,7 @@ class _Job(_Tx):
 
     def reply(self, kind: str, subject: str, template: str, **context: Any) -> str | None:
         body = render(template, **(_context(self.app, self.message, self.team) | context))
-        return _reply(self, self.team, kind, body, subject)
+        return _reply(self, self.team, kind, body, subject, self.keys)
 
 
 def _authenticate(app: App, u: Unwrapped) -> tuple[Authenticated | Refusal, Binding | None]:
@@ -339,16 +340,28 @@ def _context(app: App, message: Spooled, team: Team | TeamRow) -> dict[str, Any]
     }
 
 
-def _reply(tx: _Tx, team: Team | TeamRow, kind: str, body: str, subject: str) -> str | None:
+def _reply(
+    tx: _Tx,
+    team: Team | TeamRow,
+    kind: str,
+    body: str,
+    subject: str,
+    keys: list[KeyDates] | None = None,
+) -> str | None:
     """Queue a reply to the team's registered address in the same transaction.
 
     It is queued as a draft leased to the worker (`tx.owner`), who seals it once the
     transaction has committed (`seal_drafts`, given `tx.drafts`). Returns a note for the
     admin when no reply can be sealed (the team has no key that can be encrypted to any
-    more): the outcome stands, the reply is impossible.
+    more): the outcome stands, the reply is impossible. `keys` are the team's keys if
+    read already.
     """
+    registry = tx.app.registry
     try:
-        recipient_key = tx.app.registry.encryption_key(tx.s, team)
+        if keys is None:
+            recipient_key = registry.encryption_key(tx.s, team)
+        else:
+            recipient_key = registry.encryption_key_among(team, keys)
     except RegistryError as exc:
         log.warning("message %s: no %s sent: %s", tx.message.id, kind, exc)
         return f"no {kind} sent: {exc}"

@@ -201,12 +201,12 @@ class Registry:
 
     def encryption_key(self, session: Session, team: Team | q.TeamRow) -> str:
         """The team's newest key that can be encrypted to now (RegistryError if none)."""
+        return self.encryption_key_among(team, q.key_dates_of_team(session, team.id or 0))
+
+    def encryption_key_among(self, team: Team | q.TeamRow, keys: list[q.KeyDates]) -> str:
+        """`encryption_key`, given the team's keys as read already (`lock_team` reads them)."""
         now = _now()
-        usable = [
-            k
-            for k in q.key_dates_of_team(session, team.id or 0)
-            if k.revoked_at is None and self._can_encrypt(k.fingerprint, now)
-        ]
+        usable = [k for k in keys if k.revoked_at is None and self._can_encrypt(k.fingerprint, now)]
         if not usable:
             raise RegistryError(
                 f"team {team.handle!r} has no usable key to encrypt to; "

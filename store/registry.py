@@ -38,10 +38,12 @@ _BOUND_KEY = (
     .select_from(_KEYS.join(_TEAMS, _KEYS.c.team_id == _TEAMS.c.id))
     .where(_KEYS.c.fingerprint == bindparam("fingerprint"))
 )
+KEY_DATES_COLUMNS = (_KEYS.c.fingerprint, _KEYS.c.created_at, _KEYS.c.revoked_at)  # KeyDates
+KEYS_IN_BINDING_ORDER = (_KEYS.c.bound_at, _KEYS.c.fingerprint)
 _KEY_DATES = (
-    core_select(_KEYS.c.fingerprint, _KEYS.c.created_at, _KEYS.c.revoked_at)
+    core_select(*KEY_DATES_COLUMNS)
     .where(_KEYS.c.team_id == bindparam("team_id"))
-    .order_by(_KEYS.c.bound_at, _KEYS.c.fingerprint)
+    .order_by(*KEYS_IN_BINDING_ORDER)
 )
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import bindparam, func, insert, update
 from sqlalchemy import select as core_select
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
@@ -27,13 +27,20 @@ from parsers.model import TYPE1_FIELDS, Report, Type1Report
 from store.models import (
     Submission,
     Team,
+    TeamKey,
     Type1Value,
     Type2Count,
-    insert_values,
     new_row,
     table_of,
 )
-from store.registry import TEAM_COLUMNS, TeamRow
+from store.registry import (
+    KEY_DATES_COLUMNS,
+    KEYS_IN_BINDING_ORDER,
+    TEAM_COLUMNS,
+    KeyDates,
+    TeamRow,
+    key_dates_of_team,
+)
 
 Values = dict[str, Decimal] | dict[str, int]
 
@@ -43,12 +50,19 @@ _TYPE1_LIMIT = Decimal(10) ** 12
 _FIELD_ORDER = {name: index for index, name in enumerate(TYPE1_FIELDS)}
 
 # Run for every stored report, so built once: a statement object caches its compiled form.
-_TEAMS = table_of(Team)
+_TEAMS, _KEYS = table_of(Team), table_of(TeamKey)
 _TEAM = _TEAMS.c.id == bindparam("team_id")
 _LOCK_TEAM_SQLITE = (
     update(_TEAMS).where(_TEAM).values(status=_TEAMS.c.status).returning(*TEAM_COLUMNS)
 )
-_LOCK_TEAM = core_select(*TEAM_COLUMNS).where(_TEAM).with_for_update(key_share=True)
+# PostgreSQL locks the team and reads its keys (for the reply) in one statement.
+_LOCK_TEAM_WITH_KEYS = (
+    core_select(*TEAM_COLUMNS, *KEY_DATES_COLUMNS)
+    .select_from(_TEAMS.outerjoin(_KEYS, _KEYS.c.team_id == _TEAMS.c.id))
+    .where(_TEAM)
+    .order_by(*KEYS_IN_BINDING_ORDER)
+    .with_for_update(key_share=True, of=_TEAMS)
+)
 _SUBMISSIONS = table_of(Submission)
 _OF_REPORT = (
     _SUBMISSIONS.c.team_id == bindparam("team_id"),
@@ -56,12 +70,29 @@ _OF_REPORT = (
     _SUBMISSIONS.c.period == bindparam("period"),
 )
 _LATEST = select(Submission).where(*_OF_REPORT).order_by(col(Submission.revision).desc()).limit(1)
-# What storing a report runs, as plain Core: no ORM object per value row.
-_NEWEST_REVISION = (
-    core_select(_SUBMISSIONS.c.id, _SUBMISSIONS.c.revision)
-    .where(*_OF_REPORT)
-    .order_by(_SUBMISSIONS.c.revision.desc())
-    .limit(1)
+# What storing a report runs, as plain Core: no ORM object per value row. The new
+# submission is numbered by the statement that inserts it: one round trip, not a look-up
+# of the newest revision and then an INSERT (the caller holds the team, `lock_team`).
+# (An INSERT keeps its columns' names for the values: the look-ups take their own.)
+_EARLIER = (
+    _SUBMISSIONS.c.team_id == bindparam("of_team"),
+    _SUBMISSIONS.c.type == bindparam("of_type"),
+    _SUBMISSIONS.c.period == bindparam("of_period"),
+)
+_INSERT_NEXT_REVISION = (
+    insert(_SUBMISSIONS)
+    .values(
+        revision=func.coalesce(
+            core_select(func.max(_SUBMISSIONS.c.revision)).where(*_EARLIER).scalar_subquery(), 0
+        )
+        + 1,
+        supersedes_id=core_select(_SUBMISSIONS.c.id)
+        .where(*_EARLIER)
+        .order_by(_SUBMISSIONS.c.revision.desc())
+        .limit(1)
+        .scalar_subquery(),
+    )
+    .returning(_SUBMISSIONS.c.id, _SUBMISSIONS.c.revision, _SUBMISSIONS.c.supersedes_id)
 )
 _TYPE1, _TYPE2 = table_of(Type1Value), table_of(Type2Count)
 _INSERT_TYPE1, _INSERT_TYPE2 = insert(_TYPE1), insert(_TYPE2)
@@ -90,19 +121,34 @@ class SubmissionRow:
     values: Values
 
 
-def lock_team(session: Session, team_id: int) -> TeamRow | None:
+@dataclass(frozen=True)
+class LockedTeam:
+    """A team held by the caller's transaction, as it is now, with its keys."""
+
+    row: TeamRow
+    keys: list[KeyDates]  # as `key_dates_of_team` gives them
+
+
+def lock_team(session: Session, team_id: int) -> LockedTeam | None:
     """Hold team `team_id` for the caller's transaction, until it commits or rolls back;
-    its row as it is now, or None if there is no such team.
+    its row and keys as they are now, or None if there is no such team.
 
     PostgreSQL locks the row (FOR NO KEY UPDATE, so rows referring to the team can still
-    be written); SQLite has no row locks, so a no-op write takes its one write lock.
+    be written) with the statement that reads it and its keys; SQLite has no row locks,
+    so a no-op write takes its one write lock, and the keys are read after it.
     """
     params = {"team_id": team_id}
     if session.get_bind().dialect.name == "sqlite":
         found = session.execute(_LOCK_TEAM_SQLITE, params).first()
-    else:
-        found = session.execute(_LOCK_TEAM, params).first()
-    return None if found is None else TeamRow(*found)
+        if found is None:
+            return None
+        return LockedTeam(TeamRow(*found), key_dates_of_team(session, team_id))
+    rows = session.execute(_LOCK_TEAM_WITH_KEYS, params).all()
+    if not rows:
+        return None
+    width = len(TEAM_COLUMNS)
+    keys = [KeyDates(*row[width:]) for row in rows if row[width] is not None]
+    return LockedTeam(TeamRow(*rows[0][:width]), keys)
 
 
 @dataclass(frozen=True)
@@ -128,27 +174,22 @@ def store_report(
     if isinstance(report, Type1Report):
         for value in report.values.values():
             _check_storable(value)
-    params = {"team_id": team_id, "type": report.type, "period": report.period}
-    previous = session.execute(_NEWEST_REVISION, params).first()
     row = new_row(
         Submission,
         team_id=team_id,
         type=report.type,
         period=report.period,
-        revision=previous.revision + 1 if previous else 1,
+        revision=0,  # numbered by the statement
         message_id=message_id,
-        supersedes_id=previous.id if previous else None,
         source=report.source,
     )
-    submission_id = insert_values(session, Submission, row)
+    del row["revision"], row["supersedes_id"]
+    earlier = {"of_team": team_id, "of_type": report.type, "of_period": report.period}
+    inserted = session.execute(_INSERT_NEXT_REVISION, row | earlier).one()
+    submission_id, revision, supersedes_id = inserted
     _insert_values(session, submission_id, report)
     return StoredSubmission(
-        submission_id,
-        report.type,
-        report.period,
-        row["revision"],
-        row["supersedes_id"],
-        row["created_at"],
+        submission_id, report.type, report.period, revision, supersedes_id, row["created_at"]
     )
 
 

@@ -24,7 +24,8 @@ from keys.compose import multipart_signed
 from keys.gpg import GnuPG
 from keys.wrap import encrypted_envelope
 from store import spool
-from store.db import open_session
+from store.db import open_session, transaction
+from store.models import TeamKey
 from store.submissions import list_submissions
 
 
@@ -59,6 +60,32 @@ def test_each_accepted_form_stores_and_sends_a_receipt(
     assert "requests:" in text and "1204" in text and "940.5" in text
     assert "intrusions/" not in text.lower() or "3" in text
     assert f"submission {rows[0].id}, revision 1" in text
+
+
+def test_receipt_goes_to_the_teams_newest_key_it_can_be_encrypted_to(
+    app: App, team: TeamClient, tmp_path: Path
+) -> None:
+    # The keys are read with the team's lock (one statement on PostgreSQL): the reply is
+    # encrypted to the newest usable one, whichever key signed the report.
+    newer = GnuPG(tmp_path / "alpha-newer")
+    newer_fpr = newer.generate_key("CERT alpha (2027)", team.email)
+    newer.import_keys(app.gpg.export_public(app.identity.fingerprint).encode())
+    app.registry.import_keys(team.handle, newer.export_public(newer_fpr).encode())
+    with transaction(app.engine) as s:  # made a year earlier (both were made this second)
+        key = s.get(TeamKey, team.fingerprint)
+        assert key is not None and key.created_at is not None
+        key.created_at -= timedelta(days=365)
+    old_side = team
+    new_side = dataclasses.replace(team, gpg=newer, fingerprint=newer_fpr)
+
+    assert run(app, old_side.submit()) == ("accepted", None)
+    app.registry.revoke_key(newer_fpr, "superseded")
+    assert run(app, old_side.submit(TYPE2)) == ("accepted", None)
+    first, second = [raw for _, _, raw in replies(app)]
+    assert "Receipt" in reply_text(new_side, first)
+    assert not old_side.decrypt(first).decrypted
+    assert "Receipt" in reply_text(old_side, second)  # the newer key is revoked now
+    assert not new_side.decrypt(second).decrypted
 
 
 def test_receipt_outer_subject_is_neutral_and_from_is_the_gateway(

@@ -141,6 +141,31 @@ def test_postgresql_one_statement_commits_as_it_runs() -> None:
                 assert [t.handle for t in registry.list_teams(other)] == ["after"]
 
 
+def _backends_named(name: str) -> int:
+    with postgres_admin().connect() as admin:
+        query = text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :name")
+        return int(admin.execute(query, {"name": name}).scalar_one())
+
+
+def test_postgresql_reads_use_a_pool_of_their_own_which_dispose_closes() -> None:
+    # Autocommit sessions have their own pool: no switching a connection into autocommit
+    # and back for each one. Disposing of the engine closes that pool's connections too.
+    with _postgres_with_team("test_readers", "pooled") as engine:
+        engine.dispose()
+        with open_session(engine) as session:
+            assert [t.handle for t in registry.list_teams(session)] == ["pooled"]
+            name = str(session.execute(text("SELECT current_setting('application_name')")).scalar())
+            reader = session.connection().connection.dbapi_connection
+        with transaction(engine) as session:
+            writer = session.connection().connection.dbapi_connection
+        assert reader is not writer
+        assert getattr(reader, "autocommit", None) is True
+        assert getattr(writer, "autocommit", None) is False
+        assert _backends_named(name) == 2  # both idle in their pools
+        engine.dispose()
+        assert _backends_named(name) == 0
+
+
 def test_one_statement_commits_and_wakes_commit_waiters(engine: Engine) -> None:
     _add("before", engine)
     seen = commits_so_far(engine)

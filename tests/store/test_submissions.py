@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -12,8 +13,9 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine
 
 from parsers.model import TYPE1_FIELDS, Type1Report, Type2Report
-from store import submissions
+from store import registry, submissions
 from store.db import open_session, transaction
+from store.models import TeamKey
 
 Reports = tuple[Callable[..., Type1Report], Callable[..., Type2Report]]
 
@@ -42,6 +44,36 @@ def test_revisions_count_up_and_supersede(
         assert values["hours-spent"] == Decimal("3.5")
         assert submissions.latest_submission(session, team_id, "type2", "2026-10") is None
         assert submissions.latest_submission(session, team_id, "type1", "2026-09") is None
+
+
+def test_lock_team_reads_the_team_and_its_keys_in_binding_order(
+    engine: Engine, new_team_id: Callable[[str], int]
+) -> None:
+    keyless, keyed = new_team_id("cert-none"), new_team_id("cert-keys")
+    bound = datetime(2026, 1, 1, tzinfo=UTC)
+    with transaction(engine) as session:
+        for fingerprint, day, revoked in (("BB", 2, None), ("AA", 1, bound), ("CC", 2, None)):
+            key = TeamKey(
+                fingerprint=fingerprint,
+                team_id=keyed,
+                created_at=bound,
+                revoked_at=revoked,
+                bound_at=bound + timedelta(days=day),
+            )
+            registry.add_key(session, key)
+    with transaction(engine) as session:
+        none = submissions.lock_team(session, keyless)
+        some = submissions.lock_team(session, keyed)
+        assert submissions.lock_team(session, 10_000) is None
+    assert none is not None and (none.row.handle, none.keys) == ("cert-none", [])
+    assert some is not None and some.row.handle == "cert-keys"
+    assert [(k.fingerprint, k.revoked_at is not None) for k in some.keys] == [
+        ("AA", True),
+        ("BB", False),
+        ("CC", False),
+    ]
+    with open_session(engine) as session:  # what a reply outside the lock reads
+        assert some.keys == registry.key_dates_of_team(session, keyed)
 
 
 def test_revisions_are_per_team_type_and_period(
