@@ -104,13 +104,14 @@ def _process(app: App, message: Spooled, owner: str | None, drafts: list[Queued]
     unwrapped = _unwrap(app, message)
     if isinstance(unwrapped, Refusal):
         return _quarantine(app, message, owner, unwrapped, None, drafts)
-    verdict, binding = _authenticate(app, unwrapped)
+    verdict, binding, older = _authenticate(app, unwrapped, message.id)
     if isinstance(verdict, Refusal):
         team_id = binding.team_id if binding else None
         return _quarantine(app, message, owner, verdict, unwrapped, drafts, team_id)
     # Decryption ran in parallel; outcomes that store reports commit in arrival order, so a
     # correction is never stored before the report it corrects.
-    spool.wait_for_older(app.engine, message.id, timeout=app.config.worker.lease_seconds)
+    if older:
+        spool.wait_for_older(app.engine, message.id, timeout=app.config.worker.lease_seconds)
     with transaction(app.engine) as s:
         # One message per team at a time (threads, instances): duplicates and revisions
         # are decided on what the team's previous message committed.
@@ -173,18 +174,24 @@ class _Job(_Tx):
         return _reply(self, self.team, kind, body, subject, self.keys)
 
 
-def _authenticate(app: App, u: Unwrapped) -> tuple[Authenticated | Refusal, Binding | None]:
-    """The policy's verdict, and the registry binding of the signer's key if there is one.
+def _authenticate(
+    app: App, u: Unwrapped, message_id: int
+) -> tuple[Authenticated | Refusal, Binding | None, bool]:
+    """The policy's verdict, the registry binding of the signer's key if there is one,
+    and whether a message older than `message_id` was in flight (read with the binding).
 
     A refused message signed by a registered key is listed under that key's team, so an
     admin sees whose key it was; it is still not that team's submission.
     """
     sigs = u.verification.signatures
     primary = sigs[0].primary_fingerprint if len(sigs) == 1 else None
-    with open_session(app.engine) as s:
-        binding = app.registry.binding(s, primary) if primary else None
+    found, older = None, False
+    if primary:
+        with open_session(app.engine) as s:
+            found, older = spool.binding_and_older_in_flight(s, primary, message_id)
+    binding = app.registry.binding_of(found)
     key = app.registry.key_details(primary) if primary else None
-    return authenticate(u, binding, key, app.policy, app.clock()), binding
+    return authenticate(u, binding, key, app.policy, app.clock()), binding, older
 
 
 def _finish(

@@ -184,7 +184,11 @@ class Registry:
             return key
 
     def binding(self, session: Session, primary_fingerprint: str) -> Binding | None:
-        found = q.team_for_fingerprint(session, primary_fingerprint)
+        return self.binding_of(q.team_for_fingerprint(session, primary_fingerprint))
+
+    @staticmethod
+    def binding_of(found: q.BoundKey | None) -> Binding | None:
+        """The policy's view of a key's binding as `team_for_fingerprint` reads it."""
         if found is None:
             return None
         return Binding(

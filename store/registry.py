@@ -26,7 +26,7 @@ _KEYS_OF_TEAM = (
 # Plain columns: no ORM objects are built for what every message reads (two ORM rows
 # cost more Python than the database takes to find them).
 _TEAMS, _KEYS = table_of(Team), table_of(TeamKey)
-_BOUND_KEY = (
+BOUND_KEY = (  # BoundKey's columns, for a `fingerprint`
     core_select(
         _TEAMS.c.id,
         _TEAMS.c.handle,
@@ -156,7 +156,7 @@ def keys_of_team(session: Session, team_id: int) -> list[TeamKey]:
 def team_for_fingerprint(session: Session, fingerprint: str) -> BoundKey | None:
     """The binding of a primary key fingerprint, with its team; None if it is unbound."""
     params = {"fingerprint": normalize_fingerprint(fingerprint)}
-    found = session.execute(_BOUND_KEY, params).first()
+    found = session.execute(BOUND_KEY, params).first()
     return None if found is None else BoundKey(*found)
 
 

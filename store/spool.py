@@ -29,6 +29,7 @@ from sqlmodel import Session, col, select
 
 from store.db import commits_so_far, one_statement, open_session, transaction, wait_for_commit
 from store.models import Message, new_row, table_of, utcnow
+from store.registry import BOUND_KEY, BoundKey, normalize_fingerprint
 
 RECEIVED = "received"
 FINAL_STATES = frozenset({"accepted", "rejected", "duplicate", "quarantined"})
@@ -315,6 +316,24 @@ def older_in_flight(engine: Engine, message_id: int) -> bool:
     with open_session(engine) as session:
         found = session.execute(_OLDER_IN_FLIGHT, {"message_id": message_id, "now": utcnow()})
         return found.first() is not None
+
+
+# The signer's binding and the arrival-order check, which processing makes one after the
+# other, in one round trip.
+_BOUND_KEY_AND_OLDER = BOUND_KEY.add_columns(_OLDER_IN_FLIGHT.exists())
+
+
+def binding_and_older_in_flight(
+    session: Session, fingerprint: str, message_id: int
+) -> tuple[BoundKey | None, bool]:
+    """`team_for_fingerprint(fingerprint)`, and whether a message older than `message_id`
+    is in flight (`older_in_flight`), read together; (None, False) for an unbound key."""
+    params = {"fingerprint": normalize_fingerprint(fingerprint), "message_id": message_id}
+    found = session.execute(_BOUND_KEY_AND_OLDER, params | {"now": utcnow()}).first()
+    if found is None:
+        return None, False
+    *bound, older = found
+    return BoundKey(*bound), bool(older)
 
 
 def wait_for_older(engine: Engine, message_id: int, *, timeout: float, poll: float = 0.05) -> bool:

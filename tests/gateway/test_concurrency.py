@@ -51,10 +51,19 @@ def ordering_gives_up(monkeypatch: pytest.MonkeyPatch) -> None:
     """Both messages authenticated, neither stored; then the arrival-order wait times out."""
     barrier = threading.Barrier(2, timeout=60)
 
+    real_check = spool.binding_and_older_in_flight
+
+    def each_sees_the_other_in_flight(
+        session: Any, fingerprint: str, message_id: int
+    ) -> tuple[Any, bool]:
+        found, _ = real_check(session, fingerprint, message_id)
+        return found, True  # so each waits for the other, whichever is older
+
     def gave_up(engine: object, message_id: int, *, timeout: float) -> bool:
         barrier.wait()
         return False
 
+    monkeypatch.setattr(spool, "binding_and_older_in_flight", each_sees_the_other_in_flight)
     monkeypatch.setattr(spool, "wait_for_older", gave_up)
 
 

@@ -13,9 +13,10 @@ from sqlalchemy import Engine, event, update
 from sqlmodel import col
 
 from gateway.spooler import MAX_GROUP
-from store import spool
+from store import registry, spool
 from store.db import open_session, transaction
-from store.models import Message, utcnow
+from store.models import Message, TeamKey, utcnow
+from store.registry import BoundKey
 
 RAW = b"From: a@b.example\r\nSubject: stats\r\n\r\n-----BEGIN PGP MESSAGE-----\r\n"
 
@@ -346,3 +347,32 @@ def test_a_small_only_claim_never_takes_a_newer_message_past_a_large_oldest(
     second = spool.claim_next(engine, "extra", 300, limit, only_up_to=limit)
     assert second is not None and (second.id, second.raw) == (small, RAW)
     assert not spool.oldest_larger(engine, limit)  # nothing left at all
+
+
+def test_the_binding_comes_with_the_arrival_order_check(
+    engine: Engine, new_team_id: Callable[[str], int], new_message_id: Callable[..., int]
+) -> None:
+    # Processing reads the signer's binding and whether an older message is still in
+    # flight in one round trip: the same answers as the two look-ups on their own.
+    team_id = new_team_id("cert-bound")
+    with transaction(engine) as session:
+        registry.add_key(session, TeamKey(fingerprint="ab12", team_id=team_id))
+    older, newer = new_message_id(), new_message_id()
+
+    def both(message_id: int, fingerprint: str = "AB12") -> tuple[BoundKey | None, bool]:
+        with open_session(engine) as session:
+            found, in_flight = spool.binding_and_older_in_flight(session, fingerprint, message_id)
+            assert found == registry.team_for_fingerprint(session, fingerprint)
+        if found is not None:
+            assert in_flight == spool.older_in_flight(engine, message_id)
+        return found, in_flight
+
+    assert both(newer)[1] is False  # the older one is not claimed yet
+    assert spool.claim_next_message(engine, "w1") == older
+    found, in_flight = both(newer)
+    assert in_flight is True
+    assert found is not None and (found.team_id, found.handle) == (team_id, "cert-bound")
+    assert both(older)[1] is False  # nothing older than the oldest
+    assert both(newer, "CD34") == (None, False)  # an unbound key: quarantined, no waiting
+    spool.back_off(engine, older, "w1", 60)  # no longer in flight: backing off
+    assert both(newer)[1] is False
