@@ -33,6 +33,10 @@ _LINE_END = re.compile(rb"\r\n|\r|\n")
 
 def parse_bytes(data: bytes) -> Message:
     """`email.message_from_bytes(data, policy=compat32)`, without its whole copies."""
+    if len(data) <= FEED_BYTES:
+        # One slice holds it all: no whole copy to spare, and reading the header on its
+        # own first would cost a second pass (150 µs against 90 for a 2 KB submission).
+        return _fed(data, len(data))
     seen_to = _header_read_to(data)
     head = _fed(data, seen_to)
     if head.get_content_maintype() in ("multipart", "message"):
