@@ -29,7 +29,7 @@ from parsers.model import ParseOutcome, Report
 from parsers.template import blank_report
 from reports.mail import SUBJECTS, StoredItem, format_value, receipt_subject, render
 from store import outbox, spool
-from store.db import open_session, transaction
+from store.db import open_session, read_connection, transaction
 from store.models import Team
 from store.registry import KeyDates, TeamRow, get_team_by_id
 from store.spool import Spooled
@@ -187,8 +187,8 @@ def _authenticate(
     primary = sigs[0].primary_fingerprint if len(sigs) == 1 else None
     found, older = None, False
     if primary:
-        with open_session(app.engine) as s:
-            found, older = spool.binding_and_older_in_flight(s, primary, message_id)
+        with read_connection(app.engine) as connection:
+            found, older = spool.binding_and_older_in_flight(connection, primary, message_id)
     binding = app.registry.binding_of(found)
     key = app.registry.key_details(primary) if primary else None
     return authenticate(u, binding, key, app.policy, app.clock()), binding, older

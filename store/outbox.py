@@ -24,7 +24,7 @@ from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
-from store.db import one_statement, open_session, transaction
+from store.db import one_statement, one_statement_connection, open_session, transaction
 from store.models import OutboxEntry, insert_values, new_row, table_of, utcnow
 from store.spool import LeaseLostError, lease_free
 
@@ -178,11 +178,11 @@ def seal(engine: Engine, entry_id: int, raw: bytes, *, owner: str | None = None)
     sealer's mail stands, and this one is dropped unsent.
     """
     sealed = {"entry_id": entry_id, "raw": raw, "now": utcnow()}
-    with one_statement(engine) as session:
+    with one_statement_connection(engine) as connection:
         if owner is None:
-            result = session.connection().execute(_SEAL, sealed)
+            result = connection.execute(_SEAL, sealed)
         else:
-            result = session.connection().execute(_SEAL_LEASED, sealed | {"owner": owner})
+            result = connection.execute(_SEAL_LEASED, sealed | {"owner": owner})
         return result.rowcount == 1
 
 
@@ -274,12 +274,14 @@ def mark_sent(engine: Engine, entry_id: int, *, owner: str | None = None) -> Non
     lease: it held it too long, and another sender took the entry over.
     """
     sent = {"entry_id": entry_id, "now": utcnow()}
-    with one_statement(engine) as session:
+    with one_statement_connection(engine) as connection:
         if owner is None:
-            result = session.connection().execute(_MARK_SENT, sent)
+            result = connection.execute(_MARK_SENT, sent)
         else:
-            result = session.connection().execute(_MARK_SENT_LEASED, sent | {"owner": owner})
-        if result.rowcount != 1:
+            result = connection.execute(_MARK_SENT_LEASED, sent | {"owner": owner})
+        marked = result.rowcount == 1
+    if not marked:
+        with open_session(engine) as session:
             raise _missing(session, entry_id, owner)
 
 

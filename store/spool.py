@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, case, func, insert, null, or_, update
+from sqlalchemy import Connection, Engine, bindparam, case, func, insert, null, or_, update
 from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, defer
@@ -27,7 +27,14 @@ from sqlalchemy.sql import Executable
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
-from store.db import commits_so_far, one_statement, open_session, transaction, wait_for_commit
+from store.db import (
+    commits_so_far,
+    one_statement,
+    one_statement_connection,
+    open_session,
+    transaction,
+    wait_for_commit,
+)
 from store.models import Message, new_row, table_of, utcnow
 from store.registry import BOUND_KEY, BoundKey, normalize_fingerprint
 
@@ -283,8 +290,8 @@ def _claim_oldest(
     for _ in range(_MAX_CLAIM_TRIES):
         now = utcnow()
         lease = {"now": now, "owner": owner, "until": now + timedelta(seconds=lease_seconds)}
-        with one_statement(engine) as session:
-            taken = session.execute(statement, params | lease).first()
+        with one_statement_connection(engine) as connection:
+            taken = connection.execute(statement, params | lease).first()
         if taken is not None:
             return tuple(taken)
         oldest = _oldest_claimable_size(engine)
@@ -324,7 +331,7 @@ _BOUND_KEY_AND_OLDER = BOUND_KEY.add_columns(_OLDER_IN_FLIGHT.exists())
 
 
 def binding_and_older_in_flight(
-    session: Session, fingerprint: str, message_id: int
+    session: Session | Connection, fingerprint: str, message_id: int
 ) -> tuple[BoundKey | None, bool]:
     """`team_for_fingerprint(fingerprint)`, and whether a message older than `message_id`
     is in flight (`older_in_flight`), read together; (None, False) for an unbound key."""

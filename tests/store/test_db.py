@@ -26,11 +26,14 @@ from store.db import (
     create_schema,
     make_engine,
     one_statement,
+    one_statement_connection,
     open_session,
+    read_connection,
     transaction,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
+IDLE = psycopg.pq.TransactionStatus.IDLE
 
 
 def test_sqlite_engine_makes_its_directory_and_sets_pragmas(tmp_path: Path) -> None:
@@ -139,6 +142,12 @@ def test_postgresql_one_statement_commits_as_it_runs() -> None:
             assert not _in_transaction(session)
             with open_session(engine) as other:  # committed before the block ends
                 assert [t.handle for t in registry.list_teams(other)] == ["after"]
+        with one_statement_connection(engine) as connection:  # the same, without a session
+            connection.execute(text("UPDATE team SET handle = 'again'"))
+            dbapi = connection.connection.dbapi_connection
+            assert dbapi is not None and dbapi.info.transaction_status == IDLE
+            with read_connection(engine) as other:
+                assert other.execute(text("SELECT handle FROM team")).scalar() == "again"
 
 
 def _backends_named(name: str) -> int:
@@ -184,6 +193,18 @@ def test_one_statement_commits_and_wakes_commit_waiters(engine: Engine) -> None:
     assert commits_so_far(engine) == seen + 1
     with open_session(engine) as session:
         assert [t.handle for t in registry.list_teams(session)] == ["after"]
+    with one_statement_connection(engine) as connection:
+        connection.execute(text("UPDATE team SET handle = 'again'"))
+    assert commits_so_far(engine) == seen + 2
+    with read_connection(engine) as connection:
+        assert connection.execute(text("SELECT handle FROM team")).scalar() == "again"
+    with pytest.raises(RuntimeError), one_statement_connection(engine) as connection:
+        connection.execute(text("UPDATE team SET handle = 'lost'"))
+        raise RuntimeError("boom")  # on SQLite rolled back; on PostgreSQL it ran already
+    assert commits_so_far(engine) == seen + 2
+    kept = "lost" if engine.dialect.name == "postgresql" else "again"
+    with read_connection(engine) as connection:
+        assert connection.execute(text("SELECT handle FROM team")).scalar() == kept
 
 
 def _add(session_team: str, engine: Engine) -> None:
