@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from gateway.config import Config
@@ -67,6 +68,14 @@ class TeamClient:
     def decrypt(self, raw: bytes) -> CryptoResult:
         """Decrypt a mail from the gateway the way the team's mail client would."""
         return open_sealed(self.gpg, raw)
+
+    def with_new_key(self, home: Path, name: str, email: str | None = None) -> TeamClient:
+        """The same address with another key (registered nowhere), in a keyring at `home`
+        that knows the gateway's key: a stranger, or the team's next key."""
+        gpg = GnuPG(home)
+        fingerprint = gpg.generate_key(name, email or self.email)
+        gpg.import_keys(self.gpg.export_public(self.gateway_fingerprint).encode())
+        return dataclasses.replace(self, gpg=gpg, fingerprint=fingerprint)
 
 
 def with_changes(config: Config, **sections: dict[str, Any]) -> Config:

@@ -6,7 +6,6 @@ error reply; a command from an unauthenticated sender gets nothing.
 
 from __future__ import annotations
 
-import dataclasses
 import email
 from collections.abc import Callable
 from datetime import date
@@ -17,7 +16,6 @@ from hostile import outbox_entries, process, stored
 from support import TYPE1, TYPE2, TeamClient
 
 from gateway.app import App
-from keys.gpg import GnuPG
 from parsers.text import parse_text
 
 
@@ -95,10 +93,7 @@ def test_unknown_commands_get_a_clear_error_reply(app: App, team: TeamClient, li
 def test_commands_from_unauthenticated_senders_get_nothing(
     app: App, team: TeamClient, tmp_path: Path
 ) -> None:
-    stranger = GnuPG(tmp_path / "stranger")
-    fpr = stranger.generate_key("Stranger", team.email)
-    stranger.import_keys(app.gpg.export_public(app.identity.fingerprint).encode())
-    impostor = dataclasses.replace(team, gpg=stranger, fingerprint=fpr)
+    impostor = team.with_new_key(tmp_path / "stranger", "Stranger")
     assert process(app, impostor.submit("Command: status 2026-10\n")) == (
         "quarantined",
         "unknown-key",

@@ -6,7 +6,6 @@ SQLite; replies are decrypted with the team's own key.
 
 from __future__ import annotations
 
-import dataclasses
 import email
 import subprocess
 from collections.abc import Callable
@@ -67,16 +66,14 @@ def test_receipt_goes_to_the_teams_newest_key_it_can_be_encrypted_to(
 ) -> None:
     # The keys are read with the team's lock (one statement on PostgreSQL): the reply is
     # encrypted to the newest usable one, whichever key signed the report.
-    newer = GnuPG(tmp_path / "alpha-newer")
-    newer_fpr = newer.generate_key("CERT alpha (2027)", team.email)
-    newer.import_keys(app.gpg.export_public(app.identity.fingerprint).encode())
-    app.registry.import_keys(team.handle, newer.export_public(newer_fpr).encode())
+    new_side = team.with_new_key(tmp_path / "alpha-newer", "CERT alpha (2027)")
+    newer_fpr = new_side.fingerprint
+    app.registry.import_keys(team.handle, new_side.gpg.export_public(newer_fpr).encode())
     with transaction(app.engine) as s:  # made a year earlier (both were made this second)
         key = s.get(TeamKey, team.fingerprint)
         assert key is not None and key.created_at is not None
         key.created_at -= timedelta(days=365)
     old_side = team
-    new_side = dataclasses.replace(team, gpg=newer, fingerprint=newer_fpr)
 
     assert run(app, old_side.submit()) == ("accepted", None)
     app.registry.revoke_key(newer_fpr, "superseded")
@@ -196,21 +193,16 @@ def test_tampered_signed_part_is_a_bad_signature(app: App, team: TeamClient) -> 
 def test_signer_missing_from_the_keyring_is_an_unknown_key(
     app: App, tmp_path: Path, team: TeamClient
 ) -> None:
-    stranger = GnuPG(tmp_path / "stranger")
-    fpr = stranger.generate_key("Stranger", "cert@alpha.example")
-    stranger.import_keys(app.gpg.export_public(app.identity.fingerprint).encode())
-    client = dataclasses.replace(team, gpg=stranger, fingerprint=fpr)
+    client = team.with_new_key(tmp_path / "stranger", "Stranger")
     quarantined(app, client.submit(), "unknown-key")
 
 
 def test_key_in_the_keyring_but_bound_to_no_team_is_an_unknown_key(
     app: App, tmp_path: Path, team: TeamClient
 ) -> None:
-    other = GnuPG(tmp_path / "other")
-    fpr = other.generate_key("Other", "cert@alpha.example")
-    other.import_keys(app.gpg.export_public(app.identity.fingerprint).encode())
-    app.gpg.import_keys(other.export_public(fpr).encode())  # in the keyring, not the registry
-    quarantined(app, dataclasses.replace(team, gpg=other, fingerprint=fpr).submit(), "unknown-key")
+    other = team.with_new_key(tmp_path / "other", "Other")
+    app.gpg.import_keys(other.gpg.export_public(other.fingerprint).encode())  # not in the registry
+    quarantined(app, other.submit(), "unknown-key")
 
 
 def test_revoked_key(app: App, team: TeamClient) -> None:

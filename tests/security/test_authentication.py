@@ -77,12 +77,8 @@ def test_signed_but_not_encrypted_cleartext(app: App, team: TeamClient) -> None:
 
 
 def test_signer_unknown_to_the_keyring(app: App, tmp_path: Path, team: TeamClient) -> None:
-    stranger = GnuPG(tmp_path / "stranger")
-    fpr = stranger.generate_key("CERT alpha", team.email)  # same user ID, other key
-    stranger.import_keys(app.gpg.export_public(app.identity.fingerprint).encode())
-    assert_refused(
-        app, dataclasses.replace(team, gpg=stranger, fingerprint=fpr).submit(), "unknown-key"
-    )
+    stranger = team.with_new_key(tmp_path / "stranger", "CERT alpha")  # same user ID
+    assert_refused(app, stranger.submit(), "unknown-key")
 
 
 def test_gateway_key_is_ultimately_trusted_by_gnupg_but_bound_to_no_team(

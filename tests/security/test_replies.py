@@ -277,9 +277,8 @@ def test_keys_in_attachments_autocrypt_and_body_are_never_imported(
 def test_a_key_attached_to_a_message_from_a_stranger_is_not_imported(
     app: App, tmp_path: Path, team: TeamClient
 ) -> None:
-    stranger = GnuPG(tmp_path / "stranger")
-    fpr = stranger.generate_key("Stranger", team.email)
-    stranger.import_keys(app.gpg.export_public(app.identity.fingerprint).encode())
+    impostor = team.with_new_key(tmp_path / "stranger", "Stranger")
+    stranger, fpr = impostor.gpg, impostor.fingerprint
     key_part = b"Content-Type: application/pgp-keys\r\n\r\n" + stranger.export_public(fpr).encode()
     inner = multipart("mixed", [mime_text(TYPE1), key_part])
     raw = envelope(team, stranger.sign_encrypt(inner, [app.identity.fingerprint], fpr))
