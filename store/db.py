@@ -130,19 +130,20 @@ def open_session(engine: Engine) -> Session:
     the ROLLBACK that psycopg would wrap around them (two round trips of three, for the
     several look-ups each message takes). Writes go through `transaction`.
     """
-    if engine.dialect.name == "postgresql":
-        return Session(_autocommit(engine), expire_on_commit=False)
-    return Session(engine, expire_on_commit=False)
+    return Session(_readers(engine), expire_on_commit=False)
 
 
-def _autocommit(engine: Engine) -> Engine:
-    """The autocommit twin of a PostgreSQL `engine`: its own pool, made with it.
+def _readers(engine: Engine) -> Engine:
+    """Where reads and single statements go: on PostgreSQL, the autocommit twin of
+    `engine`, with its own pool, made with it; elsewhere `engine` itself.
 
     Its own pool, not a view of the engine's (`execution_options(isolation_level=...)`):
     a view is made anew for each session (kept, it would keep the engine alive) and
     switches each connection into autocommit and back, which cost each session 120 µs
     of CPU, a tenth of a worker's own time per message (py-spy, `serve` on PostgreSQL).
     """
+    if engine.dialect.name != "postgresql":
+        return engine
     readers = _READERS.get(engine)
     if readers is None:  # an engine not made by `make_engine`
         return engine.execution_options(isolation_level="AUTOCOMMIT")
@@ -198,7 +199,7 @@ def one_statement_connection(engine: Engine, *, urgent: bool = False) -> Iterato
         with _write_turn(engine, urgent), engine.begin() as connection:
             yield connection
     else:
-        with _autocommit(engine).connect() as connection:
+        with _readers(engine).connect() as connection:
             yield connection
     _commits(engine).tick()
 
@@ -206,8 +207,7 @@ def one_statement_connection(engine: Engine, *, urgent: bool = False) -> Iterato
 @contextmanager
 def read_connection(engine: Engine) -> Iterator[Connection]:
     """`open_session` as a Core connection: reads that build no ORM objects."""
-    readers = _autocommit(engine) if engine.dialect.name == "postgresql" else engine
-    with readers.connect() as connection:
+    with _readers(engine).connect() as connection:
         yield connection
 
 
