@@ -30,7 +30,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.parser import BytesHeaderParser
 from typing import Any, Literal
 
@@ -70,6 +70,9 @@ class PollResult:
     failed: int = 0  # not a message at all: filed to failed_folder, not stored
     oversize: int = 0  # over [smtp] max_message_bytes: filed to failed_folder unread
     vanished: int = 0  # another session took it before we could fetch or move it
+    # Not a count: the folder's UIDNEXT when this pass looked (None if the server did
+    # not say), for telling whether mail came in since. Left out of comparisons.
+    uidnext: int | None = field(default=None, compare=False)
 
     def summary(self) -> str:
         return (
@@ -226,8 +229,7 @@ def ensure_folders(client: IMAPClient, cfg: ImapConfig) -> None:
 def drain(app: App, client: IMAPClient, wake: Callable[[], None] | None = None) -> PollResult:
     """Store and file every undeleted message in the folder, oldest first."""
     cfg = app.config.imap
-    client.select_folder(cfg.folder)
-    result = PollResult()
+    result = PollResult(uidnext=_uidnext(client, cfg.folder))
     uids = sorted(client.search(["UNDELETED"]))
     sizes = (
         {
@@ -387,11 +389,12 @@ def run_poller(app: App, stop: threading.Event, wake: Callable[[], None] | None 
     that then breaks ends here, and the next one starts with a short backoff again.
     """
     while not stop.is_set():
-        client = _open_session(app, stop, wake)
-        if client is None:
+        session = _open_session(app, stop, wake)
+        if session is None:
             return
+        client, uidnext = session
         try:
-            _watch(app, client, stop, wake)
+            _watch(app, client, uidnext, stop, wake)
         except Exception as exc:  # the door stays up: reconnect, drain again
             _log_failure(exc, "reconnecting", logging.WARNING)
             app.metrics.imap_poll_errors.inc()
@@ -402,8 +405,9 @@ def run_poller(app: App, stop: threading.Event, wake: Callable[[], None] | None 
 
 def _open_session(
     app: App, stop: threading.Event, wake: Callable[[], None] | None
-) -> IMAPClient | None:
-    """A connected client whose folder has just been drained; None once `stop` is set."""
+) -> tuple[IMAPClient, int | None] | None:
+    """A connected client whose folder has just been drained, and the folder's UIDNEXT
+    when that drain looked; None once `stop` is set."""
 
     def pause(seconds: float) -> None:
         stop.wait(seconds)  # returns at once when stopping
@@ -415,23 +419,23 @@ def _open_session(
         before_sleep=lambda state: _log_retry(state, app),
         retry_error_callback=lambda _state: None,
     )
-    client: IMAPClient | None = retrying(_connect_and_drain, app, stop, wake)
-    return client
+    session: tuple[IMAPClient, int | None] | None = retrying(_connect_and_drain, app, stop, wake)
+    return session
 
 
 def _connect_and_drain(
     app: App, stop: threading.Event, wake: Callable[[], None] | None
-) -> IMAPClient:
+) -> tuple[IMAPClient, int | None]:
     if stop.is_set():
         raise _Stopped
     client = connect(app.config.imap)
     try:
         ensure_folders(client, app.config.imap)
-        drain(app, client, wake)
+        uidnext = drain(app, client, wake).uidnext
     except BaseException:
         _close(client)
         raise
-    return client
+    return client, uidnext
 
 
 def _log_retry(state: RetryCallState, app: App) -> None:
@@ -450,9 +454,15 @@ def _log_failure(exc: BaseException | None, then: str, level: int = logging.ERRO
 
 
 def _watch(
-    app: App, client: IMAPClient, stop: threading.Event, wake: Callable[[], None] | None
+    app: App,
+    client: IMAPClient,
+    uidnext: int | None,
+    stop: threading.Event,
+    wake: Callable[[], None] | None,
 ) -> None:
-    """Wait for news (IDLE, or the poll interval) and drain, until `stop` is set."""
+    """Wait for news (IDLE, or the poll interval) and drain, until `stop` is set.
+
+    `uidnext` is the folder's UIDNEXT when the drain before this looked."""
     cfg = app.config.imap
     use_idle = cfg.idle and client.has_capability("IDLE")
     log.info(
@@ -464,23 +474,27 @@ def _watch(
     )
     while not stop.is_set():
         if use_idle:
-            _idle(client, stop, min(cfg.poll_seconds, IDLE_RENEW))
+            _idle(client, cfg.folder, uidnext, stop, min(cfg.poll_seconds, IDLE_RENEW))
         else:
             stop.wait(cfg.poll_seconds)
         if not stop.is_set():
-            drain(app, client, wake)
+            uidnext = drain(app, client, wake).uidnext
 
 
-def _idle(client: IMAPClient, stop: threading.Event, seconds: float) -> None:
+def _idle(
+    client: IMAPClient, folder: str, uidnext: int | None, stop: threading.Event, seconds: float
+) -> None:
     """Sit in IDLE until the server reports anything, `seconds` pass or `stop` is set.
 
-    Mail delivered after the last drain looked is not reported once IDLE has begun
-    (Dovecot 2.3 reported such a message neither at IDLE's start nor in the next 40 s;
-    it waited for the next poll): a NOOP asks first, and new mail then ends this wait
-    before it begins. One delivered in the moment between the NOOP and IDLE still
-    waits for the next poll.
+    Mail delivered while the last drain ran is announced (EXISTS) once, in the reply to
+    whichever command came next, often the drain's own FETCH or MOVE, where it goes
+    unread; IDLE does not announce it again. Nor does Dovecot 2.3 report, while idling,
+    mail delivered just before IDLE began (it came only with DONE). So the folder is
+    selected again first, and a UIDNEXT other than the drain's (`uidnext`) means mail
+    came in: this wait ends before it begins. Only mail delivered in the instant between
+    that SELECT and IDLE waits for the next renewal of IDLE (`seconds`).
     """
-    if any(_is_new_mail(response) for response in client.noop()[1]):
+    if _uidnext(client, folder) != uidnext:
         return
     client.idle()
     responses = _idle_wait(client, stop, time.monotonic() + seconds)
@@ -493,8 +507,10 @@ def _idle(client: IMAPClient, stop: threading.Event, seconds: float) -> None:
     client.idle_done()  # raises if the connection died silently: the caller reconnects
 
 
-def _is_new_mail(response: Any) -> bool:
-    return isinstance(response, tuple) and response[1:2] in ((b"EXISTS",), (b"RECENT",))
+def _uidnext(client: IMAPClient, folder: str) -> int | None:
+    """Select `folder` (again): its UIDNEXT, the UID the next message delivered will get."""
+    uidnext = client.select_folder(folder).get(b"UIDNEXT")
+    return uidnext if isinstance(uidnext, int) else None
 
 
 def _idle_wait(client: IMAPClient, stop: threading.Event, deadline: float) -> list[Any]:
