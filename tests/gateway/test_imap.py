@@ -558,46 +558,33 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def test_mail_arriving_between_a_drain_and_idle_is_taken_at_once(
+@pytest.mark.parametrize(
+    "step",
+    [
+        # after the drain's SEARCH, before its MOVE: the server announces the message
+        # (EXISTS) in its reply to that MOVE, and neither a NOOP nor IDLE says it again
+        "_store",
+        # after the drain, before IDLE: Dovecot reports it only at DONE, not while idling
+        "drain",
+    ],
+)
+def test_mail_arriving_during_or_after_a_drain_is_taken_at_once(
     door: Door, dovecot: Server, app: App, pollers: Callable[..., Callable[[], int]],
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, step: str,
 ) -> None:  # fmt: skip
-    # Dovecot would not report it while idling (only at DONE): the poller selects the
-    # folder again before IDLE and sees its UIDNEXT move; else the next poll (300 s here).
-    drain = imap.drain
-    drains: list[int] = []
+    # Either way the poller selects the folder again before IDLE and sees its UIDNEXT
+    # move; without that, mail 2 would wait for the next poll (300 s here).
+    real = getattr(imap, step)
+    calls: list[int] = []
 
-    def drain_then_deliver(*args: Any, **kwargs: Any) -> Any:
-        result = drain(*args, **kwargs)
-        drains.append(1)
-        if len(drains) == 1:
-            dovecot.append(mail(2))  # after the drain looked, before IDLE
+    def then_deliver(*args: Any, **kwargs: Any) -> Any:
+        result = real(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 1:
+            dovecot.append(mail(2))
         return result
 
-    monkeypatch.setattr(imap, "drain", drain_then_deliver)
-    dovecot.append(mail(1))
-    pollers(door(idle=True, poll_seconds=300))
-    assert wait_until(lambda: len(spooled(app)) == 2)
-    assert sorted(m.raw for m in spooled(app)) == [mail(1), mail(2)]
-
-
-def test_mail_arriving_during_a_drain_is_taken_at_once(
-    door: Door, dovecot: Server, app: App, pollers: Callable[..., Callable[[], int]],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
-    # Delivered after the drain's SEARCH, the message is announced (EXISTS) in the reply
-    # to the drain's own MOVE: neither a NOOP nor IDLE reports it again, so only asking
-    # for the messages the drain did not see finds it before the next poll (300 s here).
-    store = imap._store
-    stored: list[int] = []
-
-    def store_then_deliver(*args: Any, **kwargs: Any) -> Any:
-        store(*args, **kwargs)
-        stored.append(1)
-        if len(stored) == 1:
-            dovecot.append(mail(2))  # after the drain's SEARCH, before its MOVE
-
-    monkeypatch.setattr(imap, "_store", store_then_deliver)
+    monkeypatch.setattr(imap, step, then_deliver)
     dovecot.append(mail(1))
     pollers(door(idle=True, poll_seconds=300))
     assert wait_until(lambda: len(spooled(app)) == 2)
