@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
+from contract.errors import ClearinghouseError, StorageError
 from gateway.app import App
 from gateway.cli_common import json_option, pass_app
 from gateway.cli_listings import messages, outbox, submissions
@@ -22,7 +23,6 @@ from gateway.cli_registry import audit, coordinators, keys_group, teams
 from gateway.cli_reports import report
 from gateway.compose_cli import compose_command, template_command
 from gateway.config import load_config
-from gateway.errors import ClearinghouseError, StorageError
 from gateway.logs import LogFormat, setup_logging
 from gateway.views import emit
 

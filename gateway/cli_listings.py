@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 
 import click
 
+from contract.errors import ClearinghouseError
 from gateway.app import App
 from gateway.cli_common import json_option, pass_app
-from gateway.errors import ClearinghouseError
 from gateway.progress import collect
 from gateway.views import emit, message_row, outbox_row, submission_row
 

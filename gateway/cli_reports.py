@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 
 import click
 
+from contract.errors import ClearinghouseError
 from gateway.app import App
 from gateway.cli_common import pass_app
-from gateway.errors import ClearinghouseError
 from gateway.progress import steps
 
 if TYPE_CHECKING:

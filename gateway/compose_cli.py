@@ -20,9 +20,9 @@ from pathlib import Path
 
 import click
 
+from contract.errors import ClearinghouseError, GnuPGError
 from gateway.config import is_address, parse_relay_url
 from gateway.delivery import SmtpRelayTransport
-from gateway.errors import ClearinghouseError, GnuPGError
 from keys.compose import FORMS, compose
 from keys.gpg import GnuPG, KeyDetails
 from parsers.taxonomy import load_taxonomy

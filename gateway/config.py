@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-from gateway.errors import ConfigError
+from contract.errors import ConfigError
 
 TeamStatus = Literal["listed", "accredited", "certified", "suspended"]
 TEAM_STATUSES: tuple[TeamStatus, ...] = typing.get_args(TeamStatus)

@@ -22,8 +22,8 @@ import ssl
 from pathlib import Path
 from typing import Protocol
 
+from contract.errors import ConfigError, DeliveryError
 from gateway.config import OutboundConfig, is_address, parse_relay_url
-from gateway.errors import ConfigError, DeliveryError
 
 __all__ = [
     "MaildirTransport",

@@ -23,10 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
+from contract.errors import ClearinghouseError
 from gateway.allocator import keep_large_blocks_mapped
 from gateway.app import App
 from gateway.config import Config
-from gateway.errors import ClearinghouseError
 from gateway.logs import LogFormat, current_format, setup_logging
 
 log = logging.getLogger(__name__)

@@ -18,8 +18,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from contract.errors import ClearinghouseError
 from gateway.app import App
-from gateway.errors import ClearinghouseError
 from keys.gpg import KeyDetails
 from store import outbox
 from store.db import open_session

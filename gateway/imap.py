@@ -38,9 +38,9 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 from tenacity import RetryCallState, Retrying, stop_when_event_set, wait_exponential, wait_random
 
+from contract.errors import ClearinghouseError, ConfigError, ImapError
 from gateway.app import App
 from gateway.config import ImapConfig
-from gateway.errors import ClearinghouseError, ConfigError, ImapError
 from gateway.intake import accept
 
 log = logging.getLogger(__name__)

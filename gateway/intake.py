@@ -14,7 +14,7 @@ from dataclasses import replace
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from gateway.errors import StorageError
+from contract.errors import StorageError
 from store.spool import Incoming, spool_message, spool_messages
 
 STATUS_HEADER = re.compile(rb"^x-clearinghouse-[^:]*:", re.I)

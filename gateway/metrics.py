@@ -42,8 +42,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from contract.errors import ClearinghouseError
 from gateway.config import split_host_port
-from gateway.errors import ClearinghouseError
 from store.db import open_session
 from store.monitoring import last_monthly_run, outbox_by_state
 from store.outbox import backlog

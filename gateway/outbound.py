@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
 
+from contract.errors import DeliveryError
 from gateway.delivery import Transport
-from gateway.errors import DeliveryError
 from store import outbox
 from store.models import OutboxEntry
 from store.outbox import FAILED, PENDING, SENT

@@ -17,8 +17,8 @@ from typing import Any
 
 from sqlmodel import Session
 
+from contract.errors import RegistryError
 from gateway.app import App
-from gateway.errors import RegistryError
 from gateway.logs import message_event
 from gateway.sealing import Draft, Queued, seal_drafts
 from keys.policy import Authenticated, Binding, authenticate

@@ -17,8 +17,8 @@ import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+from contract.errors import GnuPGError
 from gateway.app import App
-from gateway.errors import GnuPGError
 from keys.wrap import Attachment, Envelope, new_message_id, seal
 from store import outbox
 

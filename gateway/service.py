@@ -12,11 +12,11 @@ import signal
 import threading
 from collections.abc import Iterator
 
+from contract.errors import ClearinghouseError
 from gateway.allocator import keep_large_blocks_mapped
 from gateway.app import App
 from gateway.delivery import make_transport
 from gateway.door import DoorProcess
-from gateway.errors import ClearinghouseError
 from gateway.metrics import serve_metrics
 from gateway.pipeline import Outcome, process_message
 from gateway.worker import Worker

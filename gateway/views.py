@@ -14,7 +14,7 @@ from typing import Any
 import click
 from sqlmodel import Session
 
-from gateway.reasons import explain
+from contract.reasons import explain
 from store.models import AuditEntry, Message, OutboxEntry, Team, TeamKey
 from store.registry import get_team_by_id, keys_of_team, last_submission_at
 from store.submissions import SubmissionRow, list_submissions

@@ -26,7 +26,7 @@ from typing import IO, Any
 
 import gnupg
 
-from gateway.errors import GnuPGError
+from contract.errors import GnuPGError
 
 STATUS_PREFIX = "[GNUPG:] "
 

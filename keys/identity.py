@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.errors import GnuPGError, RegistryError
+from contract.errors import GnuPGError, RegistryError
 from keys.gpg import GnuPG
 
 FPR_FILE = "gateway-key.fpr"

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from gateway.errors import RegistryError
+from contract.errors import RegistryError
 from keys.gpg import GnuPG, KeyDetails, SubkeyDetails
 from keys.policy import Binding
 from store import audit

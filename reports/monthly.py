@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from contract.errors import ClearinghouseError
 from gateway.app import App
-from gateway.errors import ClearinghouseError
 from reports.csv_export import public_csv
 from reports.internal_pdf import internal_pdf
 from reports.monthly_mail import Delivery, enqueue_mails, seal_mails

@@ -29,8 +29,8 @@ from typing import Any
 
 from sqlmodel import Session
 
+from contract.errors import GnuPGError, RegistryError
 from gateway.app import App
-from gateway.errors import GnuPGError, RegistryError
 from gateway.sealing import seal_from_gateway
 from keys.wrap import Attachment
 from reports.internal_pdf import Reader, internal_pdf

@@ -20,8 +20,8 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlmodel import Session
 
+from contract.errors import RegistryError
 from gateway.app import App
-from gateway.errors import RegistryError
 from gateway.sealing import seal_from_gateway
 from reports.mail import render
 from reports.periods import month_name, previous_period, report_day

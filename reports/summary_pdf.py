@@ -10,7 +10,7 @@ from __future__ import annotations
 from reportlab.lib.units import cm
 from reportlab.platypus import Flowable, KeepTogether, Paragraph, Spacer
 
-from gateway.reasons import explain
+from contract.reasons import explain
 from reports.layout import BODY_WIDTH, chunked, markup, p, table
 from reports.pdf import DocumentMeta, render
 from reports.periods import month_name

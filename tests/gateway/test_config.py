@@ -11,6 +11,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from contract.errors import (
+    ClearinghouseError,
+    ConfigError,
+    DeliveryError,
+    GnuPGError,
+    StorageError,
+)
 from gateway.config import (
     TEAM_STATUSES,
     Config,
@@ -23,13 +30,6 @@ from gateway.config import (
     load_config,
     parse_relay_url,
     split_host_port,
-)
-from gateway.errors import (
-    ClearinghouseError,
-    ConfigError,
-    DeliveryError,
-    GnuPGError,
-    StorageError,
 )
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "clearinghouse.example.toml"

@@ -16,6 +16,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from contract.errors import ConfigError, DeliveryError
 from gateway.config import OutboundConfig
 from gateway.delivery import (
     MaildirTransport,
@@ -24,7 +25,6 @@ from gateway.delivery import (
     maildir_name,
     make_transport,
 )
-from gateway.errors import ConfigError, DeliveryError
 
 SENDER = "stats@clearinghouse.example"
 RCPT = "contact@cert.example"

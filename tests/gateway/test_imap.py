@@ -26,11 +26,11 @@ from click.testing import CliRunner
 from imapclient import IMAPClient
 from support import INTAKE, TeamClient, with_changes
 
+from contract.errors import ImapError
 from gateway import imap
 from gateway.app import App
 from gateway.cli import cli
 from gateway.config import load_config
-from gateway.errors import ImapError
 from gateway.imap import PollResult, intake_key, looks_like_message, poll_once, start_poller
 from gateway.intake import accept
 from gateway.worker import Worker

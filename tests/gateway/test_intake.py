@@ -11,8 +11,8 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy import text
 
+from contract.errors import StorageError
 from gateway.app import App
-from gateway.errors import StorageError
 from gateway.intake import accept, strip_status_headers
 from store import spool
 from store.db import open_session

@@ -17,9 +17,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from support import INTAKE, TYPE1, TeamClient, with_changes
 
+from contract.errors import ConfigError
 from gateway.app import App
 from gateway.config import config_from_mapping
-from gateway.errors import ConfigError
 from gateway.intake import accept
 from gateway.metrics import Exporter, serve_metrics, start_exporter
 from gateway.worker import Worker

@@ -15,10 +15,10 @@ from sqlalchemy import update
 from sqlmodel import col
 from support import TYPE1, TeamClient, with_changes
 
+from contract.errors import ClearinghouseError, DeliveryError, GnuPGError
 from gateway import pipeline, sealing
 from gateway.app import App
 from gateway.delivery import MaildirTransport
-from gateway.errors import ClearinghouseError, DeliveryError, GnuPGError
 from gateway.intake import accept
 from gateway.pipeline import Outcome, process_message
 from gateway.service import reprocess

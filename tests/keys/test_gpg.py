@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import keys.gpg
-from gateway.errors import GnuPGError
+from contract.errors import GnuPGError
 from keys.gpg import GnuPG, SignatureFact, parse_status
 
 SUB = "1D306A7B37C01AEF80A2C95DE82E836FB0573843"  # a signing subkey

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.errors import GnuPGError, RegistryError
+from contract.errors import GnuPGError, RegistryError
 from keys.gpg import GnuPG
 from keys.identity import (
     FPR_FILE,

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from support import TeamClient
 
+from contract.errors import RegistryError
 from gateway.app import App
-from gateway.errors import RegistryError
 from keys.gpg import GnuPG
 from keys.policy import Binding
 from keys.registry import ImportedKey, Registry, check_address

@@ -24,8 +24,8 @@ from hostile import (
 )
 from support import TYPE1, TeamClient, with_changes
 
+from contract.errors import RegistryError
 from gateway.app import App
-from gateway.errors import RegistryError
 from keys.gpg import GnuPG
 
 SECRET = "Requests: 987654"  # the victim's figure that must never reach the attacker
