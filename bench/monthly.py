@@ -29,8 +29,8 @@ from sqlalchemy import Connection, insert
 
 from gateway.app import App
 from gateway.config import config_from_mapping
+from gateway.jobs.monthly import run_monthly
 from parsers.model import TYPE1_FIELDS
-from reports.monthly import run_monthly
 from store.models import Message, Submission, Team, Type1Value, Type2Count
 
 PERIOD = "2026-10"

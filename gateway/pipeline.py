@@ -20,7 +20,7 @@ from sqlmodel import Session
 from contract.errors import RegistryError
 from gateway.app import App
 from gateway.logs import message_event
-from gateway.sealing import Draft, Queued, seal_drafts
+from gateway.reply import Draft, Queued, seal_drafts
 from keys.policy import Authenticated, Binding, authenticate
 from keys.unwrap import Refusal, Unwrapped
 from parsers.commands import Command, CommandError, find_command

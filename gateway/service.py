@@ -16,7 +16,7 @@ from contract.errors import ClearinghouseError
 from gateway.allocator import keep_large_blocks_mapped
 from gateway.app import App
 from gateway.delivery import make_transport
-from gateway.door import DoorProcess
+from gateway.intake.smtp_process import DoorProcess
 from gateway.metrics import serve_metrics
 from gateway.pipeline import Outcome, process_message
 from gateway.worker import Worker
@@ -72,7 +72,7 @@ def serve(app: App, host: str, port: int) -> None:
     )
     poller, stop_poller = None, threading.Event()  # the poller stops when the worker does
     if app.config.imap.enabled:
-        from gateway.imap import start_poller
+        from gateway.intake.imap import start_poller
 
         poller = start_poller(app, stop_poller, wake.set)
     try:

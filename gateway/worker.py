@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from gateway.app import App
 from gateway.delivery import Transport
 from gateway.logs import message_event
-from gateway.outbound import FlushResult, flush
+from gateway.outbox import FlushResult, flush
 from gateway.pipeline import LARGE_MESSAGE_BYTES, Outcome, inline_bytes, process_message
-from gateway.sealing import seal_abandoned
+from gateway.reply import seal_abandoned
 from store import spool
 from store.db import open_session, transaction
 from store.spool import Spooled

@@ -21,7 +21,7 @@ from support import INTAKE, TeamClient, with_changes
 from gateway.app import App
 from gateway.config import Config, default_config
 from gateway.delivery import MaildirTransport
-from gateway.smtp import make_controller
+from gateway.intake.smtp import make_controller
 from gateway.worker import Worker
 from keys.gpg import GnuPG
 from keys.identity import create_identity

@@ -15,7 +15,7 @@ from pathlib import Path
 from support import INTAKE, TeamClient
 
 from gateway.app import App
-from gateway.intake import accept
+from gateway.spool import accept
 from gateway.worker import Worker
 from keys.wrap import encrypted_envelope
 from store import outbox, spool

@@ -21,7 +21,7 @@ from support import INTAKE, TYPE1, TYPE2, TeamClient
 
 from gateway.app import App
 from gateway.cli import cli
-from gateway.intake import accept
+from gateway.spool import accept
 from gateway.worker import Worker
 from keys.gpg import GnuPG
 from parsers.model import TYPE1_FIELDS, Type1Report

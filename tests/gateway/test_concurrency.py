@@ -20,8 +20,8 @@ from support import TYPE1, TeamClient
 from gateway import pipeline, worker
 from gateway.app import App
 from gateway.delivery import MaildirTransport
-from gateway.intake import accept
 from gateway.pipeline import Outcome
+from gateway.spool import accept
 from gateway.worker import Worker
 from store import outbox, spool
 from store.db import open_session

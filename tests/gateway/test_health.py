@@ -15,7 +15,7 @@ from support import INTAKE, TYPE1, config_toml
 from gateway.app import App
 from gateway.cli import cli
 from gateway.health import check_gateway_key, run_checks
-from gateway.intake import accept
+from gateway.spool import accept
 from keys.identity import FPR_FILE
 from store import outbox
 from store.db import transaction

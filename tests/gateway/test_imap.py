@@ -27,12 +27,12 @@ from imapclient import IMAPClient
 from support import INTAKE, TeamClient, with_changes
 
 from contract.errors import ImapError
-from gateway import imap
 from gateway.app import App
 from gateway.cli import cli
 from gateway.config import load_config
-from gateway.imap import PollResult, intake_key, looks_like_message, poll_once, start_poller
-from gateway.intake import accept
+from gateway.intake import imap
+from gateway.intake.imap import PollResult, intake_key, looks_like_message, poll_once, start_poller
+from gateway.spool import accept
 from gateway.worker import Worker
 from store import spool
 from store.db import open_session
@@ -210,7 +210,7 @@ def test_unparseable_messages_go_to_the_failed_folder_unstored(
     dovecot.append(prose)
     as_stored = [raw for raw, _ in dovecot.messages("INBOX")]  # Dovecot rewrites NUL and bare CR
 
-    with caplog.at_level(logging.WARNING, logger="gateway.imap"):
+    with caplog.at_level(logging.WARNING, logger="gateway.intake.imap"):
         result = poll_once(door())
 
     assert result == PollResult(fetched=3, stored=1, moved=1, failed=2)

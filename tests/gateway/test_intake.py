@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from contract.errors import StorageError
 from gateway.app import App
-from gateway.intake import accept, strip_status_headers
+from gateway.spool import accept, strip_status_headers
 from store import spool
 from store.db import open_session
 

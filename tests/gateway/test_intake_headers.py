@@ -14,7 +14,7 @@ import re
 
 import pytest
 
-from gateway.intake import strip_status_headers
+from gateway.spool import strip_status_headers
 
 STATUS = re.compile(rb"^x-clearinghouse-[^:]*:", re.I)
 

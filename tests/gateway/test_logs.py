@@ -19,8 +19,8 @@ import pytest
 from support import INTAKE, TYPE1, TYPE2, TeamClient, config_toml
 
 from gateway.app import App
-from gateway.intake import accept
 from gateway.logs import JsonFormatter, KeyValueFormatter, event, setup_logging
+from gateway.spool import accept
 from gateway.worker import Worker
 
 ROOT = Path(__file__).resolve().parents[2]

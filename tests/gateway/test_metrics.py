@@ -20,8 +20,8 @@ from support import INTAKE, TYPE1, TeamClient, with_changes
 from contract.errors import ConfigError
 from gateway.app import App
 from gateway.config import config_from_mapping
-from gateway.intake import accept
 from gateway.metrics import Exporter, serve_metrics, start_exporter
+from gateway.spool import accept
 from gateway.worker import Worker
 from store.db import transaction
 from store.statistics import record_run
@@ -129,7 +129,7 @@ def test_a_broken_store_still_answers_the_scrape(tmp_path: Path, app: App) -> No
 
 
 def test_imap_poll_errors_are_counted(app: App, tmp_path: Path) -> None:
-    from gateway.imap import run_poller
+    from gateway.intake.imap import run_poller
 
     password = tmp_path / "password"
     password.write_text("secret\n")

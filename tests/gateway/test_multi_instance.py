@@ -35,7 +35,7 @@ from support import INTAKE, TYPE1, TeamClient, config_toml, with_changes
 from gateway.app import App
 from gateway.config import default_config
 from gateway.delivery import maildir_name
-from gateway.intake import accept
+from gateway.spool import accept
 from keys.gpg import GnuPG
 from keys.identity import create_identity
 from store import outbox

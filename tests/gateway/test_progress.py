@@ -9,8 +9,8 @@ from support import INTAKE, TYPE1, config_toml
 
 from gateway.app import App
 from gateway.cli import cli
-from gateway.intake import accept
-from gateway.progress import collect, steps
+from gateway.cli.progress import collect, steps
+from gateway.spool import accept
 from gateway.worker import Worker
 
 PLAIN = f"From: cert@alpha.example\r\nTo: {INTAKE}\r\n\r\n{TYPE1}".encode()

@@ -2,7 +2,7 @@
 
 (The hostile cases, size, smuggling and fake headers, are in tests/security/test_smtp.py.)
 
-Each test starts `gateway.smtp.make_controller` on a free port and checks the replies a
+Each test starts `gateway.intake.smtp.make_controller` on a free port and checks the replies a
 client sees (550, 452, 552, 451, 530, 250) together with what the spool then holds.
 """
 
@@ -22,10 +22,10 @@ from smtp_support import HOST, RAW, SENDER, Start, client, free_port, spooled
 from sqlalchemy import text
 from support import INTAKE
 
-from gateway import spooler as spooler_module
+from gateway import spool as spooler_module
 from gateway.app import App
-from gateway.smtp import IntakeHandler, make_controller
-from gateway.spooler import GroupSpooler
+from gateway.intake.smtp import IntakeHandler, make_controller
+from gateway.spool import GroupSpooler
 from store import spool
 from store.db import commits_so_far, make_engine, open_session, transaction
 

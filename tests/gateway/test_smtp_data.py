@@ -19,7 +19,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from smtp_support import HOST, free_port
 
-from gateway.smtp import IntakeController
+from gateway.intake.smtp import IntakeController
 
 SIZE_LIMIT = 4096
 

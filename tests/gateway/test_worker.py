@@ -16,12 +16,13 @@ from sqlmodel import col
 from support import TYPE1, TeamClient, with_changes
 
 from contract.errors import ClearinghouseError, DeliveryError, GnuPGError
-from gateway import pipeline, sealing
+from gateway import pipeline
+from gateway import reply as sealing
 from gateway.app import App
 from gateway.delivery import MaildirTransport
-from gateway.intake import accept
 from gateway.pipeline import Outcome, process_message
 from gateway.service import reprocess
+from gateway.spool import accept
 from gateway.worker import MAX_ATTEMPTS, Worker
 from store import outbox, spool
 from store.db import open_session, transaction

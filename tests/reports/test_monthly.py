@@ -20,8 +20,8 @@ from support import TeamClient, config_toml
 
 from gateway.app import App
 from gateway.cli import cli
+from gateway.jobs.monthly import run_monthly
 from keys.gpg import GnuPG
-from reports.monthly import run_monthly
 from store.db import open_session
 from store.models import OutboxEntry
 from store.outbox import list_outbox

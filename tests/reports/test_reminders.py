@@ -14,7 +14,7 @@ from support import TYPE1, TeamClient, with_changes
 
 from gateway.app import App
 from gateway.cli import cli
-from reports.reminders import send_reminders
+from gateway.jobs.reminders import send_reminders
 
 NOVEMBER = TYPE1.replace("2026-10", "2026-11")  # "last month" as seen in early December
 

@@ -18,7 +18,7 @@ from hostile import stored as stored_rows
 from support import INTAKE, TYPE1, TeamClient, with_changes
 
 from gateway.app import App
-from gateway.intake import accept
+from gateway.spool import accept
 from store.db import open_session
 from store.models import Message
 from store.spool import list_messages

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Engine, event, update
 from sqlmodel import col
 
-from gateway.spooler import MAX_GROUP
+from gateway.spool import MAX_GROUP
 from store import registry, spool
 from store.db import open_session, transaction
 from store.models import Message, TeamKey, utcnow

@@ -21,12 +21,12 @@ from pathlib import Path
 from gateway.app import App
 from gateway.config import default_config
 from gateway.delivery import MaildirTransport
-from gateway.smtp import make_controller
+from gateway.intake.smtp import make_controller
+from gateway.jobs.monthly import run_monthly
 from gateway.worker import Worker
 from keys.compose import compose, open_sealed
 from keys.gpg import GnuPG
 from keys.identity import create_identity
-from reports.monthly import run_monthly
 from store.db import open_session
 from store.outbox import list_outbox
 from store.spool import list_messages

@@ -25,7 +25,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session
 
 from gateway.app import App
-from gateway.spooler import GroupSpooler
+from gateway.spool import GroupSpooler
 from store.spool import Incoming
 
 log = logging.getLogger(__name__)

@@ -41,7 +41,7 @@ from tenacity import RetryCallState, Retrying, stop_when_event_set, wait_exponen
 from contract.errors import ClearinghouseError, ConfigError, ImapError
 from gateway.app import App
 from gateway.config import ImapConfig
-from gateway.intake import accept
+from gateway.spool import accept
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ import click
 
 from contract.errors import ClearinghouseError
 from gateway.app import App
-from gateway.cli_common import json_option, pass_app
-from gateway.progress import collect
-from gateway.views import emit, message_row, outbox_row, submission_row
+from gateway.cli.common import json_option, pass_app
+from gateway.cli.progress import collect
+from gateway.cli.views import emit, message_row, outbox_row, submission_row
 
 if TYPE_CHECKING:
     from gateway.pipeline import Outcome

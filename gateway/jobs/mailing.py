@@ -31,7 +31,7 @@ from sqlmodel import Session
 
 from contract.errors import GnuPGError, RegistryError
 from gateway.app import App
-from gateway.sealing import seal_from_gateway
+from gateway.reply import seal_from_gateway
 from keys.wrap import Attachment
 from reports.internal_pdf import Reader, internal_pdf
 from reports.mail import render

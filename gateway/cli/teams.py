@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from gateway.app import App
-from gateway.cli_common import json_option, pass_app
-from gateway.views import emit, key_row, team_row
+from gateway.cli.common import json_option, pass_app
+from gateway.cli.views import emit, key_row, team_row
 
 if TYPE_CHECKING:
     pass
@@ -174,7 +174,7 @@ def coordinators_remove(app: App, email: str) -> None:
 @pass_app
 def audit(app: App, subject: str | None, limit: int | None, as_json: bool) -> None:
     """Every change of the registry and the gateway key: when, who, what."""
-    from gateway.views import audit_row
+    from gateway.cli.views import audit_row
     from store.audit import list_entries
     from store.db import open_session
 

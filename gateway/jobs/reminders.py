@@ -22,7 +22,7 @@ from sqlmodel import Session
 
 from contract.errors import RegistryError
 from gateway.app import App
-from gateway.sealing import seal_from_gateway
+from gateway.reply import seal_from_gateway
 from reports.mail import render
 from reports.periods import month_name, previous_period, report_day
 from store import outbox

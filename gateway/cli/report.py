@@ -9,8 +9,8 @@ import click
 
 from contract.errors import ClearinghouseError
 from gateway.app import App
-from gateway.cli_common import pass_app
-from gateway.progress import steps
+from gateway.cli.common import pass_app
+from gateway.cli.progress import steps
 
 if TYPE_CHECKING:
     pass
@@ -48,7 +48,7 @@ def _report_period(_ctx: click.Context, _param: click.Parameter, value: str | No
 @pass_app
 def report_monthly(app: App, period: str | None, no_send: bool, resend: bool) -> None:
     """Compute, write and mail one month's statistics. Reruns queue nothing new."""
-    from reports.monthly import run_monthly
+    from gateway.jobs.monthly import run_monthly
     from reports.periods import period_of, previous_period
 
     if no_send and resend:
@@ -82,7 +82,7 @@ def report_reminders(app: App, on: datetime | None) -> None:
 
     Run it daily (clearinghouse-reminders.timer): each reminder and warning goes once.
     """
-    from reports.reminders import send_reminders
+    from gateway.jobs.reminders import send_reminders
 
     result = send_reminders(app, on.date() if on else None)
     click.echo(

@@ -115,7 +115,7 @@ class DoorProcess:
 def _door_main(settings: _Settings, events: Connection, orders: Connection) -> None:
     """The door process: run the SMTP controller until told to stop."""
     keep_large_blocks_mapped()  # it holds each DATA buffer too: see gateway/allocator.py
-    from gateway.smtp import make_controller  # only the door process needs aiosmtpd's
+    from gateway.intake.smtp import make_controller  # only the door process needs aiosmtpd's
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, signal.SIG_IGN)

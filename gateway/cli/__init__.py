@@ -17,14 +17,14 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from contract.errors import ClearinghouseError, StorageError
 from gateway.app import App
-from gateway.cli_common import json_option, pass_app
-from gateway.cli_listings import messages, outbox, submissions
-from gateway.cli_registry import audit, coordinators, keys_group, teams
-from gateway.cli_reports import report
-from gateway.compose_cli import compose_command, template_command
+from gateway.cli.common import json_option, pass_app
+from gateway.cli.compose import compose_command, template_command
+from gateway.cli.messages import messages, outbox, submissions
+from gateway.cli.report import report
+from gateway.cli.teams import audit, coordinators, keys_group, teams
+from gateway.cli.views import emit
 from gateway.config import load_config
 from gateway.logs import LogFormat, setup_logging
-from gateway.views import emit
 
 if TYPE_CHECKING:
     pass
@@ -144,7 +144,7 @@ def gateway_key_import(app: App, file: Any, passphrase_file: Path | None) -> Non
 @pass_app
 def ingest(app: App, file: Any) -> None:
     """Spool one raw message (MTA pipe). Exit 0 once stored, 75 if it could not be."""
-    from gateway.intake import accept
+    from gateway.spool import accept
 
     try:
         raw = file.read()
@@ -208,7 +208,7 @@ def serve(app: App, listen: str | None) -> None:
 @pass_app
 def poll_imap(app: App, once: bool) -> None:
     """Fetch from the configured IMAP mailbox into the spool."""
-    from gateway.imap import poll_once, poll_until_signalled
+    from gateway.intake.imap import poll_once, poll_until_signalled
 
     app.create_schema()
     if once:
@@ -287,7 +287,7 @@ def db_current(app: App) -> None:
 @click.option("--keep", is_flag=True, help="Keep the temporary directory afterwards.")
 def demo(keep: bool) -> None:
     """A complete run in a temporary directory: gateway, three teams, SMTP, receipts."""
-    from gateway.demo import run_demo
+    from gateway.cli.demo import run_demo
 
     run_demo(echo=click.echo, keep=keep)
 

@@ -30,9 +30,9 @@ from pathlib import Path
 
 from contract.errors import ClearinghouseError
 from gateway.app import App
+from gateway.jobs.mailing import Delivery, enqueue_mails, seal_mails
 from reports.csv_export import public_csv
 from reports.internal_pdf import internal_pdf
-from reports.monthly_mail import Delivery, enqueue_mails, seal_mails
 from reports.periods import month_end, month_start, window
 from reports.public_pdf import public_pdf
 from reports.statistics import MonthlyStatistics, compute
