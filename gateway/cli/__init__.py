@@ -296,5 +296,3 @@ def main() -> None:
     cli(prog_name="clearinghouse")
 
 
-if __name__ == "__main__":
-    main()
