@@ -16,6 +16,7 @@ from contract.errors import ClearinghouseError
 from gateway.allocator import keep_large_blocks_mapped
 from gateway.app import App
 from gateway.delivery import make_transport
+from gateway.intake.imap import start_poller
 from gateway.intake.smtp_process import DoorProcess
 from gateway.metrics import serve_metrics
 from gateway.pipeline import Outcome, process_message
@@ -72,8 +73,6 @@ def serve(app: App, host: str, port: int) -> None:
     )
     poller, stop_poller = None, threading.Event()  # the poller stops when the worker does
     if app.config.imap.enabled:
-        from gateway.intake.imap import start_poller
-
         poller = start_poller(app, stop_poller, wake.set)
     try:
         _stop_on_signals(stop, wake)

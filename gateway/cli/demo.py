@@ -18,6 +18,8 @@ from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
+import click
+
 from gateway.app import App
 from gateway.config import default_config
 from gateway.delivery import MaildirTransport
@@ -206,3 +208,10 @@ def _monthly(
     inner = email.message_from_bytes(open_sealed(team_gpg, entry.raw).data)
     attached = [str(p.get_filename()) for p in inner.walk() if p.get_filename()]
     echo(f"   {address} received: {inner['Subject']} with {', '.join(attached)}")
+
+
+@click.command()
+@click.option("--keep", is_flag=True, help="Keep the temporary directory afterwards.")
+def demo(keep: bool) -> None:
+    """A complete run in a temporary directory: gateway, three teams, SMTP, receipts."""
+    run_demo(echo=click.echo, keep=keep)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 import click
 
@@ -11,12 +10,11 @@ from contract.errors import ClearinghouseError
 from gateway.app import App
 from gateway.cli.common import pass_app
 from gateway.cli.progress import steps
-
-if TYPE_CHECKING:
-    pass
-
-
-# --- monthly statistics ------------------------------------------------------------------
+from gateway.jobs.monthly import run_monthly
+from gateway.jobs.reminders import send_reminders
+from reports.periods import parse_period, period_of, previous_period
+from store.db import open_session
+from store.registry import list_coordinators, list_teams
 
 
 @click.group()
@@ -25,7 +23,6 @@ def report() -> None:
 
 
 def _report_period(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
-    from reports.periods import parse_period
 
     if value is not None:
         try:
@@ -48,8 +45,6 @@ def _report_period(_ctx: click.Context, _param: click.Parameter, value: str | No
 @pass_app
 def report_monthly(app: App, period: str | None, no_send: bool, resend: bool) -> None:
     """Compute, write and mail one month's statistics. Reruns queue nothing new."""
-    from gateway.jobs.monthly import run_monthly
-    from reports.periods import period_of, previous_period
 
     if no_send and resend:
         raise click.UsageError("--no-send and --resend exclude each other")
@@ -82,7 +77,6 @@ def report_reminders(app: App, on: datetime | None) -> None:
 
     Run it daily (clearinghouse-reminders.timer): each reminder and warning goes once.
     """
-    from gateway.jobs.reminders import send_reminders
 
     result = send_reminders(app, on.date() if on else None)
     click.echo(
@@ -97,8 +91,6 @@ def report_reminders(app: App, on: datetime | None) -> None:
 
 def _monthly_steps(app: App) -> int:
     """About how many progress lines a monthly run prints: files, then mails."""
-    from store.db import open_session
-    from store.registry import list_coordinators, list_teams
 
     with open_session(app.engine) as s:
         return 8 + 2 * len(list_teams(s)) + len(list_coordinators(s))
