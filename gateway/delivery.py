@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Protocol
 
 from contract.errors import ConfigError, DeliveryError
-from gateway.config import OutboundConfig, is_address, parse_relay_url
+from gateway.addresses import is_address, parse_relay_url
+from gateway.config import OutboundConfig
 
 __all__ = [
     "MaildirTransport",

@@ -43,7 +43,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from contract.errors import ClearinghouseError
-from gateway.config import split_host_port
+from gateway.addresses import split_host_port
 from store.db import open_session
 from store.monitoring import last_monthly_run, outbox_by_state
 from store.outbox import backlog

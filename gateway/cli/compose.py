@@ -21,7 +21,7 @@ from pathlib import Path
 import click
 
 from contract.errors import ClearinghouseError, GnuPGError
-from gateway.config import is_address, parse_relay_url
+from gateway.addresses import is_address, parse_relay_url
 from gateway.delivery import SmtpRelayTransport
 from keys.compose import FORMS, compose
 from keys.gpg import GnuPG, KeyDetails

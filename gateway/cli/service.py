@@ -8,10 +8,10 @@ from typing import Any
 import click
 
 from contract.errors import ClearinghouseError, StorageError
+from gateway.addresses import split_host_port
 from gateway.app import App
 from gateway.cli.common import json_option, pass_app
 from gateway.cli.views import emit
-from gateway.config import split_host_port
 from gateway.health import run_checks
 from gateway.intake.imap import poll_once, poll_until_signalled
 from gateway.service import run_worker_until_stopped, worker_for

@@ -18,18 +18,16 @@ from contract.errors import (
     GnuPGError,
     StorageError,
 )
+from gateway.addresses import RelayURL, parse_relay_url, split_host_port
 from gateway.config import (
     TEAM_STATUSES,
     Config,
     CoreConfig,
     ImapConfig,
-    RelayURL,
     SmtpConfig,
     config_from_mapping,
     default_config,
     load_config,
-    parse_relay_url,
-    split_host_port,
 )
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "clearinghouse.example.toml"

@@ -1,0 +1,214 @@
+"""The configuration's sections: one frozen dataclass each, every key with its default.
+
+Every key has a default (SPEC.md "Configuration (TOML)", plus the keys marked "added"
+below; all of them, commented, in `clearinghouse.example.toml`). `database_url`,
+`[outbound] maildir` and `[reports] output_dir`, when not given, derive from `home`.
+"""
+
+from __future__ import annotations
+
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from contract.errors import ConfigError
+from gateway.addresses import split_host_port
+
+TeamStatus = Literal["listed", "accredited", "certified", "suspended"]
+TEAM_STATUSES: tuple[TeamStatus, ...] = typing.get_args(TeamStatus)
+OutboundTransport = Literal["maildir", "smtp"]
+ImapSecurity = Literal["tls", "starttls", "none"]
+SenderBinding = Literal["off", "domain", "address"]
+
+DEFAULT_HOME = Path("var")
+
+
+@dataclass(frozen=True)
+class CoreConfig:
+    """[clearinghouse]: who we are and where the data lives."""
+
+    name: str = "Clearinghouse"
+    home: Path = DEFAULT_HOME
+    database_url: str = "sqlite:///var/clearinghouse.db"
+    intake_addresses: tuple[str, ...] = ("stats@clearinghouse.example",)
+    gateway_address: str = "stats@clearinghouse.example"
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    """[smtp]: the SMTP intake listener."""
+
+    listen: str = "127.0.0.1:2525"
+    max_message_bytes: int = 10485760
+    tls_cert: Path | None = None  # "" in TOML: no STARTTLS
+    tls_key: Path | None = None
+    require_starttls: bool = False
+    max_recipients: int = 10  # added
+
+    @property
+    def host(self) -> str:
+        return split_host_port(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        return split_host_port(self.listen)[1]
+
+
+@dataclass(frozen=True)
+class ImapConfig:
+    """[imap]: the mailbox door; off unless `host` is set."""
+
+    host: str = ""
+    port: int = 993
+    security: ImapSecurity = "tls"
+    ca_file: Path | None = None
+    username: str = ""
+    password_file: Path | None = None
+    folder: str = "INBOX"
+    processed_folder: str = "Processed"
+    failed_folder: str = "Failed"
+    idle: bool = True
+    poll_seconds: int = 60
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.host)
+
+    def read_password(self) -> str:
+        """The password from `password_file`, without its trailing newline."""
+        if self.password_file is None:
+            raise ConfigError("[imap] password_file is not set")
+        try:
+            return self.password_file.read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or type(exc).__name__
+            raise ConfigError(f"[imap] password_file {self.password_file}: {reason}") from None
+
+
+@dataclass(frozen=True)
+class OutboundConfig:
+    """[outbound]: how replies and reports leave the gateway."""
+
+    transport: OutboundTransport = "maildir"
+    maildir: Path = DEFAULT_HOME / "outgoing"
+    relay: str = "smtp://127.0.0.1:25"
+    max_attempts: int = 12  # added: outbox delivery attempts before giving up
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """[policy]: who may submit and what an acceptable message is."""
+
+    require_encryption: bool = True
+    max_signature_age_days: int = 30
+    allowed_statuses: tuple[TeamStatus, ...] = ("accredited", "certified")
+    reply_to_unauthenticated: bool = False
+    sender_binding: SenderBinding = "domain"
+
+
+@dataclass(frozen=True)
+class ReportsConfig:
+    """[reports]: the monthly statistics run."""
+
+    day_of_month: int = 5
+    output_dir: Path = DEFAULT_HOME / "reports"
+    min_teams_for_public: int = 3
+    reminder_days_before: int = 3  # added: 0 sends no reminders
+    key_expiry_warning_days: int = 30  # added: 0 sends no key-expiry warnings
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """[limits] (added): caps on what untrusted input may cost us."""
+
+    max_decrypted_bytes: int = 26214400
+    max_mime_depth: int = 16
+    max_mime_parts: int = 200
+    signature_future_skew_minutes: int = 15
+
+
+@dataclass(frozen=True)
+class TaxonomyConfig:
+    """[taxonomy] (added): a TOML file extending the shipped type 2 taxonomy."""
+
+    extra_file: Path | None = None
+
+
+LogFormat = Literal["text", "json"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    """[logging] (added): one event per line on stderr, as key=value pairs or JSON."""
+
+    format: LogFormat = "text"
+    level: LogLevel = "info"
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """[metrics] (added): the Prometheus endpoint `serve` opens; "" turns it off."""
+
+    listen: str = "127.0.0.1:9464"
+    allow_remote: bool = False  # a listen address off loopback must be meant
+
+
+@dataclass(frozen=True)
+class HealthConfig:
+    """[health] (added): when `clearinghouse health` reports a failure."""
+
+    outbox_stuck_minutes: int = 60
+    spool_backlog: int = 100
+    key_expiry_days: int = 30
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """[worker] (added): how the pipeline runs in this instance, and beside others."""
+
+    # GnuPG processes run at once: most of a message's CPU is theirs, so 2 keeps two
+    # cores busy. Instances sharing one PostgreSQL each run this many.
+    concurrency: int = 2
+    # Messages in the pipeline at once (threads); 0 means twice `concurrency`. More
+    # threads than gpg slots, so that while one thread waits for a commit or parses,
+    # another keeps gpg busy.
+    threads: int = 0
+    # How much lower gpg's CPU priority is than the rest of the gateway's (a nice
+    # increment, 0-19): on a busy machine the SMTP door's answers come first.
+    gpg_nice: int = 10
+    # How long a claimed message or outbox entry stays with its worker; an instance
+    # that died holding one lets it go after this long. Longer than any message takes.
+    lease_seconds: int = 300
+
+    @property
+    def thread_count(self) -> int:
+        return self.threads or 2 * self.concurrency
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration, one attribute per TOML section."""
+
+    core: CoreConfig = field(default_factory=CoreConfig)
+    smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    imap: ImapConfig = field(default_factory=ImapConfig)
+    outbound: OutboundConfig = field(default_factory=OutboundConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    reports: ReportsConfig = field(default_factory=ReportsConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    taxonomy: TaxonomyConfig = field(default_factory=TaxonomyConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
+    worker: WorkerConfig = field(default_factory=WorkerConfig)
+
+    @property
+    def clearinghouse(self) -> CoreConfig:
+        """The [clearinghouse] section under its TOML name (the same object as `core`)."""
+        return self.core
+
+    @property
+    def gnupg_home(self) -> Path:
+        return self.core.home / "gnupg"
