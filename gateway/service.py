@@ -16,7 +16,7 @@ from contract.errors import ClearinghouseError
 from gateway.allocator import keep_large_blocks_mapped
 from gateway.app import App
 from gateway.delivery import make_transport
-from gateway.intake.imap import start_poller
+from gateway.intake.imap_watch import start_poller
 from gateway.intake.smtp_process import DoorProcess
 from gateway.metrics import serve_metrics
 from gateway.pipeline import Outcome, process_message

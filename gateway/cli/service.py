@@ -13,7 +13,8 @@ from gateway.app import App
 from gateway.cli.common import json_option, pass_app
 from gateway.cli.views import emit
 from gateway.health import run_checks
-from gateway.intake.imap import poll_once, poll_until_signalled
+from gateway.intake.imap import poll_once
+from gateway.intake.imap_watch import poll_until_signalled
 from gateway.service import run_worker_until_stopped, worker_for
 from gateway.service import serve as run_service
 from gateway.spool import accept

@@ -25,20 +25,16 @@ import contextlib
 import hashlib
 import logging
 import re
-import signal
 import ssl
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.parser import BytesHeaderParser
-from typing import Any, Literal
+from typing import Literal
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
-from tenacity import RetryCallState, Retrying, stop_when_event_set, wait_exponential, wait_random
 
-from contract.errors import ClearinghouseError, ConfigError, ImapError
+from contract.errors import ConfigError, ImapError
 from gateway.app import App
 from gateway.config import ImapConfig
 from gateway.spool import accept
@@ -46,9 +42,6 @@ from gateway.spool import accept
 log = logging.getLogger(__name__)
 
 SOCKET_TIMEOUT = 30.0  # seconds; a silent server must not hang the door
-MAX_BACKOFF = 60.0  # seconds between reconnection attempts, at most
-IDLE_SLICE = 0.5  # seconds; how quickly an idling poller notices `stop`
-IDLE_RENEW = 25 * 60  # RFC 2177: re-issue IDLE before a server's 30-minute timeout
 FLAGGED, SEEN = b"\\Flagged", b"\\Seen"
 
 Filed = Literal["moved", "flagged", "gone"]  # "gone": another poller moved it first
@@ -134,15 +127,17 @@ def connect(cfg: ImapConfig) -> IMAPClient:
             "if it is right, give its CA in [imap] ca_file"
         ) from None
     except (OSError, IMAPClientError) as exc:
-        raise ImapError(f"cannot connect to IMAP server {where}: {_text(exc)}") from None
+        raise ImapError(f"cannot connect to IMAP server {where}: {describe_error(exc)}") from None
     try:
         client.login(cfg.username, password)
     except LoginError as exc:
-        _close(client)
-        raise ImapError(f"IMAP login as {cfg.username!r} at {where} failed: {_text(exc)}") from None
+        close(client)
+        raise ImapError(
+            f"IMAP login as {cfg.username!r} at {where} failed: {describe_error(exc)}"
+        ) from None
     except (OSError, IMAPClientError) as exc:
-        _close(client)
-        raise ImapError(f"IMAP server {where} dropped the login: {_text(exc)}") from None
+        close(client)
+        raise ImapError(f"IMAP server {where} dropped the login: {describe_error(exc)}") from None
     return client
 
 
@@ -177,7 +172,7 @@ def _tls_context(cfg: ImapConfig) -> ssl.SSLContext:
     return context
 
 
-def _close(client: IMAPClient) -> None:
+def close(client: IMAPClient) -> None:
     """Log out if the connection still works; drop it either way."""
     try:
         client.logout()
@@ -186,7 +181,7 @@ def _close(client: IMAPClient) -> None:
             client.shutdown()
 
 
-def _text(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
     """An exception's message, without the b'...' that imaplib leaves around server text."""
     text = str(exc)
     if len(text) >= 3 and text[0] == "b" and text[1] in "'\"" and text[-1] == text[1]:
@@ -207,9 +202,11 @@ def poll_once(app: App) -> PollResult:
         ensure_folders(client, cfg)
         return drain(app, client)
     except (OSError, IMAPClientError) as exc:
-        raise ImapError(f"IMAP session with {cfg.host}:{cfg.port} failed: {_text(exc)}") from exc
+        raise ImapError(
+            f"IMAP session with {cfg.host}:{cfg.port} failed: {describe_error(exc)}"
+        ) from exc
     finally:
-        _close(client)
+        close(client)
 
 
 def ensure_folders(client: IMAPClient, cfg: ImapConfig) -> None:
@@ -223,13 +220,13 @@ def ensure_folders(client: IMAPClient, cfg: ImapConfig) -> None:
             raise
         except IMAPClientError as exc:
             if not client.folder_exists(folder):
-                log.warning("IMAP: cannot create folder %r (%s)", folder, _text(exc))
+                log.warning("IMAP: cannot create folder %r (%s)", folder, describe_error(exc))
 
 
 def drain(app: App, client: IMAPClient, wake: Callable[[], None] | None = None) -> PollResult:
     """Store and file every undeleted message in the folder, oldest first."""
     cfg = app.config.imap
-    result = PollResult(uidnext=_uidnext(client, cfg.folder))
+    result = PollResult(uidnext=folder_uidnext(client, cfg.folder))
     uids = sorted(client.search(["UNDELETED"]))
     sizes = (
         {
@@ -312,7 +309,7 @@ def _fetch(client: IMAPClient, uid: int) -> bytes | None:
     except IMAPClientAbortError:
         raise
     except IMAPClientError as exc:  # e.g. Dovecot's NO [EXPUNGEISSUED]
-        log.info("IMAP: UID %s could not be fetched (%s); skipped", uid, _text(exc))
+        log.info("IMAP: UID %s could not be fetched (%s); skipped", uid, describe_error(exc))
         return None
     # A message expunged by another session comes back as no entry, or as BODY[] NIL.
     body = data.get(uid, {}).get(b"BODY[]")
@@ -329,13 +326,15 @@ def _file(client: IMAPClient, uid: int, folder: str) -> Filed:
     except IMAPClientError as exc:
         if "EXPUNGEISSUED" in str(exc).upper():  # RFC 5530: another session expunged it
             return "gone"
-        log.warning("IMAP: cannot move UID %s to %r (%s); flagging it", uid, folder, _text(exc))
+        log.warning(
+            "IMAP: cannot move UID %s to %r (%s); flagging it", uid, folder, describe_error(exc)
+        )
     try:
         client.add_flags([uid], [FLAGGED, SEEN])
     except IMAPClientAbortError:
         raise
     except IMAPClientError as exc:
-        log.warning("IMAP: cannot flag UID %s either (%s)", uid, _text(exc))
+        log.warning("IMAP: cannot flag UID %s either (%s)", uid, describe_error(exc))
     return "flagged"
 
 
@@ -354,172 +353,7 @@ def _move(client: IMAPClient, uid: int, folder: str) -> None:
 # --- the long-running poller --------------------------------------------------------------
 
 
-class _Stopped(Exception):
-    """`stop` was set before a connection attempt."""
-
-
-def start_poller(
-    app: App, stop: threading.Event, wake: Callable[[], None] | None = None
-) -> threading.Thread:
-    """`run_poller` in a daemon thread (for `serve`)."""
-    thread = threading.Thread(
-        target=run_poller, args=(app, stop, wake), name="imap-poller", daemon=True
-    )
-    thread.start()
-    return thread
-
-
-def poll_until_signalled(app: App) -> None:
-    """`poll-imap` without --once: run the poller here until SIGTERM or SIGINT."""
-    stop = threading.Event()
-
-    def handler(signum: int, _frame: object) -> None:
-        log.info("signal %s: stopping the IMAP poller", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-    run_poller(app, stop)
-
-
-def run_poller(app: App, stop: threading.Event, wake: Callable[[], None] | None = None) -> None:
-    """Keep the folder drained until `stop` is set; `wake` is called per stored message.
-
-    Connecting and the first drain are retried with backoff until they succeed; a session
-    that then breaks ends here, and the next one starts with a short backoff again.
-    """
-    while not stop.is_set():
-        session = _open_session(app, stop, wake)
-        if session is None:
-            return
-        client, uidnext = session
-        try:
-            _watch(app, client, uidnext, stop, wake)
-        except Exception as exc:  # the door stays up: reconnect, drain again
-            _log_failure(exc, "reconnecting", logging.WARNING)
-            app.metrics.imap_poll_errors.inc()
-            stop.wait(1.0)
-        finally:
-            _close(client)
-
-
-def _open_session(
-    app: App, stop: threading.Event, wake: Callable[[], None] | None
-) -> tuple[IMAPClient, int | None] | None:
-    """A connected client whose folder has just been drained, and the folder's UIDNEXT
-    when that drain looked; None once `stop` is set."""
-
-    def pause(seconds: float) -> None:
-        stop.wait(seconds)  # returns at once when stopping
-
-    retrying = Retrying(
-        stop=stop_when_event_set(stop),
-        wait=wait_exponential(multiplier=1, max=MAX_BACKOFF) + wait_random(0, 1),
-        sleep=pause,
-        before_sleep=lambda state: _log_retry(state, app),
-        retry_error_callback=lambda _state: None,
-    )
-    session: tuple[IMAPClient, int | None] | None = retrying(_connect_and_drain, app, stop, wake)
-    return session
-
-
-def _connect_and_drain(
-    app: App, stop: threading.Event, wake: Callable[[], None] | None
-) -> tuple[IMAPClient, int | None]:
-    if stop.is_set():
-        raise _Stopped
-    client = connect(app.config.imap)
-    try:
-        ensure_folders(client, app.config.imap)
-        uidnext = drain(app, client, wake).uidnext
-    except BaseException:
-        _close(client)
-        raise
-    return client, uidnext
-
-
-def _log_retry(state: RetryCallState, app: App) -> None:
-    app.metrics.imap_poll_errors.inc()
-    exc = state.outcome.exception() if state.outcome else None
-    delay = state.next_action.sleep if state.next_action else 0.0
-    _log_failure(exc, f"retrying in {delay:.0f} s")
-
-
-def _log_failure(exc: BaseException | None, then: str, level: int = logging.ERROR) -> None:
-    """One line for a broken server, login or store; a traceback only for a bug."""
-    if isinstance(exc, ClearinghouseError | OSError | IMAPClientError):
-        log.log(level, "IMAP: %s (%s); %s", _text(exc), type(exc).__name__, then)
-    else:
-        log.error("IMAP: unexpected failure; %s", then, exc_info=exc)
-
-
-def _watch(
-    app: App,
-    client: IMAPClient,
-    uidnext: int | None,
-    stop: threading.Event,
-    wake: Callable[[], None] | None,
-) -> None:
-    """Wait for news (IDLE, or the poll interval) and drain, until `stop` is set.
-
-    `uidnext` is the folder's UIDNEXT when the drain before this looked."""
-    cfg = app.config.imap
-    use_idle = cfg.idle and client.has_capability("IDLE")
-    log.info(
-        "IMAP: watching %r on %s:%s (%s)",
-        cfg.folder,
-        cfg.host,
-        cfg.port,
-        "IDLE" if use_idle else f"polling every {cfg.poll_seconds} s",
-    )
-    while not stop.is_set():
-        if use_idle:
-            _idle(client, cfg.folder, uidnext, stop, min(cfg.poll_seconds, IDLE_RENEW))
-        else:
-            stop.wait(cfg.poll_seconds)
-        if not stop.is_set():
-            uidnext = drain(app, client, wake).uidnext
-
-
-def _idle(
-    client: IMAPClient, folder: str, uidnext: int | None, stop: threading.Event, seconds: float
-) -> None:
-    """Sit in IDLE until the server reports anything, `seconds` pass or `stop` is set.
-
-    Mail delivered while the last drain ran is announced (EXISTS) once, in the reply to
-    whichever command came next, often the drain's own FETCH or MOVE, where it goes
-    unread; IDLE does not announce it again. Nor does Dovecot 2.3 report, while idling,
-    mail delivered just before IDLE began (it came only with DONE). So the folder is
-    selected again first, and a UIDNEXT other than the drain's (`uidnext`) means mail
-    came in: this wait ends before it begins. Only mail delivered in the instant between
-    that SELECT and IDLE waits for the next renewal of IDLE (`seconds`).
-    """
-    if _uidnext(client, folder) != uidnext:
-        return
-    client.idle()
-    responses = _idle_wait(client, stop, time.monotonic() + seconds)
-    for response in responses:
-        if response[:1] == (b"BYE",):  # e.g. (b"BYE", b"Server", b"shutting", b"down.")
-            words = (
-                w.decode(errors="replace") if isinstance(w, bytes) else str(w) for w in response
-            )
-            raise IMAPClientAbortError(" ".join(words))
-    client.idle_done()  # raises if the connection died silently: the caller reconnects
-
-
-def _uidnext(client: IMAPClient, folder: str) -> int | None:
+def folder_uidnext(client: IMAPClient, folder: str) -> int | None:
     """Select `folder` (again): its UIDNEXT, the UID the next message delivered will get."""
     uidnext = client.select_folder(folder).get(b"UIDNEXT")
     return uidnext if isinstance(uidnext, int) else None
-
-
-def _idle_wait(client: IMAPClient, stop: threading.Event, deadline: float) -> list[Any]:
-    while not stop.is_set() and (remaining := deadline - time.monotonic()) > 0:
-        wait = min(IDLE_SLICE, remaining)
-        started = time.monotonic()
-        responses: list[Any] = client.idle_check(timeout=wait)
-        # An empty early return is how imapclient reports a closed socket (it swallows
-        # the EOF): leave IDLE, and DONE will find out whether the connection is alive.
-        if responses or time.monotonic() - started < wait / 2:
-            return responses
-    return []

@@ -31,7 +31,8 @@ from gateway.app import App
 from gateway.cli import cli
 from gateway.config import load_config
 from gateway.intake import imap
-from gateway.intake.imap import PollResult, intake_key, looks_like_message, poll_once, start_poller
+from gateway.intake.imap import PollResult, intake_key, looks_like_message, poll_once
+from gateway.intake.imap_watch import start_poller
 from gateway.spool import accept
 from gateway.worker import Worker
 from store import spool

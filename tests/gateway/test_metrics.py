@@ -129,7 +129,7 @@ def test_a_broken_store_still_answers_the_scrape(tmp_path: Path, app: App) -> No
 
 
 def test_imap_poll_errors_are_counted(app: App, tmp_path: Path) -> None:
-    from gateway.intake.imap import run_poller
+    from gateway.intake.imap_watch import run_poller
 
     password = tmp_path / "password"
     password.write_text("secret\n")
