@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 import keys.gpg
+import keys.gpg_process
 from contract.errors import GnuPGError
 from keys.gpg import GnuPG, SignatureFact, parse_status
 
@@ -420,7 +421,7 @@ def test_max_parallel_caps_the_gpg_processes_running_at_once(
     armored = capped.sign_encrypt(b"x", [fpr], fpr).encode()
     inside = most = 0
     lock, pairs = threading.Lock(), threading.Barrier(2, timeout=60)
-    spawn = keys.gpg._spawn
+    spawn = keys.gpg_process.spawn
 
     def counting(*args: Any) -> Any:
         nonlocal inside, most
@@ -434,7 +435,7 @@ def test_max_parallel_caps_the_gpg_processes_running_at_once(
             with lock:
                 inside -= 1
 
-    monkeypatch.setattr(keys.gpg, "_spawn", counting)
+    monkeypatch.setattr(keys.gpg_process, "spawn", counting)
     with ThreadPoolExecutor(6) as pool:  # six threads want gpg at once
         results = list(pool.map(lambda _: capped.decrypt(armored), range(6)))
     assert all(r.clean and r.data == b"x" for r in results)
@@ -449,13 +450,13 @@ def test_a_lowered_priority_is_relative_and_capped(tmp_path: Path) -> None:
     with subprocess.Popen(["sleep", "60"]) as child:
         try:
             base = _nice_of(child.pid)
-            keys.gpg._lower_priority(child.pid, 5)
+            keys.gpg_process._lower_priority(child.pid, 5)
             assert _nice_of(child.pid) == min(19, base + 5)
-            keys.gpg._lower_priority(child.pid, 30)
+            keys.gpg_process._lower_priority(child.pid, 30)
             assert _nice_of(child.pid) == 19
         finally:
             child.kill()
-    keys.gpg._lower_priority(child.pid, 5)  # ended: left alone, no error
+    keys.gpg_process._lower_priority(child.pid, 5)  # ended: left alone, no error
 
 
 def test_gpg_runs_at_the_configured_lower_priority(
@@ -463,13 +464,13 @@ def test_gpg_runs_at_the_configured_lower_priority(
 ) -> None:
     gpg, fpr = alice
     lowered: list[int] = []
-    lower = keys.gpg._lower_priority
+    lower = keys.gpg_process._lower_priority
 
     def recording(pid: int, nice: int) -> None:
         lower(pid, nice)  # the gpg child is not waited for yet: its /proc entry stays
         lowered.append(_nice_of(pid) - os.getpriority(os.PRIO_PROCESS, 0))
 
-    monkeypatch.setattr(keys.gpg, "_lower_priority", recording)
+    monkeypatch.setattr(keys.gpg_process, "_lower_priority", recording)
     niced = GnuPG(gpg.home, nice=7)
     assert niced.decrypt(niced.sign_encrypt(b"x", [fpr], fpr).encode()).data == b"x"
     assert lowered == [7, 7]  # sign+encrypt, then decrypt: each 7 below this thread
@@ -481,7 +482,7 @@ def test_an_input_over_a_mebibyte_goes_down_a_pipe_whole(
     (a, a_fpr), (b, b_fpr) = alice, bob
     plaintext = os.urandom(1_200_000)  # incompressible: the ciphertext is larger still
     armored = a.sign_encrypt(plaintext, [b_fpr], a_fpr).encode()
-    assert len(armored) > keys.gpg._MEMORY_FILE_INPUT
+    assert len(armored) > keys.gpg_process._MEMORY_FILE_INPUT
     result = b.decrypt(armored)
     assert result.clean and result.data == plaintext
     assert [s.primary_fingerprint for s in result.signatures] == [a_fpr]
