@@ -79,3 +79,7 @@ class DeliveryError(ClearinghouseError):
     def __init__(self, message: str, *, permanent: bool = False) -> None:
         super().__init__(message)
         self.permanent = permanent
+
+
+class LeaseLostError(RuntimeError):
+    """The worker finishing a message no longer holds its lease (it expired)."""

@@ -15,12 +15,11 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
 
-from contract.errors import DeliveryError
+from contract.errors import DeliveryError, LeaseLostError
 from gateway.delivery import Transport
 from store import outbox
 from store.models import OutboxEntry
 from store.outbox import FAILED, PENDING, SENT
-from store.spool import LeaseLostError
 
 log = logging.getLogger(__name__)
 

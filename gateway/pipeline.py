@@ -28,7 +28,7 @@ from parsers.extract import parse_signed_content
 from parsers.model import ParseOutcome, Report
 from parsers.template import blank_report
 from reports.mail import SUBJECTS, StoredItem, format_value, receipt_subject, render
-from store import outbox, spool
+from store import leases, outbox, spool
 from store.db import open_session, read_connection, transaction
 from store.models import Team
 from store.registry import KeyDates, TeamRow, get_team_by_id
@@ -75,7 +75,7 @@ def inline_bytes(app: App) -> int:
 
 
 def _read(app: App, message_id: int, inline: int) -> Spooled:
-    """The message as `spool.claim_next` returns it: its bytes only up to `inline`."""
+    """The message as `leases.claim_next` returns it: its bytes only up to `inline`."""
     with open_session(app.engine) as s:
         return spool.read_for_processing(s, message_id, inline)
 
@@ -111,7 +111,7 @@ def _process(app: App, message: Spooled, owner: str | None, drafts: list[Queued]
     # Decryption ran in parallel; outcomes that store reports commit in arrival order, so a
     # correction is never stored before the report it corrects.
     if older:
-        spool.wait_for_older(app.engine, message.id, timeout=app.config.worker.lease_seconds)
+        leases.wait_for_older(app.engine, message.id, timeout=app.config.worker.lease_seconds)
     with transaction(app.engine) as s:
         # One message per team at a time (threads, instances): duplicates and revisions
         # are decided on what the team's previous message committed.
@@ -188,7 +188,7 @@ def _authenticate(
     found, older = None, False
     if primary:
         with read_connection(app.engine) as connection:
-            found, older = spool.binding_and_older_in_flight(connection, primary, message_id)
+            found, older = leases.binding_and_older_in_flight(connection, primary, message_id)
     binding = app.registry.binding_of(found)
     key = app.registry.key_details(primary) if primary else None
     return authenticate(u, binding, key, app.policy, app.clock()), binding, older

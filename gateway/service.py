@@ -21,7 +21,7 @@ from gateway.intake.smtp_process import DoorProcess
 from gateway.metrics import serve_metrics
 from gateway.pipeline import Outcome, process_message
 from gateway.worker import Worker
-from store import spool
+from store import leases, spool
 from store.db import transaction
 
 log = logging.getLogger(__name__)
@@ -115,6 +115,6 @@ def reprocess(app: App, message_id: int | None) -> Iterator[tuple[int, Outcome]]
             ids = [message_id]
     worker = worker_for(app)
     for mid in ids:
-        if spool.claim_message(app.engine, mid, worker.owner, app.config.worker.lease_seconds):
+        if leases.claim_message(app.engine, mid, worker.owner, app.config.worker.lease_seconds):
             yield mid, process_message(app, mid, worker.owner)
     worker.flush()

@@ -28,7 +28,7 @@ from gateway.logs import message_event
 from gateway.outbox import FlushResult, flush
 from gateway.pipeline import LARGE_MESSAGE_BYTES, Outcome, inline_bytes, process_message
 from gateway.reply import seal_abandoned
-from store import spool
+from store import leases, spool
 from store.db import open_session, transaction
 from store.spool import Spooled
 
@@ -92,7 +92,7 @@ class Worker:
                 self.app.metrics.processing_errors.inc()
                 # Not retried at once (it may fail the same way), and no longer "in
                 # flight": newer messages need not wait for it to commit in order.
-                spool.back_off(self.app.engine, message_id, owner or self.owner, RETRY_SECONDS)
+                leases.back_off(self.app.engine, message_id, owner or self.owner, RETRY_SECONDS)
                 self._give_up_if_exhausted(message_id)
                 return None
 
@@ -135,7 +135,7 @@ class Worker:
             if claimed is None:
                 return
             if not batch.take(claimed.id):
-                spool.release_message(self.app.engine, claimed.id, owner)
+                leases.release_message(self.app.engine, claimed.id, owner)
                 return
             outcome = self.process_one(claimed.id, owner, claimed)
             batch.count(outcome.state if outcome else "error")
@@ -151,7 +151,7 @@ class Worker:
         bench/throughput.py --large 4).
         """
         app = self.app
-        return spool.claim_next(
+        return leases.claim_next(
             app.engine,
             self._owner(index),
             app.config.worker.lease_seconds,
@@ -241,7 +241,7 @@ class Worker:
         one of them needed: it passes it on and looks again shortly, instead of sleeping
         on the wake-up it would set itself.
         """
-        if self._small_only(index) and spool.oldest_larger(self.app.engine, LARGE_MESSAGE_BYTES):
+        if self._small_only(index) and leases.oldest_larger(self.app.engine, LARGE_MESSAGE_BYTES):
             wake.set()
             stop.wait(PASS_ON_SECONDS)
             return

@@ -24,9 +24,10 @@ from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
+from contract.errors import LeaseLostError
 from store.db import one_statement, one_statement_connection, open_session, transaction
+from store.leases import lease_free
 from store.models import OutboxEntry, insert_values, new_row, table_of, utcnow
-from store.spool import LeaseLostError, lease_free
 
 UNSEALED = "unsealed"  # `raw` holds a draft, not a mail: seal it, never deliver it
 PENDING = "pending"

@@ -3,7 +3,7 @@ teams, on SQLite and PostgreSQL alike.
 
 Races are forced, not hoped for: a barrier holds each thread at the point where the
 race would happen until the other one is there too. Outcomes normally commit in arrival
-order (`spool.wait_for_older`); the team lock is what still keeps one team's messages
+order (`leases.wait_for_older`); the team lock is what still keeps one team's messages
 apart when that wait gives up (an older message's worker is stuck), which these tests
 make happen at once.
 """
@@ -23,7 +23,7 @@ from gateway.delivery import MaildirTransport
 from gateway.pipeline import Outcome
 from gateway.spool import accept
 from gateway.worker import Worker
-from store import outbox, spool
+from store import leases, outbox, spool
 from store.db import open_session
 from store.spool import Spooled, list_messages
 from store.submissions import list_submissions
@@ -51,7 +51,7 @@ def ordering_gives_up(monkeypatch: pytest.MonkeyPatch) -> None:
     """Both messages authenticated, neither stored; then the arrival-order wait times out."""
     barrier = threading.Barrier(2, timeout=60)
 
-    real_check = spool.binding_and_older_in_flight
+    real_check = leases.binding_and_older_in_flight
 
     def each_sees_the_other_in_flight(
         session: Any, fingerprint: str, message_id: int

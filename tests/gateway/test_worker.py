@@ -15,7 +15,7 @@ from sqlalchemy import update
 from sqlmodel import col
 from support import TYPE1, TeamClient, with_changes
 
-from contract.errors import ClearinghouseError, DeliveryError, GnuPGError
+from contract.errors import ClearinghouseError, DeliveryError, GnuPGError, LeaseLostError
 from gateway import pipeline
 from gateway import reply as sealing
 from gateway.app import App
@@ -24,7 +24,7 @@ from gateway.pipeline import Outcome, process_message
 from gateway.service import reprocess
 from gateway.spool import accept
 from gateway.worker import MAX_ATTEMPTS, Worker
-from store import outbox, spool
+from store import leases, outbox, spool
 from store.db import open_session, transaction
 from store.models import Message, OutboxEntry, utcnow
 from store.spool import Spooled
@@ -76,11 +76,11 @@ def test_a_worker_whose_lease_was_taken_over_records_nothing(
 ) -> None:
     # Worker A's lease ran out while it worked; worker B claimed and finished the message.
     message_id, _ = accept(app.engine, team.submit(TYPE1), "ingest")
-    assert spool.claim_message(app.engine, message_id, "worker-a")
+    assert leases.claim_message(app.engine, message_id, "worker-a")
     expire_leases(app)
-    assert spool.claim_message(app.engine, message_id, "worker-b")
+    assert leases.claim_message(app.engine, message_id, "worker-b")
     assert process_message(app, message_id, "worker-b").state == "accepted"
-    with pytest.raises(spool.LeaseLostError):
+    with pytest.raises(LeaseLostError):
         process_message(app, message_id, "worker-a")
     assert revisions(app) == [("alpha", "type1", 1, message_id)]
     assert [(e.kind, e.dedupe_key) for e in entries(app)] == [("receipt", f"receipt:{message_id}")]
@@ -351,13 +351,13 @@ def test_a_message_that_failed_does_not_hold_back_newer_ones(
         if message_id == poison:
             raise RuntimeError("a bug that this message triggers")
         # The older message failed: it backs off, it is not "in flight" any more.
-        assert not spool.older_in_flight(app_.engine, message_id)
+        assert not leases.older_in_flight(app_.engine, message_id)
         return real_process(app_, message_id, owner, claimed)
 
     monkeypatch.setattr("gateway.worker.process_message", process)
     assert worker.run_once() == {"error": 1, "accepted": 1}
     assert message(app, newer).state == "accepted"
-    assert spool.claim_next_message(app.engine, "another") is None  # poison waits its turn
+    assert leases.claim_next_message(app.engine, "another") is None  # poison waits its turn
 
 
 def test_only_the_first_concurrency_threads_take_a_large_message(

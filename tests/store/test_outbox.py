@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import Engine, update
 from sqlmodel import col
 
+from contract.errors import LeaseLostError
 from store import outbox
 from store.db import open_session, transaction
 from store.models import OutboxEntry, utcnow
-from store.spool import LeaseLostError
 
 
 def _enqueue(engine: Engine, key: str, message_id: int | None = None) -> int:

@@ -12,8 +12,9 @@ import pytest
 from sqlalchemy import Engine, event, update
 from sqlmodel import col
 
+from contract.errors import LeaseLostError
 from gateway.spool import MAX_GROUP
-from store import registry, spool
+from store import leases, registry, spool
 from store.db import open_session, transaction
 from store.models import Message, TeamKey, utcnow
 from store.registry import BoundKey
@@ -114,9 +115,9 @@ def test_claim_takes_oldest_and_counts_attempts(
     engine: Engine, new_message_id: Callable[..., int]
 ) -> None:
     first, second = new_message_id(), new_message_id()
-    assert spool.claim_next_message(engine, "w1") == first
-    assert spool.claim_next_message(engine, "w2") == second
-    assert spool.claim_next_message(engine, "w3") is None
+    assert leases.claim_next_message(engine, "w1") == first
+    assert leases.claim_next_message(engine, "w2") == second
+    assert leases.claim_next_message(engine, "w3") is None
     with open_session(engine) as session:
         message = spool.get_message(session, first)
     assert message is not None
@@ -135,7 +136,7 @@ def test_claim_never_hands_one_message_to_two_workers(
     def drain(owner: str) -> list[int]:
         barrier.wait()
         claimed = []
-        while (message_id := spool.claim_next_message(engine, owner)) is not None:
+        while (message_id := leases.claim_next_message(engine, owner)) is not None:
             claimed.append(message_id)
         return claimed
 
@@ -149,10 +150,10 @@ def test_claim_never_hands_one_message_to_two_workers(
 
 def test_expired_lease_can_be_reclaimed(engine: Engine, new_message_id: Callable[..., int]) -> None:
     message_id = new_message_id()
-    assert spool.claim_next_message(engine, "crashed") == message_id
-    assert spool.claim_next_message(engine, "w2") is None
+    assert leases.claim_next_message(engine, "crashed") == message_id
+    assert leases.claim_next_message(engine, "w2") is None
     _expire_lease(engine, message_id)
-    assert spool.claim_next_message(engine, "w2") == message_id
+    assert leases.claim_next_message(engine, "w2") == message_id
     with open_session(engine) as session:
         message = spool.get_message(session, message_id)
     assert message is not None
@@ -161,11 +162,11 @@ def test_expired_lease_can_be_reclaimed(engine: Engine, new_message_id: Callable
 
 def test_release_only_by_the_owner(engine: Engine, new_message_id: Callable[..., int]) -> None:
     message_id = new_message_id()
-    assert spool.claim_next_message(engine, "w1") == message_id
-    spool.release_message(engine, message_id, "someone-else")
-    assert spool.claim_next_message(engine, "w2") is None
-    spool.release_message(engine, message_id, "w1")
-    assert spool.claim_next_message(engine, "w2") == message_id
+    assert leases.claim_next_message(engine, "w1") == message_id
+    leases.release_message(engine, message_id, "someone-else")
+    assert leases.claim_next_message(engine, "w2") is None
+    leases.release_message(engine, message_id, "w1")
+    assert leases.claim_next_message(engine, "w2") == message_id
 
 
 def test_finish_records_outcome_in_the_callers_transaction(
@@ -173,7 +174,7 @@ def test_finish_records_outcome_in_the_callers_transaction(
 ) -> None:
     team_id = new_team_id("cert-a")
     message_id = new_message_id()
-    assert spool.claim_next_message(engine, "w1") == message_id
+    assert leases.claim_next_message(engine, "w1") == message_id
     with pytest.raises(RuntimeError), transaction(engine) as session:
         spool.finish_message(session, message_id, state="accepted", reason=None, team_id=team_id)
         raise RuntimeError("the caller's transaction rolls back: so does the outcome")
@@ -198,18 +199,18 @@ def test_finish_records_outcome_in_the_callers_transaction(
     assert message.signer_fingerprint == "AB" * 20
     assert message.processed_at is not None
     assert message.lease_owner is None and message.lease_until is None
-    assert spool.claim_next_message(engine, "w2") is None
+    assert leases.claim_next_message(engine, "w2") is None
 
 
 def test_finish_refuses_lost_lease_unknown_id_and_bad_state(
     engine: Engine, new_message_id: Callable[..., int]
 ) -> None:
     message_id = new_message_id()
-    assert spool.claim_next_message(engine, "slow") == message_id
+    assert leases.claim_next_message(engine, "slow") == message_id
     _expire_lease(engine, message_id)
-    assert spool.claim_next_message(engine, "fast") == message_id
+    assert leases.claim_next_message(engine, "fast") == message_id
     with open_session(engine) as session:
-        with pytest.raises(spool.LeaseLostError):
+        with pytest.raises(LeaseLostError):
             spool.finish_message(session, message_id, state="quarantined", reason="x", owner="slow")
         with pytest.raises(LookupError):
             spool.finish_message(session, 999_999, state="quarantined", reason="x")
@@ -222,7 +223,7 @@ def test_requeue_message_resets_outcome(
 ) -> None:
     team_id = new_team_id("cert-a")
     message_id = new_message_id()
-    spool.claim_next_message(engine, "w1")
+    leases.claim_next_message(engine, "w1")
     with transaction(engine) as session:
         spool.finish_message(
             session,
@@ -240,7 +241,7 @@ def test_requeue_message_resets_outcome(
     assert message is not None
     assert (message.state, message.reason, message.detail) == ("received", None, None)
     assert (message.team_id, message.attempts, message.lease_owner) == (None, 0, None)
-    assert spool.claim_next_message(engine, "w2") == message_id
+    assert leases.claim_next_message(engine, "w2") == message_id
 
 
 def test_requeue_quarantined_only_touches_quarantined(
@@ -311,18 +312,18 @@ def test_the_claim_returns_what_processing_reads_and_the_bytes_only_within_the_c
     small, _ = spool.spool_message(engine, RAW, "smtp")
     large, _ = spool.spool_message(engine, RAW + b"x" * 100, "smtp")
     cap = len(RAW) + 50
-    first = spool.claim_next(engine, "w1", 300, cap)
+    first = leases.claim_next(engine, "w1", 300, cap)
     assert first is not None and (first.id, first.size) == (small, len(RAW))
     assert first.take_raw() == RAW
     with pytest.raises(ValueError, match="taken already"):
         first.take_raw()  # handed over: the claim holds no copy
-    second = spool.claim_next(engine, "w1", 300, cap)
+    second = leases.claim_next(engine, "w1", 300, cap)
     assert second is not None and (second.id, second.size, second.raw) == (
         large,
         len(RAW) + 100,
         None,
     )
-    assert spool.claim_next(engine, "w2", 300, cap) is None  # both are leased now
+    assert leases.claim_next(engine, "w2", 300, cap) is None  # both are leased now
     with open_session(engine) as session:
         message = spool.get_message(session, large)
         again = spool.read_for_processing(session, large, 10 * cap)
@@ -338,15 +339,15 @@ def test_a_small_only_claim_never_takes_a_newer_message_past_a_large_oldest(
     large, _ = spool.spool_message(engine, RAW + b"x" * 1000, "smtp")
     small, _ = spool.spool_message(engine, RAW, "smtp")
     limit = len(RAW) + 10
-    assert spool.oldest_larger(engine, limit)
+    assert leases.oldest_larger(engine, limit)
     # Arrival order holds: the small message behind the large one is not taken instead.
-    assert spool.claim_next(engine, "extra", 300, limit, only_up_to=limit) is None
-    first = spool.claim_next(engine, "primary", 300, limit)
+    assert leases.claim_next(engine, "extra", 300, limit, only_up_to=limit) is None
+    first = leases.claim_next(engine, "primary", 300, limit)
     assert first is not None and (first.id, first.raw) == (large, None)  # read later
-    assert not spool.oldest_larger(engine, limit)
-    second = spool.claim_next(engine, "extra", 300, limit, only_up_to=limit)
+    assert not leases.oldest_larger(engine, limit)
+    second = leases.claim_next(engine, "extra", 300, limit, only_up_to=limit)
     assert second is not None and (second.id, second.raw) == (small, RAW)
-    assert not spool.oldest_larger(engine, limit)  # nothing left at all
+    assert not leases.oldest_larger(engine, limit)  # nothing left at all
 
 
 def test_the_binding_comes_with_the_arrival_order_check(
@@ -361,18 +362,18 @@ def test_the_binding_comes_with_the_arrival_order_check(
 
     def both(message_id: int, fingerprint: str = "AB12") -> tuple[BoundKey | None, bool]:
         with open_session(engine) as session:
-            found, in_flight = spool.binding_and_older_in_flight(session, fingerprint, message_id)
+            found, in_flight = leases.binding_and_older_in_flight(session, fingerprint, message_id)
             assert found == registry.team_for_fingerprint(session, fingerprint)
         if found is not None:
-            assert in_flight == spool.older_in_flight(engine, message_id)
+            assert in_flight == leases.older_in_flight(engine, message_id)
         return found, in_flight
 
     assert both(newer)[1] is False  # the older one is not claimed yet
-    assert spool.claim_next_message(engine, "w1") == older
+    assert leases.claim_next_message(engine, "w1") == older
     found, in_flight = both(newer)
     assert in_flight is True
     assert found is not None and (found.team_id, found.handle) == (team_id, "cert-bound")
     assert both(older)[1] is False  # nothing older than the oldest
     assert both(newer, "CD34") == (None, False)  # an unbound key: quarantined, no waiting
-    spool.back_off(engine, older, "w1", 60)  # no longer in flight: backing off
+    leases.back_off(engine, older, "w1", 60)  # no longer in flight: backing off
     assert both(newer)[1] is False
