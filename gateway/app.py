@@ -22,7 +22,8 @@ from keys.policy import Policy
 from keys.registry import Registry
 from keys.unwrap import Limits, Unwrapper
 from parsers.taxonomy import Taxonomy, load_taxonomy
-from store.db import create_schema, make_engine
+from store.db import make_engine
+from store.migrate import upgrade
 
 
 def utcnow() -> datetime:
@@ -88,4 +89,4 @@ class App:
 
     def create_schema(self) -> None:
         self.config.clearinghouse.home.mkdir(parents=True, exist_ok=True)
-        create_schema(self.engine)
+        upgrade(self.engine)

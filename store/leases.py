@@ -22,16 +22,11 @@ from sqlalchemy.sql import Executable
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col
 
-from store.db import (
-    commits_so_far,
-    one_statement,
-    one_statement_connection,
-    open_session,
-    wait_for_commit,
-)
+from store.db import one_statement, one_statement_connection, open_session
 from store.models import Message, table_of, utcnow
 from store.registry import BOUND_KEY, BoundKey, normalize_fingerprint
 from store.spool import BYTES_WITHIN_CAP, RECEIVED, Spooled
+from store.write_turns import commits_so_far, wait_for_commit
 
 # A lost race means someone else made progress, so the loop ends quickly in practice;
 # the bound only guards against a livelock nobody foresaw.

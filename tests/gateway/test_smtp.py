@@ -27,7 +27,8 @@ from gateway.app import App
 from gateway.intake.smtp import IntakeHandler, make_controller
 from gateway.spool import GroupSpooler
 from store import spool
-from store.db import commits_so_far, make_engine, open_session, transaction
+from store.db import make_engine, open_session, transaction
+from store.write_turns import commits_so_far
 
 # --- recipients ------------------------------------------------------------------------
 

@@ -19,7 +19,8 @@ from sqlalchemy import Engine
 
 from parsers.model import TYPE1_FIELDS, Type1Report, Type2Report
 from store import registry, spool
-from store.db import create_schema, make_engine, transaction
+from store.db import make_engine, transaction
+from store.migrate import upgrade
 
 
 def _backends() -> list[str]:
@@ -49,7 +50,7 @@ def _engine(url: str) -> Iterator[Engine]:
 @pytest.fixture
 def engine(empty_engine: Engine) -> Engine:
     """A database with the current schema, on each backend."""
-    create_schema(empty_engine)
+    upgrade(empty_engine)
     return empty_engine
 
 

@@ -21,9 +21,6 @@ from sqlmodel import Session
 import store.db
 from store import registry
 from store.db import (
-    _WriteTurn,
-    commits_so_far,
-    create_schema,
     make_engine,
     one_statement,
     one_statement_connection,
@@ -31,6 +28,8 @@ from store.db import (
     read_connection,
     transaction,
 )
+from store.migrate import upgrade
+from store.write_turns import _WriteTurn, commits_so_far
 
 ROOT = Path(__file__).resolve().parents[2]
 IDLE = psycopg.pq.TransactionStatus.IDLE
@@ -40,8 +39,8 @@ def test_sqlite_engine_makes_its_directory_and_sets_pragmas(tmp_path: Path) -> N
     path = tmp_path / "var" / "deep" / "clearinghouse.db"
     engine = make_engine(f"sqlite:///{path}")
     try:
-        create_schema(engine)
-        create_schema(engine)  # idempotent
+        upgrade(engine)
+        upgrade(engine)  # idempotent
         assert path.exists()
         with engine.connect() as connection:
             pragma = {
@@ -115,7 +114,7 @@ def _postgres_with_team(schema: str, handle: str) -> Iterator[Engine]:
     with postgres_schema(schema) as url:
         engine = make_engine(url)
         try:
-            create_schema(engine)
+            upgrade(engine)
             _add(handle, engine)
             yield engine
         finally:
