@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from contract.codes import State
 from contract.errors import ClearinghouseError
 from gateway.app import App
 from keys.gpg import KeyDetails
@@ -60,7 +61,7 @@ def check_outbox(app: App, now: datetime) -> Check:
 def check_spool(app: App) -> Check:
     limit = app.config.health.spool_backlog
     with open_session(app.engine) as s:
-        waiting = count_by_state(s).get("received", 0)
+        waiting = count_by_state(s).get(State.RECEIVED, 0)
     text = f"{waiting} message{'s' if waiting != 1 else ''} waiting to be processed"
     if waiting > limit:
         return Check("spool", False, f"{text} (limit {limit}): is `serve` running?")

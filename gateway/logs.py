@@ -23,6 +23,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
 
+from contract.codes import Reason, State
+
 LogFormat = Literal["text", "json"]
 FIELDS = "clearinghouse_fields"  # the LogRecord attribute `event` stores its fields in
 _RESERVED = ("time", "level", "logger", "msg")
@@ -38,12 +40,12 @@ def message_event(
     message_id: int | None,
     *,
     team: str | None,
-    state: str,
-    reason: str | None,
+    state: State,
+    reason: Reason | None,
     **more: Any,
 ) -> None:
     """The one line every pipeline outcome gets: message id, team, state, reason."""
-    level = logging.WARNING if state == "quarantined" else logging.INFO
+    level = logging.WARNING if state == State.QUARANTINED else logging.INFO
     fields = {"message_id": message_id, "team": team, "state": state, "reason": reason}
     _log(logger, level, "message processed", fields | more)
 

@@ -42,6 +42,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from contract.codes import Reason, State
 from contract.errors import ClearinghouseError
 from gateway.addresses import split_host_port
 from store.db import open_session
@@ -86,7 +87,7 @@ class Metrics:
             registry=self.registry,
         )
 
-    def outcome(self, state: str, reason: str | None) -> None:
+    def outcome(self, state: State, reason: Reason | None) -> None:
         self.messages.labels(state=state, reason=reason or "none").inc()
 
     def watch(self, app: App) -> None:
@@ -133,13 +134,13 @@ class StoreCollector(Collector):
         by_state = GaugeMetricFamily(
             "clearinghouse_messages", "Messages in the store, by state.", labels=["state"]
         )
-        for state in ("received", "accepted", "rejected", "duplicate", "quarantined"):
+        for state in State:
             by_state.add_metric([state], states.get(state, 0))
         yield by_state
         yield _gauge(
             "clearinghouse_spool_backlog",
             "Messages waiting to be processed.",
-            states.get("received", 0),
+            states.get(State.RECEIVED, 0),
         )
         yield _gauge("clearinghouse_outbox_backlog", "Mails waiting for delivery.", pending)
         age = (now - oldest).total_seconds() if oldest is not None else 0.0

@@ -17,20 +17,30 @@ from typing import Any
 
 from sqlmodel import Session
 
-from contract.errors import RegistryError
+from contract.codes import Reason, State
 from gateway.app import App
 from gateway.logs import message_event
-from gateway.reply import Draft, Queued, seal_drafts
+from gateway.reply import MessageTx, Queued, queue_reply, seal_drafts
 from keys.policy import Authenticated, Binding, authenticate
 from keys.unwrap import Refusal, Unwrapped
 from parsers.commands import Command, CommandError, find_command
 from parsers.extract import parse_signed_content
 from parsers.model import ParseOutcome, Report
 from parsers.template import blank_report
-from reports.mail import SUBJECTS, StoredItem, format_value, receipt_subject, render
-from store import leases, outbox, spool
+from reports.mail import (
+    COMMAND_ERROR,
+    COMMAND_STATUS,
+    COMMAND_TEMPLATE,
+    DUPLICATE,
+    QUARANTINE,
+    RECEIPT,
+    REJECTION,
+    Letter,
+    StoredItem,
+    format_value,
+)
+from store import leases, spool
 from store.db import open_session, read_connection, transaction
-from store.models import Team
 from store.registry import KeyDates, TeamRow, get_team_by_id
 from store.spool import Spooled
 from store.submissions import list_submissions, lock_team, store_report, stored_values
@@ -40,8 +50,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Outcome:
-    state: str  # accepted | rejected | duplicate | quarantined
-    reason: str | None
+    state: State  # a final state: accepted, rejected, duplicate or quarantined
+    reason: Reason | None
     detail: str | None = None  # for admins: never logged, never mailed to a stranger
     team: str | None = None  # the handle of the signing key's team, if there is one
 
@@ -90,7 +100,7 @@ def _unwrap(app: App, message: Spooled) -> Unwrapped | Refusal:
         return app.unwrapper.unwrap(message.take_raw())
     cap = app.config.smtp.max_message_bytes
     if message.size > cap:
-        return Refusal("too-large", f"{message.size} bytes")
+        return Refusal(Reason.TOO_LARGE, f"{message.size} bytes")
     return app.unwrapper.unwrap(_read(app, message.id, cap).take_raw())
 
 
@@ -132,18 +142,7 @@ def _process(app: App, message: Spooled, owner: str | None, drafts: list[Queued]
 
 
 @dataclass(frozen=True)
-class _Tx:
-    """One message inside its processing transaction, and the replies queued in it."""
-
-    app: App
-    s: Session
-    message: Spooled
-    owner: str | None
-    drafts: list[Queued]
-
-
-@dataclass(frozen=True)
-class _Job(_Tx):
+class _Job(MessageTx):
     """One authenticated message inside its processing transaction."""
 
     team: TeamRow
@@ -153,8 +152,8 @@ class _Job(_Tx):
 
     def finish(
         self,
-        state: str,
-        reason: str | None,
+        state: State,
+        reason: Reason | None,
         detail: str | None = None,
         content_sha256: str | None = None,
     ) -> Outcome:
@@ -169,9 +168,8 @@ class _Job(_Tx):
             content_sha256=content_sha256,
         )
 
-    def reply(self, kind: str, subject: str, template: str, **context: Any) -> str | None:
-        body = render(template, **(_context(self.app, self.message, self.team) | context))
-        return _reply(self, self.team, kind, body, subject, self.keys)
+    def reply(self, letter: Letter, **context: Any) -> str | None:
+        return queue_reply(self, self.team, letter, self.keys, **context)
 
 
 def _authenticate(
@@ -198,8 +196,8 @@ def _finish(
     s: Session,
     message: Spooled,
     owner: str | None,
-    state: str,
-    reason: str | None,
+    state: State,
+    reason: Reason | None,
     *,
     verdict: Authenticated | None = None,
     detail: str | None = None,
@@ -234,14 +232,20 @@ def _quarantine(
     """Not authenticated: store the verdict; reply only to a registered team, if allowed."""
     with transaction(app.engine) as s:
         outcome = _finish(
-            s, message, owner, "quarantined", refusal.reason, detail=refusal.detail, team_id=team_id
+            s,
+            message,
+            owner,
+            State.QUARANTINED,
+            refusal.reason,
+            detail=refusal.detail,
+            team_id=team_id,
         )
         if app.config.policy.reply_to_unauthenticated and u is not None:
-            _notify_signer(_Tx(app, s, message, owner, drafts), refusal, u)
+            _notify_signer(MessageTx(app, s, message, owner, drafts), refusal, u)
     return outcome
 
 
-def _notify_signer(tx: _Tx, refusal: Refusal, u: Unwrapped) -> None:
+def _notify_signer(tx: MessageTx, refusal: Refusal, u: Unwrapped) -> None:
     """Tell a registered team that a message signed with its key was refused.
 
     Only the reason code goes out, only to the team's registered address, encrypted to
@@ -254,61 +258,45 @@ def _notify_signer(tx: _Tx, refusal: Refusal, u: Unwrapped) -> None:
     team = get_team_by_id(tx.s, binding.team_id) if binding else None
     if team is None or binding is None or binding.revoked:
         return
-    context = _context(tx.app, tx.message, team) | {
-        "reason": refusal.reason,
-        "signer": sigs[0].signing_fingerprint,
-    }
-    body = render("quarantine", **context)
-    _reply(tx, team, "quarantine", body, SUBJECTS["quarantine"])
+    signer = sigs[0].signing_fingerprint
+    queue_reply(tx, team, QUARANTINE, reason=refusal.reason, signer=signer)
 
 
 def _duplicate(job: _Job, earlier_id: int) -> Outcome:
-    job.reply("duplicate", SUBJECTS["duplicate"], "duplicate", original_id=earlier_id)
-    return job.finish("duplicate", None, f"identical to message {earlier_id}")
+    job.reply(DUPLICATE, original_id=earlier_id)
+    return job.finish(State.DUPLICATE, None, f"identical to message {earlier_id}")
 
 
 def _rejected(job: _Job, parsed: ParseOutcome) -> Outcome:
     errors = [str(e) for e in parsed.errors] or ["no report found in the signed content"]
-    job.reply("rejection", SUBJECTS["rejection"], "rejection", errors=errors)
-    reason = "parse-error" if parsed.nothing_found else "invalid-report"
-    return job.finish("rejected", reason, "; ".join(errors)[:2000])
+    job.reply(REJECTION, errors=errors)
+    reason = Reason.PARSE_ERROR if parsed.nothing_found else Reason.INVALID_REPORT
+    return job.finish(State.REJECTED, reason, "; ".join(errors)[:2000])
 
 
 def _accepted(job: _Job, parsed: ParseOutcome) -> Outcome:
     items = [_store(job, report) for report in parsed.reports]
-    note = job.reply(
-        "receipt",
-        receipt_subject(items),
-        "receipt",
-        stored=items,
-        signer=job.verdict.signing_fingerprint,
-    )
-    return job.finish("accepted", None, note, job.unwrapped.content_sha256)
+    note = job.reply(RECEIPT, stored=items, signer=job.verdict.signing_fingerprint)
+    return job.finish(State.ACCEPTED, None, note, job.unwrapped.content_sha256)
 
 
 def _command(job: _Job, command: Command | CommandError) -> Outcome:
     """Answer a team command; the answer goes, like every reply, only to the team."""
     if isinstance(command, CommandError):
-        job.reply(
-            "command-error", SUBJECTS["command-error"], "command_error", error=command.message
-        )
-        return job.finish("rejected", "unknown-command", command.message)
+        job.reply(COMMAND_ERROR, error=command.message)
+        return job.finish(State.REJECTED, Reason.UNKNOWN_COMMAND, command.message)
     if command.verb == "template":
         blank = blank_report(command.argument, job.app.taxonomy)
-        subject = f"Template: {command.argument}"
-        note = job.reply(
-            "command", subject, "command_template", report=blank, report_type=command.argument
-        )
+        note = job.reply(COMMAND_TEMPLATE, report=blank, report_type=command.argument)
     else:
         rows = list_submissions(job.s, team=job.team.handle, period=command.argument)
         shown = [
             (r, [(_label(job.app, r.type, k), format_value(v)) for k, v in r.values.items()])
             for r in rows
         ]
-        subject = f"Status: {command.argument}"
-        note = job.reply("command", subject, "command_status", rows=shown, period=command.argument)
+        note = job.reply(COMMAND_STATUS, rows=shown, period=command.argument)
     detail = f"command: {command.verb} {command.argument}" + (f"; {note}" if note else "")
-    return job.finish("accepted", None, detail, job.unwrapped.content_sha256)
+    return job.finish(State.ACCEPTED, None, detail, job.unwrapped.content_sha256)
 
 
 def _store(job: _Job, report: Report) -> StoredItem:
@@ -333,56 +321,3 @@ def _label(app: App, report_type: str, key: str) -> str:
         return key
     class_slug, _, type_slug = key.partition("/")
     return app.taxonomy.label((class_slug, type_slug or None))
-
-
-def _context(app: App, message: Spooled, team: Team | TeamRow) -> dict[str, Any]:
-    # "signer" is given where a template shows it (receipt, quarantine notice).
-    return {
-        "team": team,
-        "message_id": message.id,
-        "received_at": f"{message.received_at:%Y-%m-%d %H:%M}",
-        "clearinghouse": app.config.clearinghouse.name,
-        "gateway_address": app.config.clearinghouse.gateway_address,
-        "gateway_fingerprint": app.identity.fingerprint,
-    }
-
-
-def _reply(
-    tx: _Tx,
-    team: Team | TeamRow,
-    kind: str,
-    body: str,
-    subject: str,
-    keys: list[KeyDates] | None = None,
-) -> str | None:
-    """Queue a reply to the team's registered address in the same transaction.
-
-    It is queued as a draft leased to the worker (`tx.owner`), who seals it once the
-    transaction has committed (`seal_drafts`, given `tx.drafts`). Returns a note for the
-    admin when no reply can be sealed (the team has no key that can be encrypted to any
-    more): the outcome stands, the reply is impossible. `keys` are the team's keys if
-    read already.
-    """
-    registry = tx.app.registry
-    try:
-        if keys is None:
-            recipient_key = registry.encryption_key(tx.s, team)
-        else:
-            recipient_key = registry.encryption_key_among(team, keys)
-    except RegistryError as exc:
-        log.warning("message %s: no %s sent: %s", tx.message.id, kind, exc)
-        return f"no {kind} sent: {exc}"
-    draft = Draft(team.email, recipient_key, subject, body)
-    entry_id = outbox.enqueue_unsealed(
-        tx.s,
-        kind=kind,
-        recipient=team.email,
-        draft=draft.encode(),
-        dedupe_key=f"{kind}:{tx.message.id}",
-        message_id=tx.message.id,
-        owner=tx.owner,
-        lease_seconds=tx.app.config.worker.lease_seconds,
-    )
-    if entry_id is not None:  # else queued (and sealed) by an earlier run already
-        tx.drafts.append(Queued(entry_id, draft))
-    return None

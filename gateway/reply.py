@@ -1,13 +1,15 @@
-"""Seal one outgoing mail as the gateway: From the gateway address, signed by its key.
+"""Replies: write one, queue it with the message's outcome, seal it as the gateway.
 
-Every reply, statistics mail and reminder goes through here, so that the sender, the
-signing key, the protected headers and the recipient-by-fingerprint rule are decided in
-one place. Queuing it is the caller's business (in its own transaction).
+`queue_reply` renders a letter (reports/mail.py) to a team's registered address and
+queues it as a `Draft`, leased to the worker, in the same transaction as the message's
+outcome; `seal_drafts` seals those drafts right after that transaction commits, so gpg's
+signing runs while other workers (and the SMTP door) can write. A draft whose worker
+died before sealing it is sealed by the next outbox flush (`seal_abandoned`).
 
-Replies to incoming messages are queued as a `Draft` with the message's outcome and
-sealed by `seal_drafts` right after that transaction commits: gpg's signing then runs
-while other workers (and the SMTP door) can write. A draft whose worker died before
-sealing it is sealed by the next outbox flush (`seal_abandoned`).
+`seal_from_gateway` seals one outgoing mail as the gateway: From the gateway address,
+signed by its key, encrypted to one key fingerprint. Every reply, statistics mail and
+reminder goes through it, so that the sender, the signing key, the protected headers
+and the recipient-by-fingerprint rule are decided in one place.
 """
 
 from __future__ import annotations
@@ -16,11 +18,19 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlmodel import Session
 
 from contract.errors import GnuPGError
 from gateway.app import App
+from keys.registry import no_usable_key
 from keys.wrap import Attachment, Envelope, new_message_id, seal
+from reports.mail import Letter, write
 from store import outbox
+from store.models import Team
+from store.registry import KeyDates, TeamRow
+from store.spool import Spooled
 
 log = logging.getLogger(__name__)
 
@@ -107,3 +117,67 @@ def _seal(app: App, entry_id: int, draft: Draft, owner: str | None) -> bool:
         outbox.seal_failed(app.engine, entry_id, str(exc), retry_seconds=SEAL_RETRY_SECONDS)
         return False
     return outbox.seal(app.engine, entry_id, raw, owner=owner)
+
+
+@dataclass(frozen=True)
+class MessageTx:
+    """One message inside its processing transaction, and the replies queued in it."""
+
+    app: App
+    s: Session
+    message: Spooled
+    owner: str | None
+    drafts: list[Queued]
+
+
+def queue_reply(
+    tx: MessageTx,
+    team: Team | TeamRow,
+    letter: Letter,
+    keys: list[KeyDates] | None = None,
+    **context: Any,
+) -> str | None:
+    """Queue `letter` to the team's registered address in the same transaction.
+
+    It is queued as a draft leased to the worker (`tx.owner`), who seals it once the
+    transaction has committed (`seal_drafts`, given `tx.drafts`). Returns a note for the
+    admin when no reply can be sealed (the team has no key that can be encrypted to any
+    more): the outcome stands, the reply is impossible. `keys` are the team's keys if
+    read already.
+    """
+    registry = tx.app.registry
+    if keys is None:
+        recipient_key = registry.encryption_key(tx.s, team)
+    else:
+        recipient_key = registry.encryption_key_among(team, keys)
+    if recipient_key is None:
+        note = f"no {letter.kind} sent: {no_usable_key(team.handle)}"
+        log.warning("message %s: %s", tx.message.id, note)
+        return note
+    subject, body = write(letter, **(_context(tx.app, tx.message, team) | context))
+    draft = Draft(team.email, recipient_key, subject, body)
+    entry_id = outbox.enqueue_unsealed(
+        tx.s,
+        kind=letter.kind,
+        recipient=team.email,
+        draft=draft.encode(),
+        dedupe_key=f"{letter.kind}:{tx.message.id}",
+        message_id=tx.message.id,
+        owner=tx.owner,
+        lease_seconds=tx.app.config.worker.lease_seconds,
+    )
+    if entry_id is not None:  # else queued (and sealed) by an earlier run already
+        tx.drafts.append(Queued(entry_id, draft))
+    return None
+
+
+def _context(app: App, message: Spooled, team: Team | TeamRow) -> dict[str, Any]:
+    # "signer" is given where a template shows it (receipt, quarantine notice).
+    return {
+        "team": team,
+        "message_id": message.id,
+        "received_at": f"{message.received_at:%Y-%m-%d %H:%M}",
+        "clearinghouse": app.config.clearinghouse.name,
+        "gateway_address": app.config.clearinghouse.gateway_address,
+        "gateway_fingerprint": app.identity.fingerprint,
+    }

@@ -12,6 +12,7 @@ import signal
 import threading
 from collections.abc import Iterator
 
+from contract.codes import State
 from contract.errors import ClearinghouseError
 from gateway.allocator import keep_large_blocks_mapped
 from gateway.app import App
@@ -89,7 +90,7 @@ def serve(app: App, host: str, port: int) -> None:
         raise ClearinghouseError("the SMTP door process exited; see the log above")
 
 
-REPROCESSABLE = ("quarantined", "rejected")
+REPROCESSABLE = (State.QUARANTINED, State.REJECTED)
 
 
 def reprocess(app: App, message_id: int | None) -> Iterator[tuple[int, Outcome]]:

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from contract.codes import Reason, State
 from gateway.app import App
 from gateway.delivery import Transport
 from gateway.logs import message_event
@@ -104,12 +105,14 @@ class Worker:
             spool.finish_message(
                 s,
                 message_id,
-                state="quarantined",
-                reason="processing-failed",
+                state=State.QUARANTINED,
+                reason=Reason.PROCESSING_FAILED,
                 detail="processing raised an error repeatedly; see logs",
             )
-        message_event(log, message_id, team=None, state="quarantined", reason="processing-failed")
-        self.app.metrics.outcome("quarantined", "processing-failed")
+        message_event(
+            log, message_id, team=None, state=State.QUARANTINED, reason=Reason.PROCESSING_FAILED
+        )
+        self.app.metrics.outcome(State.QUARANTINED, Reason.PROCESSING_FAILED)
 
     def run_once(self, limit: int | None = None) -> dict[str, int]:
         """Process every message claimable now (or the first `limit`), each at most once.
@@ -263,7 +266,7 @@ class Worker:
 
     def pending(self) -> int:
         with open_session(self.app.engine) as s:
-            return spool.count_by_state(s).get("received", 0)
+            return spool.count_by_state(s).get(State.RECEIVED, 0)
 
 
 def _in_threads(count: int, work: Callable[[int], None]) -> None:

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from contract.codes import Reason
 from keys.gpg import KeyDetails
 from keys.unwrap import Refusal, Unwrapped
 
@@ -56,9 +57,9 @@ class Authenticated:
 
 
 _OUTCOME_REASONS = {
-    "bad": "bad-signature",
-    "revoked-key": "key-revoked",
-    "expired-sig": "stale-signature",
+    "bad": Reason.BAD_SIGNATURE,
+    "revoked-key": Reason.KEY_REVOKED,
+    "expired-sig": Reason.STALE_SIGNATURE,
 }
 
 
@@ -74,33 +75,33 @@ class _Verified:
 def _single_signature(u: Unwrapped) -> _Verified | Refusal:
     sigs = u.verification.signatures
     if not sigs:
-        return Refusal("not-signed", "no signature found")
+        return Refusal(Reason.NOT_SIGNED, "no signature found")
     if len(sigs) > 1:
-        return Refusal("multiple-signatures", f"{len(sigs)} signatures")
+        return Refusal(Reason.MULTIPLE_SIGNATURES, f"{len(sigs)} signatures")
     sig = sigs[0]
     if sig.outcome == "error":
-        reason = "unknown-key" if sig.error_code == 9 else "bad-signature"
+        reason = Reason.UNKNOWN_KEY if sig.error_code == 9 else Reason.BAD_SIGNATURE
         return Refusal(reason, f"ERRSIG rc={sig.error_code} keyid={sig.keyid}")
     if sig.outcome in _OUTCOME_REASONS:
         return Refusal(_OUTCOME_REASONS[sig.outcome], f"{sig.outcome} keyid={sig.keyid}")
     # "expired-key" (expired today) is judged below against the signing time instead.
     if not sig.signing_fingerprint or not sig.primary_fingerprint or not sig.created:
-        return Refusal("bad-signature", "no VALIDSIG for the signature")
+        return Refusal(Reason.BAD_SIGNATURE, "no VALIDSIG for the signature")
     problems = u.verification.problems
     if problems or u.verification.returncode != 0:
-        return Refusal("bad-signature", f"gpg exit {u.verification.returncode} {problems}")
+        return Refusal(Reason.BAD_SIGNATURE, f"gpg exit {u.verification.returncode} {problems}")
     return _Verified(sig.signing_fingerprint, sig.primary_fingerprint, sig.created)
 
 
 def _key_state(sig: _Verified, key: KeyDetails | None, binding: Binding) -> Refusal | None:
     signing = key.key_for(sig.signing_fingerprint) if key is not None else None
     if key is None or signing is None:
-        return Refusal("unknown-key", "signing key not in the gateway keyring")
+        return Refusal(Reason.UNKNOWN_KEY, "signing key not in the gateway keyring")
     if binding.revoked or key.revoked or signing.revoked:
-        return Refusal("key-revoked", f"key {sig.signing_fingerprint} is revoked")
+        return Refusal(Reason.KEY_REVOKED, f"key {sig.signing_fingerprint} is revoked")
     for expires in (key.expires, signing.expires):
         if expires is not None and expires <= sig.created:
-            return Refusal("key-expired", f"key expired {expires:%Y-%m-%d} before signing")
+            return Refusal(Reason.KEY_EXPIRED, f"key expired {expires:%Y-%m-%d} before signing")
     return None
 
 
@@ -130,18 +131,18 @@ def authenticate(
     if isinstance(sig, Refusal):
         return sig
     if binding is None:
-        return Refusal("unknown-key", f"{sig.primary_fingerprint} is not bound to a team")
+        return Refusal(Reason.UNKNOWN_KEY, f"{sig.primary_fingerprint} is not bound to a team")
     refusal = _key_state(sig, key, binding)
     if refusal:
         return refusal
     if binding.status not in policy.allowed_statuses:
-        return Refusal("team-not-allowed", f"team {binding.handle} is {binding.status}")
+        return Refusal(Reason.TEAM_NOT_ALLOWED, f"team {binding.handle} is {binding.status}")
     if sig.created < now - policy.max_signature_age or sig.created > now + policy.future_skew:
-        return Refusal("stale-signature", f"signed at {sig.created:%Y-%m-%d %H:%M} UTC")
+        return Refusal(Reason.STALE_SIGNATURE, f"signed at {sig.created:%Y-%m-%d %H:%M} UTC")
     intake = {a.lower() for a in policy.intake_addresses}
     if u.protected_to is not None and not intake & set(u.protected_to):
-        return Refusal("wrong-recipient", "protected To names another recipient")
+        return Refusal(Reason.WRONG_RECIPIENT, "protected To names another recipient")
     for senders in (u.outer_from, u.protected_from or None):
         if senders is not None and not _sender_ok(policy.sender_binding, binding.email, senders):
-            return Refusal("sender-mismatch", f"From {list(senders)[:2]} vs {binding.email}")
+            return Refusal(Reason.SENDER_MISMATCH, f"From {list(senders)[:2]} vs {binding.email}")
     return Authenticated(binding, sig.signing_fingerprint, sig.created)

@@ -203,19 +203,17 @@ class Registry:
     def key_details(self, fingerprint: str) -> KeyDetails | None:
         return self.gpg.details(fingerprint)
 
-    def encryption_key(self, session: Session, team: Team | q.TeamRow) -> str:
-        """The team's newest key that can be encrypted to now (RegistryError if none)."""
+    def encryption_key(self, session: Session, team: Team | q.TeamRow) -> str | None:
+        """The team's newest key that can be encrypted to now; None if it has none (say
+        so with `no_usable_key`)."""
         return self.encryption_key_among(team, q.key_dates_of_team(session, team.id or 0))
 
-    def encryption_key_among(self, team: Team | q.TeamRow, keys: list[q.KeyDates]) -> str:
+    def encryption_key_among(self, team: Team | q.TeamRow, keys: list[q.KeyDates]) -> str | None:
         """`encryption_key`, given the team's keys as read already (`lock_team` reads them)."""
         now = _now()
         usable = [k for k in keys if k.revoked_at is None and self._can_encrypt(k.fingerprint, now)]
         if not usable:
-            raise RegistryError(
-                f"team {team.handle!r} has no usable key to encrypt to; "
-                f"import a current key with `keys import {team.handle} FILE`"
-            )
+            return None
         epoch = datetime.min.replace(tzinfo=UTC)
         return max(usable, key=lambda k: k.created_at or epoch).fingerprint
 
@@ -264,4 +262,12 @@ def _no_team(handle: str) -> RegistryError:
     return RegistryError(
         f"no team {handle!r}; add it with `teams add {handle} --name ... "
         "--email ...` or see `teams list`"
+    )
+
+
+def no_usable_key(handle: str) -> str:
+    """What to tell the admin when team `handle` has no key to encrypt a mail to."""
+    return (
+        f"team {handle!r} has no usable key to encrypt to; "
+        f"import a current key with `keys import {handle} FILE`"
     )

@@ -27,6 +27,7 @@ import re
 from dataclasses import dataclass
 from email.utils import getaddresses
 
+from contract.codes import Reason
 from keys.gpg import CryptoResult, GnuPG
 from keys.mimeparse import parse_bytes
 from keys.textentity import text_entity
@@ -49,7 +50,7 @@ class Limits:
 
 @dataclass(frozen=True)
 class Refusal:
-    reason: str
+    reason: Reason
     detail: str  # for the admin's eyes only
 
 
@@ -113,18 +114,22 @@ def _check_shape(msg: email.message.Message, limits: Limits) -> Refusal | None:
         part, depth, boundaries = stack.pop()
         parts += 1
         if depth > limits.max_mime_depth:
-            return Refusal("malformed-mime", f"MIME nesting deeper than {limits.max_mime_depth}")
+            return Refusal(
+                Reason.MALFORMED_MIME, f"MIME nesting deeper than {limits.max_mime_depth}"
+            )
         if parts > limits.max_mime_parts:
-            return Refusal("malformed-mime", f"more than {limits.max_mime_parts} MIME parts")
+            return Refusal(Reason.MALFORMED_MIME, f"more than {limits.max_mime_parts} MIME parts")
         if part.get_content_maintype() == "multipart":
             # A multipart without parts (boundary missing or never found), or one reusing
             # an enclosing boundary, is ambiguous: mail clients and this parser may
             # disagree on what is inside what, so it is refused rather than guessed.
             boundary = part.get_boundary()
             if boundary is None or not part.is_multipart():
-                return Refusal("malformed-mime", "a multipart whose boundary is missing")
+                return Refusal(Reason.MALFORMED_MIME, "a multipart whose boundary is missing")
             if boundary in boundaries:
-                return Refusal("malformed-mime", "a nested multipart reuses its parent's boundary")
+                return Refusal(
+                    Reason.MALFORMED_MIME, "a nested multipart reuses its parent's boundary"
+                )
             boundaries = boundaries | {boundary}
         stack.extend((p, depth + 1, boundaries) for p in _subparts(part))
     return None
@@ -153,11 +158,11 @@ def _only_armor(body: bytes, pattern: re.Pattern[bytes]) -> bytes | None | Refus
     if not found:
         return None
     if len(found) > 1:
-        return Refusal("partially-signed", "more than one armored block in the body")
+        return Refusal(Reason.PARTIALLY_SIGNED, "more than one armored block in the body")
     match = found[0]
     # Matched in place: slicing and stripping would copy a body of megabytes twice.
     if not _BLANK.fullmatch(body, 0, match.start()) or not _BLANK.fullmatch(body, match.end()):
-        return Refusal("partially-signed", "unprotected text around the armored block")
+        return Refusal(Reason.PARTIALLY_SIGNED, "unprotected text around the armored block")
     return match.group(0)
 
 
@@ -174,12 +179,12 @@ def _contains_pgp(msg: email.message.Message) -> bool:
 def _pgp_mime_ciphertext(msg: email.message.Message) -> bytes | Refusal:
     parts = _subparts(msg)
     if len(parts) != 2:
-        return Refusal("malformed-mime", "multipart/encrypted without exactly two parts")
+        return Refusal(Reason.MALFORMED_MIME, "multipart/encrypted without exactly two parts")
     control, data = parts
     if control.get_content_type() != "application/pgp-encrypted":
-        return Refusal("malformed-mime", "multipart/encrypted without pgp-encrypted control")
+        return Refusal(Reason.MALFORMED_MIME, "multipart/encrypted without pgp-encrypted control")
     if data.get_content_type() != "application/octet-stream":
-        return Refusal("malformed-mime", "multipart/encrypted data part is not octet-stream")
+        return Refusal(Reason.MALFORMED_MIME, "multipart/encrypted data part is not octet-stream")
     return _body_bytes(data)
 
 
@@ -191,8 +196,8 @@ def _signed_content(data: bytes, msg: email.message.Message) -> _Detached | _Cle
     if ctype == "text/plain" and not msg.is_multipart():
         return _Cleartext(_body_bytes(msg))
     if _contains_pgp(msg):
-        return Refusal("partially-signed", "the signature does not cover the whole content")
-    return Refusal("not-signed", "no signature over the content")
+        return Refusal(Reason.PARTIALLY_SIGNED, "the signature does not cover the whole content")
+    return Refusal(Reason.NOT_SIGNED, "no signature over the content")
 
 
 def _multipart_signed_halves(msg: email.message.Message, entity: bytes) -> _Detached | Refusal:
@@ -205,11 +210,13 @@ def _multipart_signed_halves(msg: email.message.Message, entity: bytes) -> _Deta
     boundary = msg.get_boundary()
     parts = _subparts(msg)
     if not boundary or len(parts) != 2:
-        return Refusal("malformed-mime", "multipart/signed without exactly two parts")
+        return Refusal(Reason.MALFORMED_MIME, "multipart/signed without exactly two parts")
     if parts[1].get_content_type() != "application/pgp-signature":
-        return Refusal("malformed-mime", "multipart/signed whose second part is not a signature")
+        return Refusal(
+            Reason.MALFORMED_MIME, "multipart/signed whose second part is not a signature"
+        )
     if str(msg.get_param("protocol", "")).lower() != "application/pgp-signature":
-        return Refusal("malformed-mime", "multipart/signed with another protocol")
+        return Refusal(Reason.MALFORMED_MIME, "multipart/signed with another protocol")
     crlf = BARE_LF.sub(b"\r\n", entity)
     delimiter = b"\r\n--" + boundary.encode("ascii", "replace")
     # Exactly three delimiters: headers and preamble, part 1, part 2, "--" and epilogue.
@@ -217,10 +224,12 @@ def _multipart_signed_halves(msg: email.message.Message, entity: bytes) -> _Deta
     second = crlf.find(delimiter, first)
     third = crlf.find(delimiter, second + len(delimiter))
     if crlf.count(delimiter) != 3 or not crlf.startswith(b"--", third + len(delimiter)):
-        return Refusal("malformed-mime", "multipart/signed boundaries do not delimit two parts")
+        return Refusal(
+            Reason.MALFORMED_MIME, "multipart/signed boundaries do not delimit two parts"
+        )
     line_end = crlf.find(b"\r\n", first, second)  # the end of the first boundary line
     if line_end < 0 or not _BLANK.fullmatch(crlf, first, line_end):
-        return Refusal("malformed-mime", "multipart/signed boundary line malformed")
+        return Refusal(Reason.MALFORMED_MIME, "multipart/signed boundary line malformed")
     return _Detached(crlf[line_end + 2 : second], _body_bytes(parts[1]))
 
 
@@ -253,7 +262,7 @@ class Unwrapper:
                 return self._decrypted(found, outer_from)
             return self._verified(found, outer_from, encrypted=False)
         except (RecursionError, LookupError, ValueError, TypeError, AttributeError) as exc:
-            return Refusal("malformed-mime", f"unparseable MIME: {type(exc).__name__}")
+            return Refusal(Reason.MALFORMED_MIME, f"unparseable MIME: {type(exc).__name__}")
 
     def _outer(self, raw: bytes) -> tuple[_Found, tuple[str, ...]] | Refusal:
         """What the outer message holds, and its From addresses; its parse ends here."""
@@ -280,8 +289,8 @@ class Unwrapper:
                 return _Sealed(block, mime=False)
         if self.require_encryption:
             if _contains_pgp(msg) and ctype not in ("multipart/signed", "text/plain"):
-                return Refusal("partially-signed", "OpenPGP content not at the message root")
-            return Refusal("not-encrypted", "message is not encrypted to the gateway")
+                return Refusal(Reason.PARTIALLY_SIGNED, "OpenPGP content not at the message root")
+            return Refusal(Reason.NOT_ENCRYPTED, "message is not encrypted to the gateway")
         return _signed_content(raw, msg)
 
     def _decrypted(self, sealed: _Sealed, outer_from: tuple[str, ...]) -> Unwrapped | Refusal:
@@ -300,12 +309,12 @@ class Unwrapper:
     def _not_one_clean_layer(self, result: CryptoResult) -> Refusal | None:
         """Why the decryption did not cleanly remove one layer, if it did not."""
         if result.output_limited or len(result.data) >= self.limits.max_decrypted_bytes:
-            return Refusal("too-large", "decrypted content reached the size cap")
+            return Refusal(Reason.TOO_LARGE, "decrypted content reached the size cap")
         if not result.decrypted or result.problems or result.plaintext_packets != 1:
             detail = "; ".join(result.problems) or "no clean single-packet decryption"
-            return Refusal("decrypt-failed", detail)
+            return Refusal(Reason.DECRYPT_FAILED, detail)
         if result.returncode != 0 and all(s.outcome == "good" for s in result.signatures):
-            return Refusal("decrypt-failed", f"gpg exit status {result.returncode}")
+            return Refusal(Reason.DECRYPT_FAILED, f"gpg exit status {result.returncode}")
         return None
 
     def _signed_plaintext(self, data: bytes) -> _Detached | _Cleartext | Refusal:
@@ -322,10 +331,12 @@ class Unwrapper:
             if refusal:
                 return refusal
             if entity.get_content_type() == "multipart/signed":
-                return Refusal("multiple-signatures", "a signed entity inside a signed message")
+                return Refusal(
+                    Reason.MULTIPLE_SIGNATURES, "a signed entity inside a signed message"
+                )
         else:
             if ARMOR_SIGNED.search(result.data):
-                return Refusal("multiple-signatures", "a signed block inside a signed message")
+                return Refusal(Reason.MULTIPLE_SIGNATURES, "a signed block inside a signed message")
             entity = text_entity(result.data)
         return _result(entity, result.data, result, outer_from, encrypted=True)
 
@@ -352,8 +363,8 @@ class Unwrapper:
             return block
         if block is None:
             if ANY_ARMOR.search(text):
-                return Refusal("partially-signed", "OpenPGP block inside unsigned text")
-            return Refusal("not-signed", "no signature over the content")
+                return Refusal(Reason.PARTIALLY_SIGNED, "OpenPGP block inside unsigned text")
+            return Refusal(Reason.NOT_SIGNED, "no signature over the content")
         result = self.gpg.verify_clearsigned(block)
         return _result(
             text_entity(result.data), result.data, result, outer_from, encrypted=encrypted

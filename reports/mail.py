@@ -1,7 +1,9 @@
-"""Render the text of every outgoing mail from its jinja2 template.
+"""Render the text of every outgoing mail from its jinja2 templates.
 
-In: plain values (team, stored values, errors). Out: a subject and a body string. No
-crypto and no database here: `keys/wrap.py` seals what this produces.
+In: a `Letter` (the table below: every kind of mail the gateway writes, with its outbox
+kind, its subject and its body template) and plain values (team, stored values, errors).
+Out: a subject and a body string. No crypto and no database here: `keys/wrap.py` seals
+what this produces. A new kind of mail is one row here and one template file.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from decimal import Decimal
 from typing import Any
 
 import jinja2
+
+from contract.codes import MailKind
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("reports", "templates"),
@@ -34,6 +38,10 @@ class StoredItem:
     values: list[tuple[str, str]]
     claimed_team: str | None  # shown only when it differs from the signing team
 
+    @property
+    def summary(self) -> str:
+        return f"{self.type} {self.period} rev. {self.revision}"
+
 
 def format_value(value: Decimal | int) -> str:
     if isinstance(value, Decimal):
@@ -41,18 +49,55 @@ def format_value(value: Decimal | int) -> str:
     return str(value)
 
 
-def render(template: str, **context: Any) -> str:
-    return _ENV.get_template(f"{template}.txt.j2").render(**context)
+@dataclass(frozen=True)
+class Letter:
+    """One kind of outgoing mail: what the outbox calls it, its subject, its body."""
+
+    kind: MailKind
+    subject: str  # a jinja2 template over the same context as the body
+    template: str  # the body: reports/templates/TEMPLATE.txt.j2
 
 
-def receipt_subject(items: list[StoredItem]) -> str:
-    what = ", ".join(f"{i.type} {i.period} rev. {i.revision}" for i in items)
-    return f"Receipt: stored {what}"
+RECEIPT = Letter(
+    MailKind.RECEIPT,
+    "Receipt: stored {{ stored | map(attribute='summary') | join(', ') }}",
+    "receipt",
+)
+REJECTION = Letter(MailKind.REJECTION, "Not stored: your report has errors", "rejection")
+DUPLICATE = Letter(MailKind.DUPLICATE, "Duplicate: already stored", "duplicate")
+QUARANTINE = Letter(MailKind.QUARANTINE, "Not accepted: your message was quarantined", "quarantine")
+COMMAND_TEMPLATE = Letter(MailKind.COMMAND, "Template: {{ report_type }}", "command_template")
+COMMAND_STATUS = Letter(MailKind.COMMAND, "Status: {{ period }}", "command_status")
+COMMAND_ERROR = Letter(MailKind.COMMAND_ERROR, "Unknown command", "command_error")
+MONTHLY_TEAM = Letter(
+    MailKind.MONTHLY, "{{ clearinghouse }}: statistics for {{ month }}", "monthly-team"
+)
+MONTHLY_COORDINATOR = Letter(
+    MailKind.MONTHLY,
+    "{{ clearinghouse }}: coordinator summary for {{ month }}",
+    "monthly-coordinator",
+)
+REMINDER = Letter(MailKind.REMINDER, "Reminder: statistics for {{ month }}", "reminder")
+KEY_EXPIRY = Letter(
+    MailKind.KEY_EXPIRY, "Your key expires on {{ expires.strftime('%Y-%m-%d') }}", "key_expiry"
+)
+
+LETTERS = (
+    RECEIPT,
+    REJECTION,
+    DUPLICATE,
+    QUARANTINE,
+    COMMAND_TEMPLATE,
+    COMMAND_STATUS,
+    COMMAND_ERROR,
+    MONTHLY_TEAM,
+    MONTHLY_COORDINATOR,
+    REMINDER,
+    KEY_EXPIRY,
+)
 
 
-SUBJECTS = {
-    "rejection": "Not stored: your report has errors",
-    "duplicate": "Duplicate: already stored",
-    "quarantine": "Not accepted: your message was quarantined",
-    "command-error": "Unknown command",
-}
+def write(letter: Letter, **context: Any) -> tuple[str, str]:
+    """The letter's subject and body, rendered with `context`."""
+    subject = _ENV.from_string(letter.subject).render(**context)
+    return subject, _ENV.get_template(f"{letter.template}.txt.j2").render(**context)

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from contract.codes import State
 from reports.periods import report_day
 from reports.statistics import TYPES
 from store.models import Team
@@ -109,9 +110,9 @@ def _message_tables(
     rejected: Counter[tuple[str, str]] = Counter()
     for row in counts:
         states[row.state] += row.count
-        if row.state == "quarantined":
+        if row.state == State.QUARANTINED:
             quarantined[row.reason or "unknown"] += row.count
-        elif row.state == "rejected":
+        elif row.state == State.REJECTED:
             rejected[(row.reason or "unknown", row.team or "-")] += row.count
     return (
         tuple(sorted(states.items())),

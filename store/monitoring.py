@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from contract.codes import State
 from store.models import Message, MonthlyRun, OutboxEntry
 
 
@@ -22,7 +23,7 @@ def outbox_by_state(session: Session) -> dict[str, int]:
 
 def oldest_received(session: Session) -> datetime | None:
     """When the oldest message still waiting to be processed arrived."""
-    query = select(func.min(Message.received_at)).where(Message.state == "received")
+    query = select(func.min(Message.received_at)).where(Message.state == State.RECEIVED)
     return session.exec(query).one()
 
 

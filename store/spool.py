@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import defer
 from sqlmodel import Session, col, select
 
+from contract.codes import Reason, State
 from contract.errors import LeaseLostError
 from store.db import (
     one_statement,
@@ -28,8 +29,8 @@ from store.db import (
 )
 from store.models import Message, new_row, table_of, utcnow
 
-RECEIVED = "received"
-FINAL_STATES = frozenset({"accepted", "rejected", "duplicate", "quarantined"})
+RECEIVED = State.RECEIVED
+FINAL_STATES = frozenset({State.ACCEPTED, State.REJECTED, State.DUPLICATE, State.QUARANTINED})
 
 
 def spool_message(
@@ -124,7 +125,7 @@ BYTES_WITHIN_CAP = case((_MESSAGE.c.size <= bindparam("max_bytes"), _MESSAGE.c.r
 _ACCEPTED_CONTENT = (
     core_select(_MESSAGE.c.id)
     .where(
-        _MESSAGE.c.state == "accepted",
+        _MESSAGE.c.state == State.ACCEPTED,
         _MESSAGE.c.team_id == bindparam("team_id"),
         _MESSAGE.c.content_sha256 == bindparam("content_sha256"),
     )
@@ -161,8 +162,8 @@ def finish_message(
     session: Session,
     message_id: int,
     *,
-    state: str,
-    reason: str | None,
+    state: State,
+    reason: Reason | None,
     detail: str | None = None,
     team_id: int | None = None,
     signer_fingerprint: str | None = None,
@@ -240,7 +241,7 @@ def read_for_processing(session: Session, message_id: int, max_bytes: int) -> Sp
 
 
 def list_messages(
-    session: Session, *, state: str | None = None, limit: int | None = None
+    session: Session, *, state: State | None = None, limit: int | None = None
 ) -> list[Message]:
     """Messages in id order (the first `limit`), without loading `raw` until it is read."""
     query = select(Message).options(_LAZY_RAW).order_by(col(Message.id))
@@ -284,7 +285,7 @@ def requeue_quarantined(session: Session) -> list[int]:
     """Requeue every quarantined message; returns their ids in order."""
     result = session.exec(
         update(Message)
-        .where(col(Message.state) == "quarantined")
+        .where(col(Message.state) == State.QUARANTINED)
         .values(_requeue_values())
         .returning(col(Message.id))
     )

@@ -18,7 +18,6 @@ from store.db import open_session
 @pass_app
 def audit(app: App, subject: str | None, limit: int | None, as_json: bool) -> None:
     """Every change of the registry and the gateway key: when, who, what."""
-
     with open_session(app.engine) as s:
         rows = [audit_row(e) for e in list_entries(s, subject=subject, limit=limit)]
     emit(rows, as_json, ["id", "at", "actor", "action", "subject", "details"])

@@ -34,7 +34,6 @@ def coordinators_add(app: App, email: str, key_file: Any, name: str | None) -> N
 @pass_app
 def coordinators_list(app: App, as_json: bool) -> None:
     """List coordinators."""
-
     with open_session(app.engine) as s:
         rows = [
             {"email": c.email, "name": c.name, "fingerprint": c.fingerprint}

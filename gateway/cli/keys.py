@@ -39,7 +39,6 @@ def keys_import(app: App, handle: str, file: Any) -> None:
 @pass_app
 def keys_list(app: App, as_json: bool) -> None:
     """List bound keys."""
-
     with open_session(app.engine) as s:
         rows = [key_row(s, k) for k in list_keys(s)]
     emit(rows, as_json, ["fingerprint", "team", "expires_at", "revoked_at", "user_ids"])

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 import click
 
+from contract.codes import State
 from contract.errors import ClearinghouseError
 from gateway.app import App
 from gateway.cli.common import json_option, pass_app
@@ -27,16 +28,16 @@ def messages() -> None:
 @click.option(
     "--state",
     default=None,
-    type=click.Choice(["received", "accepted", "rejected", "duplicate", "quarantined"]),
+    type=click.Choice([state.value for state in State]),
 )
 @click.option("--limit", type=int, default=None)
 @json_option
 @pass_app
 def messages_list(app: App, state: str | None, limit: int | None, as_json: bool) -> None:
     """List messages (oldest first)."""
-
+    chosen = State(state) if state else None
     with open_session(app.engine) as s:
-        rows = [message_row(s, m) for m in list_messages(s, state=state, limit=limit)]
+        rows = [message_row(s, m) for m in list_messages(s, state=chosen, limit=limit)]
     emit(rows, as_json, ["id", "state", "reason", "team", "channel", "received_at"])
 
 
@@ -47,7 +48,6 @@ def messages_list(app: App, state: str | None, limit: int | None, as_json: bool)
 @pass_app
 def messages_show(app: App, message_id: int, raw: bool, as_json: bool) -> None:
     """Show one message: state, reason explained, what was stored."""
-
     with open_session(app.engine) as s:
         message = get_message(s, message_id)
         if message is None:
@@ -64,13 +64,12 @@ def messages_show(app: App, message_id: int, raw: bool, as_json: bool) -> None:
 @pass_app
 def messages_reprocess(app: App, message_id: int | None, quarantined: bool) -> None:
     """Run a message (or all quarantined ones) through the pipeline again."""
-
     if (message_id is None) == (not quarantined):
         raise click.UsageError("give a message ID or --quarantined (not both)")
     outcomes: Iterable[tuple[int, Outcome]] = reprocess(app, message_id)
     if quarantined:
         with open_session(app.engine) as s:
-            waiting = count_by_state(s).get("quarantined", 0)
+            waiting = count_by_state(s).get(State.QUARANTINED, 0)
         outcomes = collect(outcomes, waiting, f"reprocessing {waiting} quarantined")
     for mid, outcome in outcomes:
         click.echo(

@@ -25,7 +25,6 @@ def outbox() -> None:
 @pass_app
 def outbox_list(app: App, state: str | None, as_json: bool) -> None:
     """List outbox entries."""
-
     with open_session(app.engine) as s:
         rows = [outbox_row(e) for e in list_outbox(s, state=state)]
     emit(
@@ -39,7 +38,6 @@ def outbox_list(app: App, state: str | None, as_json: bool) -> None:
 @pass_app
 def outbox_flush(app: App) -> None:
     """Deliver every due entry now."""
-
     result = worker_for(app).flush()
     click.echo(f"{result.sent} sent, {result.retrying} retrying, {result.failed} failed")
     if result.retrying or result.failed:

@@ -45,7 +45,6 @@ def _report_period(_ctx: click.Context, _param: click.Parameter, value: str | No
 @pass_app
 def report_monthly(app: App, period: str | None, no_send: bool, resend: bool) -> None:
     """Compute, write and mail one month's statistics. Reruns queue nothing new."""
-
     if no_send and resend:
         raise click.UsageError("--no-send and --resend exclude each other")
     today = app.clock().date()
@@ -77,7 +76,6 @@ def report_reminders(app: App, on: datetime | None) -> None:
 
     Run it daily (clearinghouse-reminders.timer): each reminder and warning goes once.
     """
-
     result = send_reminders(app, on.date() if on else None)
     click.echo(
         f"{result.period}: {len(result.reminders)} reminder(s) "
@@ -91,6 +89,5 @@ def report_reminders(app: App, on: datetime | None) -> None:
 
 def _monthly_steps(app: App) -> int:
     """About how many progress lines a monthly run prints: files, then mails."""
-
     with open_session(app.engine) as s:
         return 8 + 2 * len(list_teams(s)) + len(list_coordinators(s))

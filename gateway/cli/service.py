@@ -25,7 +25,6 @@ from gateway.spool import accept
 @pass_app
 def ingest(app: App, file: Any) -> None:
     """Spool one raw message (MTA pipe). Exit 0 once stored, 75 if it could not be."""
-
     try:
         raw = file.read()
         if not raw:
@@ -45,7 +44,6 @@ def ingest(app: App, file: Any) -> None:
 @pass_app
 def process(app: App, once: bool) -> None:
     """Run the pipeline over spooled messages (and deliver the outbox)."""
-
     worker = worker_for(app)
     if once:
         counts = worker.run_once()
@@ -70,7 +68,6 @@ def process(app: App, once: bool) -> None:
 @pass_app
 def serve(app: App, listen: str | None) -> None:
     """SMTP listener + worker + outbox (+ IMAP poller when [imap] host is set)."""
-
     try:
         host, port = (
             split_host_port(listen) if listen else (app.config.smtp.host, app.config.smtp.port)
@@ -85,7 +82,6 @@ def serve(app: App, listen: str | None) -> None:
 @pass_app
 def poll_imap(app: App, once: bool) -> None:
     """Fetch from the configured IMAP mailbox into the spool."""
-
     app.create_schema()
     if once:
         click.echo(poll_once(app).summary())
@@ -98,7 +94,6 @@ def poll_imap(app: App, once: bool) -> None:
 @pass_app
 def health(app: App, as_json: bool) -> None:
     """Check the outbox, the spool and the gateway key; exit 1 if any check fails."""
-
     checks = run_checks(app, app.clock())
     if as_json:
         emit([c.as_dict() for c in checks], True)

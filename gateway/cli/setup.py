@@ -20,7 +20,6 @@ from store import migrate
 @pass_app
 def init(app: App, name: str | None, email: str | None) -> None:
     """Create the data dir, the schema and the gateway key; print its fingerprint."""
-
     app.create_schema()
     core = app.config.clearinghouse
     new = not (app.gpg.home / FPR_FILE).exists()
@@ -46,7 +45,6 @@ def gateway_key(ctx: click.Context) -> None:
 @pass_app
 def gateway_key_import(app: App, file: Any, passphrase_file: Path | None) -> None:
     """Adopt an existing gateway secret key, so teams need not change anything."""
-
     app.create_schema()
     passphrase = passphrase_file.read_text().rstrip("\n") if passphrase_file else None
     identity = import_identity(app.gpg, file.read(), passphrase)
@@ -64,7 +62,6 @@ def db_group() -> None:
 @pass_app
 def db_upgrade(app: App) -> None:
     """Bring the schema to this version's newest revision, keeping every row."""
-
     before = migrate.current(app.engine)
     app.create_schema()
     after = migrate.current(app.engine)
@@ -78,7 +75,6 @@ def db_upgrade(app: App) -> None:
 @pass_app
 def db_current(app: App) -> None:
     """Print the database's schema revision; exit 1 if it needs `db upgrade`."""
-
     at, newest = migrate.current(app.engine), migrate.head()
     if at != newest:
         raise ClearinghouseError(

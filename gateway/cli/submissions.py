@@ -34,7 +34,6 @@ def submissions_list(
     app: App, team: str | None, period: str | None, type_: str | None, as_json: bool
 ) -> None:
     """List stored submissions, every revision."""
-
     with open_session(app.engine) as s:
         rows = [
             submission_row(r) for r in list_submissions(s, team=team, period=period, type=type_)

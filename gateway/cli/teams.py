@@ -44,7 +44,6 @@ def teams_add(
 @pass_app
 def teams_list(app: App, as_json: bool) -> None:
     """List the teams."""
-
     with open_session(app.engine) as s:
         rows = [team_row(s, t) for t in list_teams(s)]
     emit(rows, as_json, ["handle", "status", "email", "country", "keys", "name"])
@@ -56,7 +55,6 @@ def teams_list(app: App, as_json: bool) -> None:
 @pass_app
 def teams_show(app: App, handle: str, as_json: bool) -> None:
     """Show one team, its keys and its last submission."""
-
     with open_session(app.engine) as s:
         row = team_row(s, app.registry.team(s, handle), with_keys=True)
     emit(row, as_json)

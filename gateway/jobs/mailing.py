@@ -29,12 +29,14 @@ from typing import Any
 
 from sqlmodel import Session
 
-from contract.errors import GnuPGError, RegistryError
+from contract.codes import MailKind
+from contract.errors import GnuPGError
 from gateway.app import App
 from gateway.reply import seal_from_gateway
+from keys.registry import no_usable_key
 from keys.wrap import Attachment
 from reports.internal_pdf import Reader, internal_pdf
-from reports.mail import render
+from reports.mail import MONTHLY_COORDINATOR, MONTHLY_TEAM, write
 from reports.periods import month_name
 from reports.statistics import TYPES, MonthlyStatistics
 from reports.summary import CoordinatorSummary
@@ -45,7 +47,6 @@ from store.registry import list_coordinators, list_teams
 from store.statistics import queued_keys
 
 log = logging.getLogger(__name__)
-KIND = "monthly"
 PDF = "application/pdf"
 
 
@@ -110,7 +111,9 @@ def enqueue_mails(s: Session, sealed: Sealed, progress: Callable[[str], None]) -
     """Queue the sealed mails in the caller's transaction; returns how many were new."""
     queued = 0
     for dedupe_key, recipient, role, raw in sealed.mails:
-        entry = outbox.enqueue(s, kind=KIND, recipient=recipient, raw=raw, dedupe_key=dedupe_key)
+        entry = outbox.enqueue(
+            s, kind=MailKind.MONTHLY, recipient=recipient, raw=raw, dedupe_key=dedupe_key
+        )
         if entry is not None:
             queued += 1
             progress(f"{recipient} ({role}): queued")
@@ -151,10 +154,8 @@ def _plans(
         team = teams[team_id]
         if team.status == "suspended":
             continue
-        try:
-            key, problem = app.registry.encryption_key(s, team), None
-        except RegistryError as exc:
-            key, problem = None, str(exc)
+        key = app.registry.encryption_key(s, team)
+        problem = None if key is not None else no_usable_key(team.handle)
         yield _Plan(
             _dedupe_key(stats.period, "team", team.handle, generation),
             team.email,
@@ -212,8 +213,7 @@ def _team_mail(
             "internal": [(filename, row.pseudonym) for filename, row in own if row is not None],
             "attachments": [a.filename for a in attachments],
         }
-        subject = f"{name}: statistics for {month_name(stats.period)}"
-        return subject, render("monthly-team", **context), attachments
+        return (*write(MONTHLY_TEAM, **context), attachments)
 
     return build
 
@@ -240,9 +240,6 @@ def _coordinator_mail(
             "rejected": sum(n for _, _, n in summary.rejected),
             "attachments": [a.filename for a in attachments],
         }
-        subject = (
-            f"{app.config.clearinghouse.name}: coordinator summary for {month_name(stats.period)}"
-        )
-        return subject, render("monthly-coordinator", **context), attachments
+        return (*write(MONTHLY_COORDINATOR, **context), attachments)
 
     return build

@@ -20,10 +20,10 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlmodel import Session
 
-from contract.errors import RegistryError
 from gateway.app import App
 from gateway.reply import seal_from_gateway
-from reports.mail import render
+from keys.registry import no_usable_key
+from reports.mail import KEY_EXPIRY, REMINDER, Letter, write
 from reports.periods import month_name, previous_period, report_day
 from store import outbox
 from store.db import transaction
@@ -84,25 +84,24 @@ def _queue(
     app: App,
     s: Session,
     team: Team,
-    kind: str,
+    letter: Letter,
     dedupe_key: str,
-    subject: str,
-    body: str,
     result: ReminderResult,
+    **context: object,
 ) -> bool:
     if outbox.already_queued(s, dedupe_key):
         return False
-    try:
-        key = app.registry.encryption_key(s, team)
-    except RegistryError as exc:
-        log.warning("no %s for team %s: %s", kind, team.handle, exc)
+    key = app.registry.encryption_key(s, team)
+    if key is None:
+        log.warning("no %s for team %s: %s", letter.kind, team.handle, no_usable_key(team.handle))
         result.unreachable.append(team.handle)
         return False
+    subject, body = write(letter, **_context(app, team), **context)
     raw = seal_from_gateway(app, team.email, key, subject, body)
-    return (
-        outbox.enqueue(s, kind=kind, recipient=team.email, raw=raw, dedupe_key=dedupe_key)
-        is not None
+    entry = outbox.enqueue(
+        s, kind=letter.kind, recipient=team.email, raw=raw, dedupe_key=dedupe_key
     )
+    return entry is not None
 
 
 def _context(app: App, team: Team) -> dict[str, object]:
@@ -116,16 +115,10 @@ def _context(app: App, team: Team) -> dict[str, object]:
 
 
 def _remind(app: App, s: Session, team: Team, due: date, result: ReminderResult) -> None:
-    body = render(
-        "reminder",
-        **_context(app, team),
-        period=result.period,
-        month=month_name(result.period),
-        report_day=due,
-    )
-    subject = f"Reminder: statistics for {month_name(result.period)}"
+    dedupe = f"reminder:{result.period}:{team.handle}"
+    month = month_name(result.period)
     if _queue(
-        app, s, team, "reminder", f"reminder:{result.period}:{team.handle}", subject, body, result
+        app, s, team, REMINDER, dedupe, result, period=result.period, month=month, report_day=due
     ):
         result.reminders.append(team.handle)
 
@@ -133,10 +126,15 @@ def _remind(app: App, s: Session, team: Team, due: date, result: ReminderResult)
 def _warn(app: App, s: Session, team: Team, key: TeamKey, result: ReminderResult) -> None:
     if key.expires_at is None:  # _expiring selects only keys that expire
         return
-    body = render(
-        "key_expiry", **_context(app, team), fingerprint=key.fingerprint, expires=key.expires_at
-    )
-    subject = f"Your key expires on {key.expires_at:%Y-%m-%d}"
     dedupe = f"key-expiry:{key.fingerprint}:{key.expires_at:%Y%m%d}"
-    if _queue(app, s, team, "key-expiry", dedupe, subject, body, result):
+    if _queue(
+        app,
+        s,
+        team,
+        KEY_EXPIRY,
+        dedupe,
+        result,
+        fingerprint=key.fingerprint,
+        expires=key.expires_at,
+    ):
         result.warnings.append(key.fingerprint)

@@ -81,7 +81,7 @@ def binding(app: App, fingerprint: str) -> Binding | None:
         return app.registry.binding(s, fingerprint)
 
 
-def encryption_key(app: App, handle: str) -> str:
+def encryption_key(app: App, handle: str) -> str | None:
     with open_session(app.engine) as s:
         return app.registry.encryption_key(s, app.registry.team(s, handle))
 
@@ -346,21 +346,18 @@ def test_encryption_key_prefers_the_newest_usable_key(
     assert encryption_key(app, "alpha") == old
 
 
-def test_no_usable_key_raises(app: App, registry: Registry, owner: KeyOwner) -> None:
+def test_no_usable_key_is_none(app: App, registry: Registry, owner: KeyOwner) -> None:
     registry.add_team("alpha", name="Alpha", email="cert@alpha.example")
-    with pytest.raises(RegistryError, match="no usable key"):
-        encryption_key(app, "alpha")
+    assert encryption_key(app, "alpha") is None
     expired = owner.new_key("old@alpha.example", days_ago=10, expire="1d")
     registry.import_keys("alpha", owner.public(expired))
-    with pytest.raises(RegistryError, match="no usable key"):
-        encryption_key(app, "alpha")
+    assert encryption_key(app, "alpha") is None
     revoked = owner.new_key("new@alpha.example")
     registry.import_keys("alpha", owner.public(revoked))
     assert encryption_key(app, "alpha") == revoked
     owner.revoke(revoked)
     registry.import_keys("alpha", owner.public(revoked))
-    with pytest.raises(RegistryError, match="no usable key"):
-        encryption_key(app, "alpha")
+    assert encryption_key(app, "alpha") is None
 
 
 def test_a_key_whose_encryption_subkey_expired_is_not_usable(
@@ -384,8 +381,7 @@ def test_a_key_whose_encryption_subkey_expired_is_not_usable(
     registry.import_keys("alpha", owner.public(fpr))
     primary = registry.key_details(fpr)
     assert primary is not None and primary.expires is None  # the primary is still valid
-    with pytest.raises(RegistryError, match="no usable key"):
-        encryption_key(app, "alpha")
+    assert encryption_key(app, "alpha") is None
 
 
 def test_a_sign_only_key_is_not_usable(app: App, registry: Registry, owner: KeyOwner) -> None:
@@ -393,8 +389,7 @@ def test_a_sign_only_key_is_not_usable(app: App, registry: Registry, owner: KeyO
     gpg_cli(owner.gpg.home, "--quick-gen-key", "S <s@alpha.example>", "ed25519", "sign", "never")
     data = gpg_cli(owner.gpg.home, "--armor", "--export", "<s@alpha.example>")
     registry.import_keys("alpha", data)
-    with pytest.raises(RegistryError, match="no usable key"):
-        encryption_key(app, "alpha")
+    assert encryption_key(app, "alpha") is None
 
 
 # --- coordinators ---------------------------------------------------------------------

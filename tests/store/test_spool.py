@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import Engine, event, update
 from sqlmodel import col
 
+from contract.codes import Reason, State
 from contract.errors import LeaseLostError
 from gateway.spool import MAX_GROUP
 from store import leases, registry, spool
@@ -176,7 +177,9 @@ def test_finish_records_outcome_in_the_callers_transaction(
     message_id = new_message_id()
     assert leases.claim_next_message(engine, "w1") == message_id
     with pytest.raises(RuntimeError), transaction(engine) as session:
-        spool.finish_message(session, message_id, state="accepted", reason=None, team_id=team_id)
+        spool.finish_message(
+            session, message_id, state=State.ACCEPTED, reason=None, team_id=team_id
+        )
         raise RuntimeError("the caller's transaction rolls back: so does the outcome")
     with open_session(engine) as session:
         assert spool.count_by_state(session) == {"received": 1}
@@ -184,7 +187,7 @@ def test_finish_records_outcome_in_the_callers_transaction(
         spool.finish_message(
             session,
             message_id,
-            state="accepted",
+            state=State.ACCEPTED,
             reason=None,
             detail="ok",
             team_id=team_id,
@@ -211,11 +214,19 @@ def test_finish_refuses_lost_lease_unknown_id_and_bad_state(
     assert leases.claim_next_message(engine, "fast") == message_id
     with open_session(engine) as session:
         with pytest.raises(LeaseLostError):
-            spool.finish_message(session, message_id, state="quarantined", reason="x", owner="slow")
+            spool.finish_message(
+                session,
+                message_id,
+                state=State.QUARANTINED,
+                reason=Reason.BAD_SIGNATURE,
+                owner="slow",
+            )
         with pytest.raises(LookupError):
-            spool.finish_message(session, 999_999, state="quarantined", reason="x")
+            spool.finish_message(
+                session, 999_999, state=State.QUARANTINED, reason=Reason.BAD_SIGNATURE
+            )
         with pytest.raises(ValueError, match="final"):
-            spool.finish_message(session, message_id, state="received", reason=None)
+            spool.finish_message(session, message_id, state=State.RECEIVED, reason=None)
 
 
 def test_requeue_message_resets_outcome(
@@ -228,8 +239,8 @@ def test_requeue_message_resets_outcome(
         spool.finish_message(
             session,
             message_id,
-            state="quarantined",
-            reason="unknown-key",
+            state=State.QUARANTINED,
+            reason=Reason.UNKNOWN_KEY,
             detail="no key",
             team_id=team_id,
         )
@@ -248,7 +259,7 @@ def test_requeue_quarantined_only_touches_quarantined(
     engine: Engine, new_message_id: Callable[..., int]
 ) -> None:
     ids = [new_message_id(b"m%d" % n) for n in range(4)]
-    outcomes = ["quarantined", "rejected", "quarantined", "accepted"]
+    outcomes = [State.QUARANTINED, State.REJECTED, State.QUARANTINED, State.ACCEPTED]
     with transaction(engine) as session:
         for message_id, state in zip(ids, outcomes, strict=True):
             spool.finish_message(session, message_id, state=state, reason=None)
@@ -268,15 +279,15 @@ def test_list_messages_filters_orders_and_limits(
 ) -> None:
     ids = [new_message_id(b"m%d" % n) for n in range(5)]
     with transaction(engine) as session:
-        spool.finish_message(session, ids[1], state="quarantined", reason="not-signed")
-        spool.finish_message(session, ids[3], state="quarantined", reason="not-signed")
+        spool.finish_message(session, ids[1], state=State.QUARANTINED, reason=Reason.NOT_SIGNED)
+        spool.finish_message(session, ids[3], state=State.QUARANTINED, reason=Reason.NOT_SIGNED)
     with open_session(engine) as session:
         assert [m.id for m in spool.list_messages(session)] == ids
         assert [m.id for m in spool.list_messages(session, limit=2)] == ids[:2]
-        quarantined = spool.list_messages(session, state="quarantined")
+        quarantined = spool.list_messages(session, state=State.QUARANTINED)
         assert [m.id for m in quarantined] == [ids[1], ids[3]]
         assert quarantined[0].raw == b"m1"  # deferred, loaded on access
-        assert spool.list_messages(session, state="accepted") == []
+        assert spool.list_messages(session, state=State.ACCEPTED) == []
         assert spool.get_message(session, 999_999) is None
 
 
@@ -288,9 +299,9 @@ def test_find_accepted_content(
     digest = "d" * 64
     with transaction(engine) as session:
         for message_id, state, team in [
-            (accepted, "accepted", team_a),
-            (rejected, "rejected", team_a),
-            (other_team, "accepted", team_b),
+            (accepted, State.ACCEPTED, team_a),
+            (rejected, State.REJECTED, team_a),
+            (other_team, State.ACCEPTED, team_b),
         ]:
             spool.finish_message(
                 session,
