@@ -21,14 +21,7 @@ from tenacity import RetryCallState, Retrying, stop_when_event_set, wait_exponen
 
 from contract.errors import ClearinghouseError
 from gateway.app import App
-from gateway.intake.imap import (
-    close,
-    connect,
-    describe_error,
-    drain,
-    ensure_folders,
-    folder_uidnext,
-)
+from gateway.intake import imap
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +80,7 @@ def run_poller(app: App, stop: threading.Event, wake: Callable[[], None] | None 
             app.metrics.imap_poll_errors.inc()
             stop.wait(1.0)
         finally:
-            close(client)
+            imap.close(client)
 
 
 def _open_session(
@@ -115,12 +108,12 @@ def _connect_and_drain(
 ) -> tuple[IMAPClient, int | None]:
     if stop.is_set():
         raise _Stopped
-    client = connect(app.config.imap)
+    client = imap.connect(app.config.imap)
     try:
-        ensure_folders(client, app.config.imap)
-        uidnext = drain(app, client, wake).uidnext
+        imap.ensure_folders(client, app.config.imap)
+        uidnext = imap.drain(app, client, wake).uidnext
     except BaseException:
-        close(client)
+        imap.close(client)
         raise
     return client, uidnext
 
@@ -135,7 +128,7 @@ def _log_retry(state: RetryCallState, app: App) -> None:
 def _log_failure(exc: BaseException | None, then: str, level: int = logging.ERROR) -> None:
     """One line for a broken server, login or store; a traceback only for a bug."""
     if isinstance(exc, ClearinghouseError | OSError | IMAPClientError):
-        log.log(level, "IMAP: %s (%s); %s", describe_error(exc), type(exc).__name__, then)
+        log.log(level, "IMAP: %s (%s); %s", imap.describe_error(exc), type(exc).__name__, then)
     else:
         log.error("IMAP: unexpected failure; %s", then, exc_info=exc)
 
@@ -165,7 +158,7 @@ def _watch(
         else:
             stop.wait(cfg.poll_seconds)
         if not stop.is_set():
-            uidnext = drain(app, client, wake).uidnext
+            uidnext = imap.drain(app, client, wake).uidnext
 
 
 def _idle(
@@ -181,7 +174,7 @@ def _idle(
     came in: this wait ends before it begins. Only mail delivered in the instant between
     that SELECT and IDLE waits for the next renewal of IDLE (`seconds`).
     """
-    if folder_uidnext(client, folder) != uidnext:
+    if imap.folder_uidnext(client, folder) != uidnext:
         return
     client.idle()
     responses = _idle_wait(client, stop, time.monotonic() + seconds)

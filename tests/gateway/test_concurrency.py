@@ -23,7 +23,7 @@ from gateway.delivery import MaildirTransport
 from gateway.pipeline import Outcome
 from gateway.spool import accept
 from gateway.worker import Worker
-from store import leases, outbox, spool
+from store import leases, outbox
 from store.db import open_session
 from store.spool import Spooled, list_messages
 from store.submissions import list_submissions
@@ -63,8 +63,8 @@ def ordering_gives_up(monkeypatch: pytest.MonkeyPatch) -> None:
         barrier.wait()
         return False
 
-    monkeypatch.setattr(spool, "binding_and_older_in_flight", each_sees_the_other_in_flight)
-    monkeypatch.setattr(spool, "wait_for_older", gave_up)
+    monkeypatch.setattr(leases, "binding_and_older_in_flight", each_sees_the_other_in_flight)
+    monkeypatch.setattr(leases, "wait_for_older", gave_up)
 
 
 def concurrent_worker(app: App, threads: int = 2) -> Worker:
