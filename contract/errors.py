@@ -8,7 +8,9 @@ and gets a traceback.
 
     Exception
      └── ClearinghouseError      exit 1: something failed
-          ├── ConfigError        exit 2: usage error, a bad configuration file or value
+          ├── UsageError         exit 2: how a command was called: an option's value, a
+          │    │                 file or key given to it that cannot be used as given
+          │    └── ConfigError   exit 2: the configuration file or a value in it
           ├── StorageError       exit 75 (EX_TEMPFAIL): could not store; `ingest` exits
           │                      with it so that the MTA keeps the message and retries
           ├── GnuPGError         exit 1: the gpg binary, agent or home directory is broken
@@ -16,8 +18,11 @@ and gets a traceback.
           │                      key bound to another team, secret key offered, ...)
           ├── ImapError          exit 1: the IMAP mailbox cannot be used (unreachable,
           │                      login refused, TLS certificate not trusted)
-          └── DeliveryError      exit 1: an outbound transport failed; transient unless
-                                 `permanent` says the relay refused it for good
+          ├── DeliveryError      exit 1: an outbound transport failed; transient unless
+          │                      `permanent` says the relay refused it for good
+          └── LeaseLostError     exit 1: a worker finishing a message or an outbox entry
+                                 no longer holds its lease (it expired; another worker
+                                 took it over): its transaction is rolled back
 
 Messages are meant for the operator's terminal and logs. They never carry secrets
 (passwords, passphrases, key material) and are never shown to a mail sender.
@@ -33,8 +38,10 @@ __all__ = [
     "DeliveryError",
     "GnuPGError",
     "ImapError",
+    "LeaseLostError",
     "RegistryError",
     "StorageError",
+    "UsageError",
 ]
 
 
@@ -44,11 +51,15 @@ class ClearinghouseError(Exception):
     exit_code: ClassVar[int] = 1
 
 
-class ConfigError(ClearinghouseError):
-    """The configuration file or a command-line value is unusable."""
+class UsageError(ClearinghouseError):
+    """A command was called with something it cannot use; the message says what to give."""
 
     # 2, like click's usage errors, so one exit status means "fix how you called it".
     exit_code: ClassVar[int] = 2
+
+
+class ConfigError(UsageError):
+    """The configuration file or a value in it is unusable."""
 
 
 class StorageError(ClearinghouseError):
@@ -81,5 +92,5 @@ class DeliveryError(ClearinghouseError):
         self.permanent = permanent
 
 
-class LeaseLostError(RuntimeError):
-    """The worker finishing a message no longer holds its lease (it expired)."""
+class LeaseLostError(ClearinghouseError):
+    """The worker finishing a message (or an outbox entry) no longer holds its lease."""

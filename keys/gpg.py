@@ -25,7 +25,7 @@ from typing import Any
 
 import gnupg
 
-from contract.errors import GnuPGError
+from contract.errors import GnuPGError, UsageError
 from keys import gpg_process
 
 STATUS_PREFIX = "[GNUPG:] "
@@ -123,7 +123,7 @@ def _fingerprints(recipients: Sequence[str]) -> list[str]:
     fprs = [r.upper() for r in recipients]
     bad = [r for r in fprs if not _FINGERPRINT.match(r)]
     if bad or not fprs:
-        raise GnuPGError(f"recipients must be full fingerprints, got {bad or 'none'}")
+        raise ValueError(f"recipients must be full fingerprints, got {bad or 'none'}")
     return fprs
 
 
@@ -352,7 +352,7 @@ class GnuPG:
         """
         if passphrase is not None:
             if not self._gpg.is_valid_passphrase(passphrase):
-                raise GnuPGError("a passphrase cannot contain line breaks or NUL bytes")
+                raise UsageError("a passphrase cannot contain line breaks or NUL bytes")
             data = passphrase.encode(self._gpg.encoding) + b"\n" + data
         argv = self._gpg.make_args(args, passphrase is not None)
         try:

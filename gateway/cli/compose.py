@@ -20,7 +20,7 @@ from pathlib import Path
 
 import click
 
-from contract.errors import ClearinghouseError, GnuPGError
+from contract.errors import ClearinghouseError, UsageError
 from gateway.addresses import is_address, parse_relay_url
 from gateway.delivery import SmtpRelayTransport
 from keys.compose import FORMS, compose
@@ -170,7 +170,7 @@ def _signing_key(gpg: GnuPG, key_id: str) -> KeyDetails:
     fingerprint = "".join(key_id.split()).upper()
     key = gpg.details(fingerprint, secret=True)
     if key is None:
-        raise GnuPGError(
+        raise UsageError(
             f"no secret key with fingerprint {fingerprint} in {gpg.home} "
             "(give the full fingerprint: gpg --list-secret-keys --with-colons)"
         )
@@ -181,10 +181,10 @@ def _gateway_key(gpg: GnuPG, to: str, key_file: bytes | None) -> str:
     """The fingerprint to encrypt to: from `key_file` (imported), else found by `to`."""
     if key_file is not None:
         if gpg.contains_secret(key_file):
-            raise GnuPGError("--gateway-key holds a secret key; give the public key only")
+            raise UsageError("--gateway-key holds a secret key; give the public key only")
         imported = gpg.import_keys(key_file)
         if not imported:
-            raise GnuPGError("--gateway-key holds no OpenPGP public key")
+            raise UsageError("--gateway-key holds no OpenPGP public key")
         keys = [k for k in (gpg.details(f) for f in imported) if k is not None]
         if len(keys) > 1:
             keys = [k for k in keys if _has_address(k, to)]
@@ -192,7 +192,7 @@ def _gateway_key(gpg: GnuPG, to: str, key_file: bytes | None) -> str:
         keys = [k for k in gpg.keys_for_address(to) if not k.revoked]
     if len(keys) != 1:
         found = ", ".join(k.fingerprint for k in keys) or "none"
-        raise GnuPGError(
+        raise UsageError(
             f"need exactly one gateway key for {to} in {gpg.home}, found {found}; "
             "give the one the clearinghouse published with --gateway-key FILE"
         )
@@ -207,7 +207,7 @@ def _key_address(key: KeyDetails) -> str:
     for _, address in getaddresses(list(key.user_ids)):
         if is_address(address):
             return address
-    raise GnuPGError(f"key {key.fingerprint} has no user ID with an address; give --from")
+    raise UsageError(f"key {key.fingerprint} has no user ID with an address; give --from")
 
 
 @click.command("template")

@@ -174,7 +174,7 @@ def test_the_gateway_key_can_come_from_a_file(
     fresh = TeamClient("fresh", "cert@fresh.example", gpg, fingerprint, app.identity.fingerprint)
     out = tmp_path / "message.eml"
 
-    failed = compose(fresh, report, "--output", str(out), code=1)
+    failed = compose(fresh, report, "--output", str(out), code=2)
     assert "gateway key" in failed.stderr and "--gateway-key" in failed.stderr
     assert not out.exists()
 
@@ -225,7 +225,7 @@ def test_compose_refuses_a_report_the_gateway_would_reject(
 
 
 def test_compose_refuses_unusable_arguments(team: TeamClient, report: Path) -> None:
-    unknown = compose(team, report, "--key-id", "AB" * 20, code=1)  # the last --key-id wins
+    unknown = compose(team, report, "--key-id", "AB" * 20, code=2)  # the last --key-id wins
     assert "no secret key" in unknown.stderr
     assert "user@domain" in compose(team, report, "--from", "Alpha <a@b.example>", code=2).stderr
     assert "smtp://" in compose(team, report, "--send", "http://example", code=2).stderr

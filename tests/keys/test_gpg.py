@@ -18,7 +18,7 @@ import pytest
 
 import keys.gpg
 import keys.gpg_process
-from contract.errors import GnuPGError
+from contract.errors import GnuPGError, UsageError
 from keys.gpg import GnuPG, SignatureFact, parse_status
 
 SUB = "1D306A7B37C01AEF80A2C95DE82E836FB0573843"  # a signing subkey
@@ -392,7 +392,7 @@ def test_signing_with_a_key_the_home_lacks_fails_clearly(
 def test_a_passphrase_with_a_line_break_is_refused(alice: tuple[GnuPG, str]) -> None:
     # It goes down gpg's stdin ahead of the data: a line break would smuggle in more.
     gpg, fpr = alice
-    with pytest.raises(GnuPGError, match="line breaks"):
+    with pytest.raises(UsageError, match="line breaks"):
         gpg.sign_encrypt(b"x", [fpr], fpr, passphrase="secret\nmore")
 
 
@@ -633,9 +633,9 @@ def _write(path: Path, data: bytes) -> Path:
 def test_recipients_must_be_full_fingerprints(tmp_path: Path, recipient: str) -> None:
     gpg = GnuPG(tmp_path / "g")
     fpr = gpg.generate_key("Someone", "alice@example.org")
-    with pytest.raises(GnuPGError, match="full fingerprints"):
+    with pytest.raises(ValueError, match="full fingerprints"):
         gpg.sign_encrypt(b"x", [recipient], fpr)
-    with pytest.raises(GnuPGError, match="full fingerprints"):
+    with pytest.raises(ValueError, match="full fingerprints"):
         gpg.encrypt(b"x", [recipient])
 
 
