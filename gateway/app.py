@@ -20,7 +20,8 @@ from keys.gpg import GnuPG
 from keys.identity import GatewayIdentity, load_identity
 from keys.policy import Policy
 from keys.registry import Registry
-from keys.unwrap import Limits, Unwrapper
+from keys.shapes import Limits
+from keys.unwrap import Unwrapper
 from parsers.taxonomy import Taxonomy, load_taxonomy
 from store.db import make_engine
 from store.migrate import upgrade

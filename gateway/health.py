@@ -22,8 +22,8 @@ from contract.codes import State
 from contract.errors import ClearinghouseError
 from gateway.app import App
 from keys.gpg import KeyDetails
-from store import outbox
 from store.db import open_session
+from store.monitoring import backlog
 from store.spool import count_by_state
 
 
@@ -44,7 +44,7 @@ def run_checks(app: App, now: datetime) -> list[Check]:
 def check_outbox(app: App, now: datetime) -> Check:
     limit = timedelta(minutes=app.config.health.outbox_stuck_minutes)
     with open_session(app.engine) as s:
-        pending, oldest = outbox.backlog(s)
+        pending, oldest = backlog(s)
     if oldest is None:
         return Check("outbox", True, "nothing waiting for delivery")
     age = now - oldest

@@ -46,8 +46,7 @@ from contract.codes import Reason, State
 from contract.errors import ClearinghouseError
 from gateway.addresses import split_host_port
 from store.db import open_session
-from store.monitoring import last_monthly_run, outbox_by_state
-from store.outbox import backlog
+from store.monitoring import backlog, last_monthly_run, outbox_by_state
 from store.spool import count_by_state
 
 if TYPE_CHECKING:

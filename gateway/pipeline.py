@@ -22,7 +22,8 @@ from gateway.app import App
 from gateway.logs import message_event
 from gateway.reply import MessageTx, Queued, queue_reply, seal_drafts
 from keys.policy import Authenticated, Binding, authenticate
-from keys.unwrap import Refusal, Unwrapped
+from keys.shapes import Refusal
+from keys.unwrap import Unwrapped
 from parsers.commands import Command, CommandError, find_command
 from parsers.extract import parse_signed_content
 from parsers.model import ParseOutcome, Report

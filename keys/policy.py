@@ -25,7 +25,8 @@ from datetime import datetime, timedelta
 
 from contract.codes import Reason
 from keys.gpg import KeyDetails
-from keys.unwrap import Refusal, Unwrapped
+from keys.shapes import Refusal
+from keys.unwrap import Unwrapped
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 
 from contract.codes import State
 from store.models import Message, MonthlyRun, OutboxEntry
+from store.outbox import PENDING, UNSEALED
 
 
 def outbox_by_state(session: Session) -> dict[str, int]:
@@ -30,3 +31,20 @@ def oldest_received(session: Session) -> datetime | None:
 def last_monthly_run(session: Session) -> datetime | None:
     """When `report monthly` last completed (it records a run only when it got through)."""
     return session.exec(select(func.max(MonthlyRun.ran_at))).one()
+
+
+def backlog(session: Session) -> tuple[int, datetime | None]:
+    """How many mails wait for delivery (or sealing), and since when the oldest has waited."""
+    query = select(func.count(), func.min(OutboxEntry.created_at)).where(
+        col(OutboxEntry.state).in_((PENDING, UNSEALED))
+    )
+    count, oldest = session.exec(query).one()
+    return count, oldest
+
+
+def list_outbox(session: Session, *, state: str | None = None) -> list[OutboxEntry]:
+    """The outbox's entries, oldest first (`outbox list`); only those in `state` if given."""
+    query = select(OutboxEntry).order_by(col(OutboxEntry.id))
+    if state is not None:
+        query = query.where(OutboxEntry.state == state)
+    return list(session.exec(query))

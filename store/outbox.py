@@ -17,7 +17,7 @@ import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, bindparam, func, update
+from sqlalchemy import Engine, bindparam, update
 from sqlalchemy import select as core_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
@@ -327,22 +327,6 @@ def mark_failed(
             .values(state=state, next_attempt_at=utcnow() + retry_delay(attempts))
         )
         return state
-
-
-def list_outbox(session: Session, *, state: str | None = None) -> list[OutboxEntry]:
-    query = select(OutboxEntry).order_by(col(OutboxEntry.id))
-    if state is not None:
-        query = query.where(OutboxEntry.state == state)
-    return list(session.exec(query))
-
-
-def backlog(session: Session) -> tuple[int, datetime | None]:
-    """How many mails wait for delivery (or sealing), and since when the oldest has waited."""
-    query = select(func.count(), func.min(OutboxEntry.created_at)).where(
-        col(OutboxEntry.state).in_((PENDING, UNSEALED))
-    )
-    count, oldest = session.exec(query).one()
-    return count, oldest
 
 
 def retry_failed(session: Session) -> int:

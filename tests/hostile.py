@@ -18,8 +18,9 @@ from gateway.app import App
 from gateway.spool import accept
 from gateway.worker import Worker
 from keys.wrap import encrypted_envelope
-from store import outbox, spool
+from store import spool
 from store.db import open_session
+from store.monitoring import list_outbox
 from store.submissions import SubmissionRow, list_submissions
 
 
@@ -89,7 +90,7 @@ class _Refuse:
 
 def outbox_entries(app: App) -> list[tuple[str, str, bytes]]:
     with open_session(app.engine) as s:
-        return [(e.kind, e.recipient, e.raw) for e in outbox.list_outbox(s)]
+        return [(e.kind, e.recipient, e.raw) for e in list_outbox(s)]
 
 
 def stored(app: App) -> list[SubmissionRow]:

@@ -30,7 +30,7 @@ from keys.compose import compose, open_sealed
 from keys.gpg import GnuPG
 from keys.identity import create_identity
 from store.db import open_session
-from store.outbox import list_outbox
+from store.monitoring import list_outbox
 from store.spool import list_messages
 from store.submissions import list_submissions
 

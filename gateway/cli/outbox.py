@@ -11,7 +11,7 @@ from gateway.cli.common import json_option, pass_app
 from gateway.cli.views import emit, outbox_row
 from gateway.service import worker_for
 from store.db import open_session
-from store.outbox import list_outbox
+from store.monitoring import list_outbox
 
 
 @click.group()

@@ -21,27 +21,25 @@ verified, against the system CAs plus `ca_file`; `security = "none"` is loopback
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import re
-import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.parser import BytesHeaderParser
 from typing import Literal
 
 from imapclient import IMAPClient
-from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
+from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
 
 from contract.errors import ConfigError, ImapError
 from gateway.app import App
 from gateway.config import ImapConfig
+from gateway.intake.imap_connection import close, connect, describe_error
 from gateway.spool import accept
 
 log = logging.getLogger(__name__)
 
-SOCKET_TIMEOUT = 30.0  # seconds; a silent server must not hang the door
 FLAGGED, SEEN = b"\\Flagged", b"\\Seen"
 
 Filed = Literal["moved", "flagged", "gone"]  # "gone": another poller moved it first
@@ -110,83 +108,6 @@ def intake_key(cfg: ImapConfig, raw: bytes) -> str:
     message_id = re.sub(r"[^\x21-\x7e]", "", value)[:255]
     digest = hashlib.sha256(raw).hexdigest()
     return f"imap:{cfg.username}@{cfg.host}/{cfg.folder}:{message_id}:{digest}"
-
-
-# --- connecting ---------------------------------------------------------------------------
-
-
-def connect(cfg: ImapConfig) -> IMAPClient:
-    """A logged-in client for `cfg`; ImapError naming the problem if there is none."""
-    password = cfg.read_password()
-    where = f"{cfg.host}:{cfg.port}"
-    try:
-        client = _open(cfg)
-    except ssl.SSLCertVerificationError as exc:
-        raise ImapError(
-            f"IMAP server {where}: TLS certificate not trusted ({exc.verify_message}); "
-            "if it is right, give its CA in [imap] ca_file"
-        ) from None
-    except (OSError, IMAPClientError) as exc:
-        raise ImapError(f"cannot connect to IMAP server {where}: {describe_error(exc)}") from None
-    try:
-        client.login(cfg.username, password)
-    except LoginError as exc:
-        close(client)
-        raise ImapError(
-            f"IMAP login as {cfg.username!r} at {where} failed: {describe_error(exc)}"
-        ) from None
-    except (OSError, IMAPClientError) as exc:
-        close(client)
-        raise ImapError(f"IMAP server {where} dropped the login: {describe_error(exc)}") from None
-    return client
-
-
-def _open(cfg: ImapConfig) -> IMAPClient:
-    context = _tls_context(cfg) if cfg.security != "none" else None
-    client = IMAPClient(
-        cfg.host,
-        port=cfg.port,
-        ssl=cfg.security == "tls",
-        ssl_context=context,
-        timeout=SOCKET_TIMEOUT,
-    )
-    if cfg.security == "starttls":
-        try:
-            client.starttls(context)  # raises when the server does not offer STARTTLS
-        except BaseException:
-            with contextlib.suppress(OSError):
-                client.shutdown()
-            raise
-    return client
-
-
-def _tls_context(cfg: ImapConfig) -> ssl.SSLContext:
-    """Verification always on: system CAs, plus `ca_file` for a private or self-signed one."""
-    context = ssl.create_default_context()
-    if cfg.ca_file is not None:
-        try:
-            context.load_verify_locations(cafile=str(cfg.ca_file))
-        except (OSError, ssl.SSLError) as exc:
-            reason = getattr(exc, "strerror", None) or str(exc)
-            raise ConfigError(f"[imap] ca_file {cfg.ca_file}: {reason}") from None
-    return context
-
-
-def close(client: IMAPClient) -> None:
-    """Log out if the connection still works; drop it either way."""
-    try:
-        client.logout()
-    except Exception:  # already gone: nothing left to tell the server
-        with contextlib.suppress(Exception):
-            client.shutdown()
-
-
-def describe_error(exc: BaseException) -> str:
-    """An exception's message, without the b'...' that imaplib leaves around server text."""
-    text = str(exc)
-    if len(text) >= 3 and text[0] == "b" and text[1] in "'\"" and text[-1] == text[1]:
-        return text[2:-1]
-    return text or type(exc).__name__
 
 
 # --- one pass over the folder -------------------------------------------------------------

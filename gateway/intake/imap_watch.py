@@ -21,7 +21,7 @@ from tenacity import RetryCallState, Retrying, stop_when_event_set, wait_exponen
 
 from contract.errors import ClearinghouseError
 from gateway.app import App
-from gateway.intake import imap
+from gateway.intake import imap, imap_connection
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def run_poller(app: App, stop: threading.Event, wake: Callable[[], None] | None 
             app.metrics.imap_poll_errors.inc()
             stop.wait(1.0)
         finally:
-            imap.close(client)
+            imap_connection.close(client)
 
 
 def _open_session(
@@ -108,12 +108,12 @@ def _connect_and_drain(
 ) -> tuple[IMAPClient, int | None]:
     if stop.is_set():
         raise _Stopped
-    client = imap.connect(app.config.imap)
+    client = imap_connection.connect(app.config.imap)
     try:
         imap.ensure_folders(client, app.config.imap)
         uidnext = imap.drain(app, client, wake).uidnext
     except BaseException:
-        imap.close(client)
+        imap_connection.close(client)
         raise
     return client, uidnext
 
@@ -128,7 +128,13 @@ def _log_retry(state: RetryCallState, app: App) -> None:
 def _log_failure(exc: BaseException | None, then: str, level: int = logging.ERROR) -> None:
     """One line for a broken server, login or store; a traceback only for a bug."""
     if isinstance(exc, ClearinghouseError | OSError | IMAPClientError):
-        log.log(level, "IMAP: %s (%s); %s", imap.describe_error(exc), type(exc).__name__, then)
+        log.log(
+            level,
+            "IMAP: %s (%s); %s",
+            imap_connection.describe_error(exc),
+            type(exc).__name__,
+            then,
+        )
     else:
         log.error("IMAP: unexpected failure; %s", then, exc_info=exc)
 

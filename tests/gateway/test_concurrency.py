@@ -23,8 +23,9 @@ from gateway.delivery import MaildirTransport
 from gateway.pipeline import Outcome
 from gateway.spool import accept
 from gateway.worker import Worker
-from store import leases, outbox
+from store import leases
 from store.db import open_session
+from store.monitoring import list_outbox
 from store.spool import Spooled, list_messages
 from store.submissions import list_submissions
 
@@ -99,7 +100,7 @@ def test_threads_process_messages_side_by_side_each_once(
     assert len(set(owners)) == 2  # each thread under a lease owner of its own
     with open_session(app.engine) as s:
         assert sorted(r.revision for r in list_submissions(s)) == [1, 2, 3, 4, 5, 6]
-        assert len(outbox.list_outbox(s)) == 6
+        assert len(list_outbox(s)) == 6
 
 
 def test_the_same_message_twice_at_once_is_accepted_once(
@@ -113,7 +114,7 @@ def test_the_same_message_twice_at_once_is_accepted_once(
 
     with open_session(app.engine) as s:
         assert len(list_submissions(s)) == 1
-        kinds = sorted(e.kind for e in outbox.list_outbox(s))
+        kinds = sorted(e.kind for e in list_outbox(s))
         accepted = [m.id for m in list_messages(s) if m.state == "accepted"]
     assert kinds == ["duplicate", "receipt"] and accepted in ([first], [second])
 
@@ -164,5 +165,5 @@ def test_threads_deliver_each_receipt_once(app: App, team: TeamClient) -> None:
     assert sum(results) == 4
     files = list((app.config.outbound.maildir / "new").iterdir())
     with open_session(app.engine) as s:
-        entries = outbox.list_outbox(s)
+        entries = list_outbox(s)
     assert len(files) == 4 and {e.state for e in entries} == {"sent"}

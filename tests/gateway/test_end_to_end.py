@@ -25,8 +25,9 @@ from support import INTAKE, TYPE1, TeamClient, with_changes
 from gateway.app import App
 from gateway.service import worker_for
 from gateway.worker import Worker
-from store import outbox, spool
+from store import spool
 from store.db import open_session
+from store.monitoring import list_outbox
 from store.submissions import list_submissions
 
 HOST = "127.0.0.1"
@@ -79,7 +80,7 @@ def check_receipt(app: App, team: TeamClient, raw: bytes) -> email.message.Messa
 
 def outbox_recipients(app: App) -> list[str]:
     with open_session(app.engine) as s:
-        return [entry.recipient for entry in outbox.list_outbox(s)]
+        return [entry.recipient for entry in list_outbox(s)]
 
 
 # --- one team, maildir ----------------------------------------------------------------------
@@ -215,4 +216,4 @@ def test_receipt_goes_through_the_smtp_relay_to_the_registered_address(
     assert not list(app.config.outbound.maildir.glob("new/*"))
     check_receipt(app, team, content)
     with open_session(app.engine) as s:
-        assert [(e.state, e.recipient) for e in outbox.list_outbox(s)] == [("sent", team.email)]
+        assert [(e.state, e.recipient) for e in list_outbox(s)] == [("sent", team.email)]

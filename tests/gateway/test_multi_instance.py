@@ -38,9 +38,9 @@ from gateway.delivery import maildir_name
 from gateway.spool import accept
 from keys.gpg import GnuPG
 from keys.identity import create_identity
-from store import outbox
 from store.db import open_session
 from store.models import Message, OutboxEntry, Submission, Team, utcnow
+from store.monitoring import list_outbox
 
 pytestmark = pytest.mark.postgresql_only
 
@@ -165,7 +165,7 @@ def assert_each_message_stored_once(app: App, ids: list[int]) -> None:
 
 def receipts(app: App) -> list[OutboxEntry]:
     with open_session(app.engine) as s:
-        return outbox.list_outbox(s)
+        return list_outbox(s)
 
 
 @dataclass

@@ -27,6 +27,7 @@ from gateway.worker import MAX_ATTEMPTS, Worker
 from store import leases, outbox, spool
 from store.db import open_session, transaction
 from store.models import Message, OutboxEntry, utcnow
+from store.monitoring import list_outbox
 from store.spool import Spooled
 from store.submissions import list_submissions
 
@@ -61,7 +62,7 @@ def revisions(app: App) -> list[tuple[str, str, int, int]]:
 
 def entries(app: App) -> list[OutboxEntry]:
     with open_session(app.engine) as s:
-        return outbox.list_outbox(s)
+        return list_outbox(s)
 
 
 def maildir_files(app: App) -> list[Path]:

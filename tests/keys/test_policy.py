@@ -17,7 +17,8 @@ import pytest
 
 from keys.gpg import CryptoResult, KeyDetails, SignatureFact, SubkeyDetails
 from keys.policy import Authenticated, Binding, Policy, authenticate
-from keys.unwrap import Refusal, Unwrapped
+from keys.shapes import Refusal
+from keys.unwrap import Unwrapped
 
 NOW = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
 SIGNED = NOW - timedelta(hours=1)

@@ -17,7 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from keys.gpg import CryptoResult, GnuPG
-from keys.unwrap import Limits, Unwrapped, Unwrapper
+from keys.shapes import Limits
+from keys.unwrap import Unwrapped, Unwrapper
 from keys.wrap import (
     NEUTRAL_SUBJECT,
     Attachment,

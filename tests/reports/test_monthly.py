@@ -24,7 +24,7 @@ from gateway.jobs.monthly import run_monthly
 from keys.gpg import GnuPG
 from store.db import open_session
 from store.models import OutboxEntry
-from store.outbox import list_outbox
+from store.monitoring import list_outbox
 from store.statistics import list_runs
 
 PERIOD = "2026-10"

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from support import TYPE1, TeamClient
 
 from gateway.app import App
-from keys.unwrap import Refusal, Unwrapped
+from keys.shapes import Refusal
+from keys.unwrap import Unwrapped
 
 FINAL = {"accepted", "rejected", "duplicate", "quarantined"}
 FUZZ = settings(

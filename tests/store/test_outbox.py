@@ -15,6 +15,7 @@ from contract.errors import LeaseLostError
 from store import outbox
 from store.db import open_session, transaction
 from store.models import OutboxEntry, utcnow
+from store.monitoring import backlog, list_outbox
 
 
 def _enqueue(engine: Engine, key: str, message_id: int | None = None) -> int:
@@ -58,7 +59,7 @@ def test_enqueue_dedupes_on_key(engine: Engine, new_message_id: Callable[..., in
     assert (stored.state, stored.attempts, stored.message_id) == ("pending", 0, message_id)
     assert stored.raw == b"sealed receipt:1"
     with open_session(engine) as session:
-        assert len(outbox.list_outbox(session)) == 2
+        assert len(list_outbox(session)) == 2
 
 
 def test_claim_due_leases_each_entry_once(engine: Engine) -> None:
@@ -184,16 +185,16 @@ def test_retry_delay_doubles_up_to_six_hours() -> None:
 
 def test_listing_backlog_and_retry_failed(engine: Engine) -> None:
     with open_session(engine) as session:
-        assert outbox.backlog(session) == (0, None)
+        assert backlog(session) == (0, None)
     ids = [_enqueue(engine, f"k{n}") for n in range(3)]
     outbox.claim_due(engine, "s")
     outbox.mark_sent(engine, ids[0])
     assert outbox.mark_failed(engine, ids[1], "gone", max_attempts=1) == "failed"
     with open_session(engine) as session:
-        assert [e.id for e in outbox.list_outbox(session)] == ids
-        assert [e.id for e in outbox.list_outbox(session, state="failed")] == [ids[1]]
-        assert [e.id for e in outbox.list_outbox(session, state="pending")] == [ids[2]]
-        count, oldest = outbox.backlog(session)
+        assert [e.id for e in list_outbox(session)] == ids
+        assert [e.id for e in list_outbox(session, state="failed")] == [ids[1]]
+        assert [e.id for e in list_outbox(session, state="pending")] == [ids[2]]
+        count, oldest = backlog(session)
     assert count == 1
     assert oldest == _entry(engine, ids[2]).created_at and oldest.tzinfo is not None
     assert oldest <= datetime.now(UTC)
@@ -202,7 +203,7 @@ def test_listing_backlog_and_retry_failed(engine: Engine) -> None:
     entry = _entry(engine, ids[1])
     assert (entry.state, entry.attempts, entry.last_error) == ("pending", 0, "gone")
     with open_session(engine) as session:
-        assert outbox.backlog(session)[0] == 2
+        assert backlog(session)[0] == 2
         assert outbox.retry_failed(session) == 0
 
 

@@ -18,7 +18,8 @@ from support import INTAKE, TYPE1, TeamClient
 
 from keys.compose import multipart_signed
 from keys.gpg import GnuPG
-from keys.unwrap import Limits, Refusal, Unwrapped, Unwrapper
+from keys.shapes import Limits, Refusal
+from keys.unwrap import Unwrapped, Unwrapper
 from keys.wrap import Envelope, encrypted_envelope, protected_payload
 
 TEXT_PART = b"Content-Type: text/plain; charset=utf-8\r\n\r\n" + TYPE1.encode().replace(

@@ -18,14 +18,8 @@ from support import TYPE1, TeamClient
 
 from keys.gpg import GnuPG
 from keys.mimeparse import parse_bytes
-from keys.unwrap import (
-    Limits,
-    Refusal,
-    Unwrapped,
-    Unwrapper,
-    _Detached,
-    _multipart_signed_halves,
-)
+from keys.shapes import Detached, Limits, Refusal, multipart_signed_halves
+from keys.unwrap import Unwrapped, Unwrapper
 
 
 def padded_report(size: int) -> str:
@@ -95,10 +89,10 @@ SIGNATURE_PART = b"Content-Type: application/pgp-signature\r\n\r\nsig\r\n"
 def test_multipart_signed_halves_are_the_plain_split(body: bytes) -> None:
     entity = SIGNED_HEAD + body
     msg = parse_bytes(entity)
-    found = _multipart_signed_halves(msg, entity)
+    found = multipart_signed_halves(msg, entity)
     expected = split_halves(entity) if len(list(msg.walk())) == 3 else None
     if expected is None:
         assert isinstance(found, Refusal)
     else:
-        assert isinstance(found, _Detached)
+        assert isinstance(found, Detached)
         assert (found.signed, found.signature) == expected
