@@ -115,6 +115,20 @@ _PROBLEM_KEYWORDS = frozenset(
 )
 
 
+def _is_problem(keyword: str, args: list[str]) -> bool:
+    """Whether a status line reports a problem of its own.
+
+    `FAILURE gpg-exit CODE` is not one: gpg restates its own non-zero exit on the way out
+    (when no other FAILURE was written), and that exit is `returncode`, which the policy
+    and the decryption check read anyway. GnuPG 2.2 writes it for exit 1 only, 2.4 for
+    exit 2 too: read as a problem, a signer unknown to the keyring (ERRSIG, exit 2) made
+    2.4's clean decryption a failed one. GPGME ignores this line the same way.
+    """
+    if keyword == "FAILURE" and args[:1] == ["gpg-exit"]:
+        return False
+    return keyword in _PROBLEM_KEYWORDS
+
+
 _FINGERPRINT = re.compile(r"^(?:[0-9A-F]{40}|[0-9A-F]{64})$")
 
 
@@ -191,7 +205,7 @@ def parse_status(returncode: int, stderr: str, data: bytes) -> CryptoResult:
             plaintexts += 1
         if keyword == "BEGIN_DECRYPTION":
             layers += 1
-        if keyword in _PROBLEM_KEYWORDS:
+        if _is_problem(keyword, args):
             problems.append(keyword + (" " + " ".join(args) if args else ""))
     if layers > 1:
         # gpg decrypts encrypted packets nested inside encrypted packets on its own; only

@@ -3,9 +3,10 @@
 `dovecot` starts Debian's Dovecot (package `dovecot-imapd`) as a throwaway instance:
 IMAP (plain, with STARTTLS) and IMAPS on free loopback ports, one passwd-file user with
 a plain password, maildir storage, and a self-signed certificate for 127.0.0.1 made with
-`cryptography`; configuration, runtime directory, state and log live in a temporary
-directory removed afterwards. Run as root (CI), the login processes drop to `dovenull`
-and the mail processes to `nobody`; run as anyone else, everything runs as that user.
+`cryptography`; configuration (in Dovecot 2.3's syntax, Debian 12, or 2.4's, Debian 13),
+runtime directory, state and log live in a temporary directory removed afterwards. Run
+as root (CI), the login processes drop to `dovenull` and the mail processes to `nobody`;
+run as anyone else, everything runs as that user.
 A missing Dovecot fails the test, saying how to install it: CI installs it.
 """
 
@@ -73,7 +74,7 @@ class Dovecot:
         os.chmod(root, 0o755)  # noqa: S103 - mkdtemp makes it 0700; Dovecot must get in
         (root / "passwd").write_text(f"{self.user}:{{PLAIN}}{self.password}::::::\n")
         self.conf.write_text(
-            _CONFIG.format(
+            _config_template(self.binary).format(
                 root=root,
                 imap_port=self.imap_port,
                 imaps_port=self.imaps_port,
@@ -196,6 +197,63 @@ service anvil {{
   chroot =
 }}
 """
+
+
+# Dovecot 2.4 (Debian 13) reads no 2.3 configuration (Debian 12): the same instance, in
+# its syntax (dovecot_config_version first; ssl_server_*_file, auth_allow_cleartext, named
+# passdb/userdb blocks with `fields`, mail_driver/mail_path, %{user}).
+_CONFIG_2_4 = """\
+dovecot_config_version = 2.4.0
+dovecot_storage_version = 2.4.0
+protocols = imap
+listen = 127.0.0.1
+base_dir = {root}/run
+state_dir = {root}/state
+log_path = {root}/dovecot.log
+ssl = yes
+ssl_server_cert_file = {root}/cert.pem
+ssl_server_key_file = {root}/key.pem
+auth_allow_cleartext = yes
+auth_mechanisms = plain login
+auth_failure_delay = 0
+default_login_user = {login}
+default_internal_user = {internal}
+default_internal_group = {internal_group}
+first_valid_uid = {first_uid}
+passdb passwd-file {{
+  passwd_file_path = {root}/passwd
+}}
+userdb passwd-file {{
+  passwd_file_path = {root}/passwd
+  fields {{
+    uid:default = {uid}
+    gid:default = {gid}
+    home:default = {root}/home/%{{user}}
+  }}
+}}
+mail_driver = maildir
+mail_path = %{{home}}/Maildir
+service imap-login {{
+  chroot =
+  inet_listener imap {{
+    port = {imap_port}
+  }}
+  inet_listener imaps {{
+    port = {imaps_port}
+    ssl = yes
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+"""
+
+
+def _config_template(binary: str) -> str:
+    """The configuration template for the installed Dovecot's major version."""
+    shown = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True)
+    version = tuple(int(part) for part in shown.stdout.split()[0].split(".")[:2])
+    return _CONFIG_2_4 if version >= (2, 4) else _CONFIG
 
 
 def _free_port() -> int:
