@@ -17,7 +17,8 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 
-from keys.gpg import CryptoResult, GnuPG
+from keys.gpg import GnuPG
+from keys.gpg_status import CryptoResult
 from keys.wrap import Envelope, encrypted_envelope, new_message_id, protected_payload
 
 FORMS = ("combined", "signed-then-encrypted", "inline")

@@ -2,7 +2,8 @@
 
 Everything else in the gateway sees `CryptoResult`, `SignatureFact` and `KeyDetails`,
 never a python-gnupg result: `valid` there means only "GOODSIG" (not trusted, not ours),
-so the facts are read from GnuPG's status lines here and judged in `keys/policy.py`.
+so the facts are read from GnuPG's status lines (`keys/gpg_status.py`) and judged in
+`keys/policy.py`. The process itself is run by `keys/gpg_process.py`.
 
 gpg always runs with `--batch --no-tty --no-verbose` (python-gnupg adds those), an
 explicit trust model (`always`: trust comes from the registry's fingerprint pins, never
@@ -16,10 +17,10 @@ import os
 import re
 import tempfile
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,13 @@ import gnupg
 
 from contract.errors import GnuPGError, UsageError
 from keys import gpg_process
-
-STATUS_PREFIX = "[GNUPG:] "
+from keys.gpg_status import (
+    PROBLEM_KEYWORDS,
+    CryptoResult,
+    parse_status,
+    status_lines,
+    timestamp,
+)
 
 
 def _options(max_output: int) -> list[str]:
@@ -46,38 +52,6 @@ def _options(max_output: int) -> list[str]:
         "--max-output",
         str(max_output),
     ]
-
-
-@dataclass(frozen=True)
-class SignatureFact:
-    """One signature as GnuPG reported it (one NEWSIG ... block)."""
-
-    outcome: str  # good | bad | expired-sig | expired-key | revoked-key | error
-    keyid: str | None = None
-    signing_fingerprint: str | None = None  # the (sub)key that made it, from VALIDSIG
-    primary_fingerprint: str | None = None  # its primary key, from VALIDSIG
-    created: datetime | None = None
-    error_code: int | None = None  # ERRSIG rc: 9 = no public key
-
-
-@dataclass(frozen=True)
-class CryptoResult:
-    """What one decrypt or verify produced, with every fact the policy needs."""
-
-    returncode: int
-    data: bytes = b""
-    decrypted: bool = False  # DECRYPTION_OKAY and END_DECRYPTION seen, no failure
-    encrypted: bool = False  # the input was encrypted at all (BEGIN_DECRYPTION/ENC_TO)
-    no_secret_key: bool = False
-    signatures: tuple[SignatureFact, ...] = ()
-    plaintext_packets: int = 0
-    problems: tuple[str, ...] = ()  # ERROR/FAILURE/BADMDC/... status keywords
-    output_limited: bool = False  # gpg stopped at --max-output (a compression bomb?)
-
-    @property
-    def clean(self) -> bool:
-        """GnuPG exited 0 and reported no problem: the precondition of everything."""
-        return self.returncode == 0 and not self.problems
 
 
 @dataclass(frozen=True)
@@ -110,25 +84,6 @@ class KeyDetails:
         return next((s for s in self.subkeys if s.fingerprint == fpr), None)
 
 
-_PROBLEM_KEYWORDS = frozenset(
-    {"ERROR", "FAILURE", "BADMDC", "DECRYPTION_FAILED", "NODATA", "UNEXPECTED", "BADARMOR"}
-)
-
-
-def _is_problem(keyword: str, args: list[str]) -> bool:
-    """Whether a status line reports a problem of its own.
-
-    `FAILURE gpg-exit CODE` is not one: gpg restates its own non-zero exit on the way out
-    (when no other FAILURE was written), and that exit is `returncode`, which the policy
-    and the decryption check read anyway. GnuPG 2.2 writes it for exit 1 only, 2.4 for
-    exit 2 too: read as a problem, a signer unknown to the keyring (ERRSIG, exit 2) made
-    2.4's clean decryption a failed one. GPGME ignores this line the same way.
-    """
-    if keyword == "FAILURE" and args[:1] == ["gpg-exit"]:
-        return False
-    return keyword in _PROBLEM_KEYWORDS
-
-
 _FINGERPRINT = re.compile(r"^(?:[0-9A-F]{40}|[0-9A-F]{64})$")
 
 
@@ -139,94 +94,6 @@ def _fingerprints(recipients: Sequence[str]) -> list[str]:
     if bad or not fprs:
         raise ValueError(f"recipients must be full fingerprints, got {bad or 'none'}")
     return fprs
-
-
-def _timestamp(value: str) -> datetime | None:
-    if not value or not value.isdigit() or value == "0":
-        return None
-    return datetime.fromtimestamp(int(value), tz=UTC)
-
-
-def _status_lines(stderr: str) -> Iterable[tuple[str, list[str]]]:
-    for line in stderr.splitlines():
-        if line.startswith(STATUS_PREFIX):
-            keyword, *args = line[len(STATUS_PREFIX) :].split(" ")
-            yield keyword, args
-
-
-class _SignatureCollector:
-    """Groups status lines into one `SignatureFact` per NEWSIG block."""
-
-    _OUTCOMES = {
-        "GOODSIG": "good",
-        "BADSIG": "bad",
-        "EXPSIG": "expired-sig",
-        "EXPKEYSIG": "expired-key",
-        "REVKEYSIG": "revoked-key",
-        "ERRSIG": "error",
-    }
-
-    def __init__(self) -> None:
-        self.facts: list[dict[str, object]] = []
-
-    def feed(self, keyword: str, args: list[str]) -> None:
-        if keyword == "NEWSIG":
-            self.facts.append({"outcome": "error"})
-            return
-        if not self.facts and (keyword in self._OUTCOMES or keyword == "VALIDSIG"):
-            self.facts.append({"outcome": "error"})  # gpg < 2.1 emits no NEWSIG
-        if keyword in self._OUTCOMES:
-            current = self.facts[-1]
-            current["outcome"] = self._OUTCOMES[keyword]
-            current["keyid"] = args[0] if args else None
-            if keyword == "ERRSIG" and len(args) >= 6:
-                current["error_code"] = int(args[5]) if args[5].isdigit() else None
-                current["created"] = _timestamp(args[4])
-        elif keyword == "VALIDSIG" and len(args) >= 3:
-            current = self.facts[-1]
-            current["signing_fingerprint"] = args[0].upper()
-            current["created"] = _timestamp(args[2])
-            current["primary_fingerprint"] = (args[9] if len(args) >= 10 else args[0]).upper()
-
-    def result(self) -> tuple[SignatureFact, ...]:
-        return tuple(SignatureFact(**f) for f in self.facts)  # type: ignore[arg-type]
-
-
-def parse_status(returncode: int, stderr: str, data: bytes) -> CryptoResult:
-    """Turn GnuPG's status stream into a `CryptoResult` (pure; tested directly)."""
-    sigs = _SignatureCollector()
-    seen: set[str] = set()
-    problems: list[str] = []
-    plaintexts = layers = 0
-    for keyword, args in _status_lines(stderr):
-        seen.add(keyword)
-        sigs.feed(keyword, args)
-        if keyword == "PLAINTEXT":
-            plaintexts += 1
-        if keyword == "BEGIN_DECRYPTION":
-            layers += 1
-        if _is_problem(keyword, args):
-            problems.append(keyword + (" " + " ".join(args) if args else ""))
-    if layers > 1:
-        # gpg decrypts encrypted packets nested inside encrypted packets on its own; only
-        # one layer may be removed (SPEC step 2), so the whole result is refused.
-        problems.append(f"NESTED_ENCRYPTION {layers}")
-    decrypted = (
-        "DECRYPTION_OKAY" in seen and "END_DECRYPTION" in seen and "DECRYPTION_FAILED" not in seen
-    )
-    return CryptoResult(
-        returncode=returncode,
-        data=data,
-        decrypted=decrypted,
-        encrypted=bool(seen & {"BEGIN_DECRYPTION", "ENC_TO", "NO_SECKEY", "DECRYPTION_FAILED"}),
-        no_secret_key="NO_SECKEY" in seen and not decrypted,
-        signatures=sigs.result(),
-        plaintext_packets=plaintexts,
-        problems=tuple(problems),
-        # Not a status line: gpg only logs it. Safe to read from stderr because gpg runs
-        # with --no-verbose, so no attacker-chosen text (literal file names) is logged.
-        output_limited="exceeded --max-output limit" in stderr,
-    )
 
 
 class GnuPG:
@@ -429,10 +296,10 @@ class _Ran:
 
     def armored(self, what: str, *required: str) -> str:
         """The ASCII-armored output, if gpg exited 0 and reported every `required` step."""
-        seen = {keyword for keyword, _ in _status_lines(self.stderr)}
+        seen = {keyword for keyword, _ in status_lines(self.stderr)}
         missing = [keyword for keyword in required if keyword not in seen]
         if self.returncode != 0 or missing or not self.stdout:
-            problems = sorted(seen & _PROBLEM_KEYWORDS) or missing
+            problems = sorted(seen & PROBLEM_KEYWORDS) or missing
             raise GnuPGError(f"{what} failed (gpg exit {self.returncode}): {problems}")
         return self.stdout.decode("ascii")
 
@@ -452,8 +319,8 @@ def _details(raw: dict[str, Any]) -> KeyDetails:
             SubkeyDetails(
                 fingerprint=str(sub.get("fingerprint", "")).upper(),
                 capabilities=str(sub.get("cap", "")),
-                created=_timestamp(str(sub.get("date", ""))),
-                expires=_timestamp(str(sub.get("expires", ""))),
+                created=timestamp(str(sub.get("date", ""))),
+                expires=timestamp(str(sub.get("expires", ""))),
                 revoked=sub.get("trust") == "r",
             )
         )
@@ -461,8 +328,8 @@ def _details(raw: dict[str, Any]) -> KeyDetails:
         fingerprint=str(raw["fingerprint"]).upper(),
         user_ids=tuple(_utf8(str(u)) for u in raw.get("uids") or []),
         capabilities=str(raw.get("cap", "")),
-        created=_timestamp(str(raw.get("date", ""))),
-        expires=_timestamp(str(raw.get("expires", ""))),
+        created=timestamp(str(raw.get("date", ""))),
+        expires=timestamp(str(raw.get("expires", ""))),
         revoked=raw.get("trust") == "r",
         subkeys=tuple(subs),
     )

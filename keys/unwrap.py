@@ -26,7 +26,8 @@ import hashlib
 from dataclasses import dataclass
 
 from contract.codes import Reason
-from keys.gpg import CryptoResult, GnuPG
+from keys.gpg import GnuPG
+from keys.gpg_status import CryptoResult
 from keys.shapes import (
     ANY_ARMOR,
     ARMOR_MESSAGE,

@@ -10,7 +10,8 @@ from typing import Any
 
 from gateway.config import Config
 from keys.compose import compose, open_sealed
-from keys.gpg import CryptoResult, GnuPG
+from keys.gpg import GnuPG
+from keys.gpg_status import CryptoResult
 
 INTAKE = "stats@clearinghouse.example"
 

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from keys.gpg import STATUS_PREFIX, GnuPG
+from keys.gpg import GnuPG
+from keys.gpg_status import STATUS_PREFIX
 
 REPORT = b"Content-Type: text/plain\r\n\r\nReport: phishing 12\r\n"
 

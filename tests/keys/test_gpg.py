@@ -19,7 +19,8 @@ import pytest
 import keys.gpg
 import keys.gpg_process
 from contract.errors import GnuPGError, UsageError
-from keys.gpg import GnuPG, SignatureFact, parse_status
+from keys.gpg import GnuPG
+from keys.gpg_status import SignatureFact, parse_status
 
 SUB = "1D306A7B37C01AEF80A2C95DE82E836FB0573843"  # a signing subkey
 PRIMARY = "97F054FEF199C31A7511615BDEFB8CF24A75189E"  # its primary key

@@ -17,9 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from keys.gpg import CryptoResult, GnuPG, KeyDetails, SignatureFact, parse_status
+from keys.gpg import GnuPG, KeyDetails
+from keys.gpg_status import CryptoResult, SignatureFact, parse_status
 from keys.policy import Binding, Policy, authenticate
-from keys.unwrap import Limits, Unwrapped, Unwrapper
+from keys.shapes import Limits
+from keys.unwrap import Unwrapped, Unwrapper
 
 DATA = Path(__file__).parents[1] / "data" / "gpg-status"
 SUPPORTED = ("2.2", "2.4")  # Debian 12, Debian 13

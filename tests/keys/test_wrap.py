@@ -16,7 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from keys.gpg import CryptoResult, GnuPG
+from keys.gpg import GnuPG
+from keys.gpg_status import CryptoResult
 from keys.shapes import Limits
 from keys.unwrap import Unwrapped, Unwrapper
 from keys.wrap import (
