@@ -53,7 +53,7 @@ def app_for(home: Path, database_url: str) -> App:
     url = database_url or f"sqlite:///{home / 'clearinghouse.db'}"
     config = config_from_mapping({"clearinghouse": {"home": str(home), "database_url": url}})
     app = App(config, clock=lambda: NOW)
-    app.create_schema()
+    app.initialise()
     return app
 
 

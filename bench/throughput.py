@@ -510,7 +510,7 @@ def set_up(root: Path, args: argparse.Namespace) -> tuple[App, Path, int, list[T
     home.mkdir(parents=True)
     config = gateway_config(home, args, port)
     app = App(load(config))
-    app.create_schema()
+    app.initialise()
     create_identity(app.gpg, "Bench Clearinghouse", INTAKE)
     return app, config, port, [make_team(app, root, i) for i in range(args.teams)]
 

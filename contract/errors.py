@@ -13,6 +13,10 @@ and gets a traceback.
           │    └── ConfigError   exit 2: the configuration file or a value in it
           ├── StorageError       exit 75 (EX_TEMPFAIL): could not store; `ingest` exits
           │                      with it so that the MTA keeps the message and retries
+          ├── SetupError         exit 1: the gateway cannot run here yet: its data
+          │                      directory or database is missing, unreachable, or at
+          │                      another schema version (the message says which, and
+          │                      what to do: `init`, `db upgrade`, the server's address)
           ├── GnuPGError         exit 1: the gpg binary, agent or home directory is broken
           ├── RegistryError      exit 1: a registry change was refused (unknown team,
           │                      key bound to another team, secret key offered, ...)
@@ -40,6 +44,7 @@ __all__ = [
     "ImapError",
     "LeaseLostError",
     "RegistryError",
+    "SetupError",
     "StorageError",
     "UsageError",
 ]
@@ -66,6 +71,10 @@ class StorageError(ClearinghouseError):
     """A message or record could not be stored durably; nothing was acknowledged."""
 
     exit_code: ClassVar[int] = 75  # os.EX_TEMPFAIL, spelled out: os lacks it on Windows
+
+
+class SetupError(ClearinghouseError):
+    """The data directory or the database is not ready for this command; nothing changed."""
 
 
 class GnuPGError(ClearinghouseError):

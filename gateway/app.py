@@ -13,7 +13,9 @@ from functools import cached_property
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
+from contract.errors import SetupError
 from gateway.config import Config
 from gateway.metrics import Metrics
 from keys.gpg import GnuPG
@@ -25,6 +27,8 @@ from keys.unwrap import Unwrapper
 from parsers.taxonomy import Taxonomy, load_taxonomy
 from store.db import make_engine
 from store.migrate import upgrade
+from store.readiness import Readiness, describe, readiness
+from store.write_turns import database_file
 
 
 def utcnow() -> datetime:
@@ -88,6 +92,21 @@ class App:
     def metrics(self) -> Metrics:
         return Metrics()
 
-    def create_schema(self) -> None:
+    def initialise(self) -> None:
+        """Make the data directory (and an SQLite file's) and the newest schema: `init`."""
         self.config.clearinghouse.home.mkdir(parents=True, exist_ok=True)
-        upgrade(self.engine)
+        database = database_file(self.engine.url)
+        if database is not None:
+            database.parent.mkdir(parents=True, exist_ok=True)
+        self.create_schema()
+
+    def create_schema(self) -> None:
+        """Bring an existing database to the newest schema, keeping every row."""
+        try:
+            upgrade(self.engine)
+        except (SQLAlchemyError, ImportError) as exc:
+            raise SetupError(describe(exc, self.engine.url)) from None
+
+    def readiness(self) -> Readiness:
+        """Where the data directory's database stands (SetupError if it cannot be used)."""
+        return readiness(self.engine)

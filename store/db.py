@@ -19,7 +19,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlmodel import Session
 
 import store.models  # noqa: F401  (registers the tables on SQLModel.metadata)
-from store.write_turns import commits, database_file, write_turn
+from store.write_turns import commits, write_turn
 
 # Applied to every new SQLite connection. busy_timeout comes first so that switching
 # the journal mode waits for a concurrent connection instead of failing; FULL
@@ -33,7 +33,8 @@ _SQLITE_PRAGMAS = (
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for `url`; SQLite gets its directory, pragmas and thread freedom."""
+    """An engine for `url`; SQLite gets its pragmas and thread freedom. Nothing is created
+    here: `clearinghouse init` makes the data directory (see App.initialise)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed)
@@ -86,9 +87,6 @@ def _postgres_engine(url: URL, **options: Any) -> Engine:
 
 
 def _sqlite_engine(url: URL) -> Engine:
-    database = database_file(url)
-    if database is not None:
-        database.parent.mkdir(parents=True, exist_ok=True)
     # Workers, the SMTP listener and the outbox share one engine across threads.
     engine = create_engine(url, connect_args={"check_same_thread": False})
     event.listen(engine, "connect", _set_sqlite_pragmas)

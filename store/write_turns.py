@@ -29,9 +29,15 @@ _TURNS_LOCK = threading.Lock()  # guards the registries of clocks and turns belo
 
 
 def database_file(url: URL) -> Path | None:
-    """The file of a SQLite URL; None for memory, or a `file:` URI we do not resolve."""
+    """The file of a SQLite URL; None for another database, for memory, or for a `file:`
+    URI we do not resolve."""
     database = url.database or ""
-    if not database or database == ":memory:" or database.startswith("file:"):
+    if (
+        url.get_backend_name() != "sqlite"
+        or not database
+        or database == ":memory:"
+        or database.startswith("file:")
+    ):
         return None
     return Path(database)
 

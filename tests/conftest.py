@@ -67,7 +67,7 @@ def config(tmp_path: Path, database_url: str) -> Config:
 @pytest.fixture
 def app(config: Config) -> Iterator[App]:
     application = App(config)
-    application.create_schema()
+    application.initialise()
     create_identity(application.gpg, "Test Clearinghouse", INTAKE)
     yield application
     application.engine.dispose()

@@ -96,9 +96,11 @@ def postgres_schema(prefix: str = "test") -> Iterator[str]:
 
 @contextmanager
 def fresh_database(directory: Path, prefix: str = "test") -> Iterator[str]:
-    """The URL of a new empty database on this pass's backend (SQLite: in `directory`)."""
+    """The URL of a new empty database on this pass's backend (SQLite: in `directory`,
+    made here if missing, as `clearinghouse init` makes it)."""
     if backend() == "postgresql":
         with postgres_schema(prefix) as url:
             yield url
     else:
+        directory.mkdir(parents=True, exist_ok=True)
         yield f"sqlite:///{directory / 'clearinghouse.db'}"

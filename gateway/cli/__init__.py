@@ -14,7 +14,7 @@ from typing import Any
 import click
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from contract.errors import ClearinghouseError
+from contract.errors import ClearinghouseError, SetupError
 from gateway.app import App
 from gateway.cli.audit import audit
 from gateway.cli.compose import compose_command, template_command
@@ -30,6 +30,7 @@ from gateway.cli.submissions import submissions
 from gateway.cli.teams import teams
 from gateway.config import load_config
 from gateway.logs import LogFormat, setup_logging
+from store.readiness import Schema, describe
 
 
 class _Group(click.Group):
@@ -41,13 +42,10 @@ class _Group(click.Group):
         except ClearinghouseError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(exc.exit_code)
-        except (OperationalError, ProgrammingError) as exc:  # no schema, no server: not a bug
+        except (OperationalError, ProgrammingError) as exc:  # server gone, file damaged
             logging.getLogger(__name__).debug("database error", exc_info=True)
-            click.echo(
-                f"error: the database is not usable ({exc.orig or exc}); a new data "
-                "directory needs `clearinghouse init` first",
-                err=True,
-            )
+            url = ctx.obj.engine.url if isinstance(ctx.obj, App) else "the database"
+            click.echo(f"error: {describe(exc, url)}", err=True)
             ctx.exit(1)
 
 
@@ -59,6 +57,7 @@ class _Group(click.Group):
     envvar="CLEARINGHOUSE_CONFIG",
     help="TOML configuration (default: built-in).",
 )
+@click.version_option(package_name="clearinghouse", prog_name="clearinghouse")
 @click.option("-v", "--verbose", is_flag=True, help="Log debug details.")
 @click.option(
     "--log-format",
@@ -83,10 +82,45 @@ def cli(
     level = logging.DEBUG if verbose else logging.getLevelName(logs.level.upper())
     setup_logging(log_format or logs.format, level=level)
     ctx.call_on_close(lambda: _dispose(ctx.obj))
+    if ctx.invoked_subcommand not in _MAKE_A_GATEWAY:
+        try:
+            _require_ready(ctx.obj, ctx.invoked_subcommand or "", config_path)
+        except SetupError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(75 if ctx.invoked_subcommand == "ingest" else exc.exit_code)
 
 
 # Commands a team runs on its own machine: no gateway configuration or data directory.
 _WITHOUT_GATEWAY = frozenset({"demo", "compose", "template"})
+# Commands that make a data directory (`gateway-key import` adopts a key instead of
+# making one; `gateway-key` alone prints the key, or says there is none yet), and the
+# schema commands, which report on any database and create no directory.
+_MAKE_A_GATEWAY = frozenset({"init", "gateway-key", "db"})
+# Commands that bring an older schema up to date themselves.
+_UPGRADING = frozenset({"serve", "poll-imap", "report"})
+
+
+def _require_ready(app: App, command: str, config_path: Path | None) -> None:
+    """Refuse to run on a data directory that `init` has not made, or on a schema that
+    this version cannot use; the message says which, and what to do."""
+    state = app.readiness()
+    home = app.config.clearinghouse.home
+    source = f"from {config_path}" if config_path else "the default: no --config given"
+    if state.schema is Schema.MISSING:
+        raise SetupError(
+            f"no gateway in {home} ({source}): run `clearinghouse init` to make one there, "
+            "or give the --config of the gateway you meant"
+        )
+    if state.schema is Schema.NEWER:
+        raise SetupError(
+            f"the database is at revision {state.revision}, newer than this version of "
+            f"clearinghouse knows ({state.newest}): run the version that upgraded it"
+        )
+    if state.schema is Schema.OLDER and command not in _UPGRADING:
+        raise SetupError(
+            f"the database is at revision {state.revision or 'none'}, this version needs "
+            f"{state.newest}: run `clearinghouse db upgrade`"
+        )
 
 
 def _dispose(app: App) -> None:

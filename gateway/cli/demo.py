@@ -89,7 +89,7 @@ def run_demo(echo: Echo = print, keep: bool = False) -> None:
 
 def _run(root: Path, echo: Echo) -> None:
     app = App(default_config(root / "var"))
-    app.create_schema()
+    app.initialise()
     identity = create_identity(app.gpg, "Demo Clearinghouse", app.config.core.gateway_address)
     echo(f"1. gateway in {root}/var, key {identity.fingerprint}")
     intake = app.config.core.intake_addresses[0]

@@ -34,7 +34,7 @@ def ingest(app: App, file: Any) -> None:
         click.echo(f"error: {exc}", err=True)
         sys.exit(StorageError.exit_code)
     except Exception as exc:  # the MTA must retry whatever went wrong
-        click.echo(f"error: could not store the message ({type(exc).__name__})", err=True)
+        click.echo(f"error: could not store the message ({type(exc).__name__}: {exc})", err=True)
         sys.exit(StorageError.exit_code)
     click.echo(f"stored as message {message_id}")
 

@@ -12,6 +12,7 @@ from gateway.app import App
 from gateway.cli.common import pass_app
 from keys.identity import FPR_FILE, create_identity, import_identity
 from store import migrate
+from store.readiness import Schema
 
 
 @click.command()
@@ -20,7 +21,7 @@ from store import migrate
 @pass_app
 def init(app: App, name: str | None, email: str | None) -> None:
     """Create the data dir, the schema and the gateway key; print its fingerprint."""
-    app.create_schema()
+    app.initialise()
     core = app.config.clearinghouse
     new = not (app.gpg.home / FPR_FILE).exists()
     identity = create_identity(app.gpg, name or core.name, email or core.gateway_address)
@@ -45,7 +46,7 @@ def gateway_key(ctx: click.Context) -> None:
 @pass_app
 def gateway_key_import(app: App, file: Any, passphrase_file: Path | None) -> None:
     """Adopt an existing gateway secret key, so teams need not change anything."""
-    app.create_schema()
+    app.initialise()
     passphrase = passphrase_file.read_text().rstrip("\n") if passphrase_file else None
     identity = import_identity(app.gpg, file.read(), passphrase)
     note = "with a passphrase" if passphrase else "without a passphrase"
@@ -75,10 +76,16 @@ def db_upgrade(app: App) -> None:
 @pass_app
 def db_current(app: App) -> None:
     """Print the database's schema revision; exit 1 if it needs `db upgrade`."""
-    at, newest = migrate.current(app.engine), migrate.head()
-    if at != newest:
+    state = app.readiness()  # looks without creating anything
+    if state.schema is Schema.NEWER:
         raise ClearinghouseError(
-            f"the database is at revision {at or 'none'}, this version needs {newest}: "
-            "run `clearinghouse db upgrade`"
+            f"the database is at revision {state.revision}, newer than this version of "
+            f"clearinghouse knows ({state.newest}): run the version that upgraded it"
         )
-    click.echo(f"{at} (the newest revision)")
+    if state.schema is not Schema.READY:
+        raise ClearinghouseError(
+            f"the database is at revision {state.revision or 'none'}, this version needs "
+            f"{state.newest}: run `clearinghouse db upgrade` (a new gateway: `clearinghouse "
+            "init`)"
+        )
+    click.echo(f"{state.revision} (the newest revision)")

@@ -64,6 +64,16 @@ def _core_problems(core: CoreConfig) -> Iterator[Problem]:
         yield "clearinghouse", "name", "must not be empty"
     if not re.match(r"[A-Za-z][\w+.-]*://", core.database_url):
         yield "clearinghouse", "database_url", "expected an SQLAlchemy URL such as sqlite:///..."
+    elif (backend := core.database_url.partition(":")[0].partition("+")[0]) not in (
+        "sqlite",
+        "postgresql",
+    ):
+        yield (
+            "clearinghouse",
+            "database_url",
+            f"{backend!r} is not supported: use SQLite (sqlite:///FILE) or PostgreSQL "
+            "(postgresql+psycopg://USER@HOST/DATABASE)",
+        )
     if not core.intake_addresses:
         yield "clearinghouse", "intake_addresses", "must list at least one address"
     for address in core.intake_addresses:

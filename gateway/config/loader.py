@@ -54,9 +54,10 @@ _SECTIONS: dict[str, tuple[str, type]] = {
 }
 
 
-def default_config(home: Path) -> Config:
-    """All defaults, with the data directory (and what derives from it) at `home`."""
-    home = _absolute(home)
+def default_config(home: Path, base: Path | None = None) -> Config:
+    """All defaults, with the data directory (and what derives from it) at `home`;
+    relative to `base` (a configuration file's directory), else to the cwd."""
+    home = _absolute(home, base)
     return Config(
         core=CoreConfig(home=home, database_url=f"sqlite:///{home / 'clearinghouse.db'}"),
         outbound=OutboundConfig(maildir=home / "outgoing"),
@@ -75,27 +76,34 @@ def load_config(path: Path | None) -> Config:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return config_from_mapping(data, str(path))
+    return config_from_mapping(data, str(path), base=Path(path).parent)
 
 
-def config_from_mapping(data: Mapping[str, object], source: str = "<config>") -> Config:
-    """Validate parsed TOML (a dict of sections); `source` names it in error messages."""
+def config_from_mapping(
+    data: Mapping[str, object], source: str = "<config>", *, base: Path | None = None
+) -> Config:
+    """Validate parsed TOML (a dict of sections); `source` names it in error messages.
+
+    Relative paths (and a relative SQLite file) are relative to `base`, the directory of
+    the file the TOML came from, so that the same file means the same data directory from
+    wherever a command runs; without `base`, to the working directory.
+    """
     given: dict[str, dict[str, object]] = {}
     for name, value in data.items():
         if name not in _SECTIONS:
             what = "section" if isinstance(value, dict) else "top-level key"
             known = ", ".join(f"[{s}]" for s in _SECTIONS)
             raise ConfigError(f"{source}: unknown {what} {name!r} (known sections: {known})")
-        given[name] = _read_section(source, name, value, _SECTIONS[name][1])
+        given[name] = _read_section(source, name, value, _SECTIONS[name][1], base)
     core = given.get("clearinghouse", {})
     if "database_url" in core:
-        core["database_url"] = _absolute_sqlite(str(core["database_url"]))
-    base = default_config(typing.cast(Path, core.get("home", DEFAULT_HOME)))
+        core["database_url"] = _absolute_sqlite(str(core["database_url"]), base)
+    defaults = default_config(typing.cast(Path, core.get("home", DEFAULT_HOME)), base)
     sections = {
-        attr: replace(getattr(base, attr), **given.get(name, {}))
+        attr: replace(getattr(defaults, attr), **given.get(name, {}))
         for name, (attr, _) in _SECTIONS.items()
     }
-    config = replace(base, **sections)
+    config = replace(defaults, **sections)
     first = next(problems(config), None)  # one problem at a time: fix, rerun
     if first is not None:
         section, key, problem = first
@@ -103,7 +111,9 @@ def config_from_mapping(data: Mapping[str, object], source: str = "<config>") ->
     return config
 
 
-def _read_section(source: str, section: str, table: object, cls: type) -> dict[str, object]:
+def _read_section(
+    source: str, section: str, table: object, cls: type, base: Path | None
+) -> dict[str, object]:
     if not isinstance(table, dict):
         raise ConfigError(f"{source}: [{section}] must be a table, found {_describe(table)}")
     hints = typing.get_type_hints(cls)
@@ -113,7 +123,7 @@ def _read_section(source: str, section: str, table: object, cls: type) -> dict[s
             known = ", ".join(hints)
             raise ConfigError(f"{source}: unknown key {key!r} in [{section}] (known: {known})")
         try:
-            values[key] = _convert(value, hints[key])
+            values[key] = _convert(value, hints[key], base)
         except _Mismatch as exc:
             raise ConfigError(
                 f"{source}: [{section}] {key}: expected {exc.expected}, found {exc.found}"
@@ -128,7 +138,7 @@ class _Mismatch(Exception):
         self.found = _describe(value)
 
 
-def _convert(value: object, hint: object) -> object:
+def _convert(value: object, hint: object, base: Path | None = None) -> object:
     """Check one TOML value against a field's type hint and turn it into that type."""
     if hint is bool:
         if isinstance(value, bool):
@@ -145,11 +155,11 @@ def _convert(value: object, hint: object) -> object:
         raise _Mismatch("a string", value)
     if hint is Path:
         if isinstance(value, str) and value:
-            return _absolute(Path(value))
+            return _absolute(Path(value), base)
         raise _Mismatch("a non-empty path", value)
     if hint == Path | None:
         if isinstance(value, str):
-            return _absolute(Path(value)) if value else None
+            return _absolute(Path(value), base) if value else None
         raise _Mismatch('a path ("" for none)', value)
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is Literal:
@@ -162,7 +172,7 @@ def _convert(value: object, hint: object) -> object:
         items = []
         for index, item in enumerate(value):
             try:
-                items.append(_convert(item, args[0]))
+                items.append(_convert(item, args[0], base))
             except _Mismatch as exc:
                 mismatch = _Mismatch(f"an array whose items are {exc.expected}", item)
                 mismatch.found += f" as item {index + 1}"
@@ -190,14 +200,14 @@ def _describe(value: object) -> str:
     return type(value).__name__
 
 
-def _absolute(path: Path) -> Path:
-    # abspath, not resolve(): normalise against the cwd without chasing symlinks.
-    return Path(os.path.abspath(path))
+def _absolute(path: Path, base: Path | None = None) -> Path:
+    # abspath, not resolve(): normalise without chasing symlinks.
+    return Path(os.path.abspath(path if base is None else base / path))
 
 
-def _absolute_sqlite(url: str) -> str:
-    """Anchor a relative SQLite file path to the cwd, like every other path here."""
+def _absolute_sqlite(url: str, base: Path | None = None) -> str:
+    """Anchor a relative SQLite file path like every other path here."""
     match = re.fullmatch(r"(sqlite(?:\+\w+)?:///)([^?]*)(\?.*)?", url)
     if not match or not match[2] or match[2] == ":memory:" or match[2].startswith(("/", "file:")):
         return url
-    return match[1] + os.path.abspath(match[2]) + (match[3] or "")
+    return match[1] + str(_absolute(Path(match[2]), base)) + (match[3] or "")

@@ -33,6 +33,16 @@ def run(config_file: Path, *args: str, code: int = 0) -> Result:
     return result
 
 
+def test_db_upgrade_creates_no_data_directory(tmp_path: Path) -> None:
+    # Only `init` makes a data directory; an SQLite file cannot be opened in a missing one.
+    home = tmp_path / "new-home"
+    config = tmp_path / "new.toml"
+    config.write_text(f'[clearinghouse]\nhome = "{home}"\n')
+    for args in (["db", "upgrade"], ["db", "current"]):
+        assert "init" in run(config, *args, code=1).stderr
+    assert not home.exists()
+
+
 def test_db_upgrade_brings_a_new_database_to_the_newest_revision(config_file: Path) -> None:
     newest = migrate.head()
     assert "run `clearinghouse db upgrade`" in run(config_file, "db", "current", code=1).stderr

@@ -182,8 +182,34 @@ def test_unreadable_password_file_is_a_config_error(tmp_path: Path) -> None:
 # --- the example file --------------------------------------------------------------------
 
 
-def test_example_file_loads_and_equals_defaults() -> None:
+def test_example_file_loads_and_equals_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(EXAMPLE.parent)  # its relative paths are relative to its directory
     assert load_config(EXAMPLE) == load_config(None)
+
+
+def test_relative_paths_in_a_file_are_relative_to_its_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The same file means the same data directory from wherever a command runs.
+    (tmp_path / "etc").mkdir()
+    config_file = tmp_path / "etc" / "clearinghouse.toml"
+    config_file.write_text(
+        '[clearinghouse]\nhome = "data"\n[reports]\noutput_dir = "../out"\n'
+        '[imap]\npassword_file = "imap.pw"\n'
+    )
+    seen = []
+    for cwd in (tmp_path, tmp_path / "etc", Path("/")):
+        monkeypatch.chdir(cwd)
+        seen.append(load_config(config_file))
+    assert seen[0] == seen[1] == seen[2]
+    config = seen[0]
+    assert config.core.home == tmp_path / "etc" / "data"
+    assert config.core.database_url == f"sqlite:///{tmp_path}/etc/data/clearinghouse.db"
+    assert config.reports.output_dir == tmp_path / "out"
+    assert config.imap.password_file == tmp_path / "etc" / "imap.pw"
+    assert config.outbound.maildir == tmp_path / "etc" / "data" / "outgoing"
+    config_file.write_text('[clearinghouse]\nhome = "data"\ndatabase_url = "sqlite:///db/ch.db"\n')
+    assert load_config(config_file).core.database_url == f"sqlite:///{tmp_path}/etc/db/ch.db"
 
 
 def test_example_file_lists_every_key() -> None:

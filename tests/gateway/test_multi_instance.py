@@ -94,7 +94,7 @@ def gateway(fleet: Fleet, database_url: str, tmp_path: Path) -> Iterator[App]:
         outbound={"maildir": tmp_path / "outgoing"},
     )
     app = App(config)
-    app.create_schema()
+    app.initialise()
     for team in fleet.teams:
         app.registry.add_team(team.handle, name=team.handle.upper(), email=team.email)
         app.registry.import_keys(team.handle, team.gpg.export_public(team.fingerprint).encode())
