@@ -8,6 +8,7 @@ import click
 
 from gateway.app import App
 from gateway.cli_common import json_option, pass_app
+from gateway.cli_directory import teams_set_ti, teams_sync
 from gateway.views import emit, key_row, team_row
 
 if TYPE_CHECKING:
@@ -33,12 +34,21 @@ def teams() -> None:
     type=click.Choice(["listed", "accredited", "certified", "suspended"]),
 )
 @click.option("--country", default=None, help="ISO 3166 two-letter code.")
+@click.option("--ti", "ti_name", default=None, help="Its short name in the TI directory.")
 @pass_app
 def teams_add(
-    app: App, handle: str, name: str, email: str, status: str, country: str | None
+    app: App,
+    handle: str,
+    name: str,
+    email: str,
+    status: str,
+    country: str | None,
+    ti_name: str | None,
 ) -> None:
     """Register a team."""
-    team = app.registry.add_team(handle, name=name, email=email, status=status, country=country)
+    team = app.registry.add_team(
+        handle, name=name, email=email, status=status, country=country, ti_name=ti_name
+    )
     click.echo(
         f"team {team.handle} added ({team.status}); next: "
         f"clearinghouse keys import {team.handle} KEYFILE"
@@ -55,7 +65,7 @@ def teams_list(app: App, as_json: bool) -> None:
 
     with open_session(app.engine) as s:
         rows = [team_row(s, t) for t in list_teams(s)]
-    emit(rows, as_json, ["handle", "status", "email", "country", "keys", "name"])
+    emit(rows, as_json, ["handle", "status", "email", "country", "keys", "ti", "name"])
 
 
 @teams.command("show")
@@ -80,6 +90,10 @@ def teams_set_status(app: App, handle: str, status: str) -> None:
     team = app.registry.set_status(handle, status)
     allowed = status in app.config.policy.allowed_statuses
     click.echo(f"team {team.handle} is now {status} ({'may' if allowed else 'may not'} submit)")
+
+
+teams.add_command(teams_sync)
+teams.add_command(teams_set_ti)
 
 
 @click.group("keys")

@@ -178,6 +178,17 @@ class HealthConfig:
 
 
 @dataclass(frozen=True)
+class RegistryConfig:
+    """[registry]: the trust registry, and its sync from the Trusted Introducer directory."""
+
+    welcome_on_first_key: bool = True
+    # added: `health` fails when a linked team's directory entry is older than this
+    # (no `teams sync --apply` has found it for so long)
+    ti_max_age_days: int = 3
+    ti_max_bytes: int = 8388608  # added: a larger directory file is refused unread
+
+
+@dataclass(frozen=True)
 class WorkerConfig:
     """[worker] (added): how the pipeline runs in this instance, and beside others."""
 
@@ -216,6 +227,7 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
     worker: WorkerConfig = field(default_factory=WorkerConfig)
+    registry: RegistryConfig = field(default_factory=RegistryConfig)
 
     @property
     def clearinghouse(self) -> CoreConfig:
@@ -241,6 +253,7 @@ _SECTIONS: dict[str, tuple[str, type]] = {
     "metrics": ("metrics", MetricsConfig),
     "health": ("health", HealthConfig),
     "worker": ("worker", WorkerConfig),
+    "registry": ("registry", RegistryConfig),
 }
 
 
@@ -499,6 +512,7 @@ def _problems(c: Config) -> Iterator[_Problem]:
     yield from _at_least(0, "worker", c.worker, "threads", "gpg_nice")
     if c.worker.gpg_nice > 19:
         yield "worker", "gpg_nice", f"must be at most 19, found {c.worker.gpg_nice}"
+    yield from _at_least(1, "registry", c.registry, "ti_max_age_days", "ti_max_bytes")
 
 
 def _core_problems(core: CoreConfig) -> Iterator[_Problem]:
