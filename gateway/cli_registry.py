@@ -49,8 +49,9 @@ def teams_add(
     team = app.registry.add_team(
         handle, name=name, email=email, status=status, country=country, ti_name=ti_name
     )
+    linked = f", linked to TI entry {team.ti_name!r}" if team.ti_name else ""
     click.echo(
-        f"team {team.handle} added ({team.status}); next: "
+        f"team {team.handle} added ({team.status}{linked}); next: "
         f"clearinghouse keys import {team.handle} KEYFILE"
     )
 
