@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from directory_support import spaced, ti_team
+from directory_support import TI_LAYOUT, spaced, ti_team
 from sqlmodel import select
 from support import TeamClient
 
@@ -206,6 +206,36 @@ def test_a_linked_team_missing_from_the_directory_is_reported_or_suspended(
     assert subject == "delta" and "missing from the directory" in details
     again = sync(app, teams, suspend_missing=True)  # reported still, changed no more
     assert changes(again) == [] and reports(again) == [("missing", "delta", None)]
+
+
+def test_a_directory_in_the_layout_of_tis_export(
+    app: App, make_team: MakeTeam, tmp_path: Path
+) -> None:
+    for handle in ("t1", "t2", "t3"):
+        make_team(handle)  # unlinked: the guard counts them, the sync leaves them alone
+    energy = make_team("energy")
+    link(app, "energy", "es-cert")
+    uni_gpg, uni = key_of(tmp_path, "uni")
+    app.registry.add_team("uni", name="UNI", email="cert@uni.example", ti_name="UNI NET CERT")
+    text = TI_LAYOUT.replace("abcd " * 9 + "abcd", spaced(uni).lower())
+    text = text.replace(
+        "1111 2222 3333 4444 5555  6666 7777 8888 9999 AAAA", spaced(energy.fingerprint)
+    )
+    teams = json.loads(text)
+
+    result = sync(app, teams, keys=uni_gpg.export_public(uni).encode(), update_contacts=True)
+
+    assert changes(result) == [
+        ("status", "energy", "accredited", "certified"),
+        ("contact", "energy", "cert@energy.example", "cert@grid.example"),
+        ("key", "uni", None, uni),
+    ]
+    assert reports(result) == [("key-missing", "uni", "BCDE" * 10)]
+    assert result.plan.reports[0].expires == date(2029, 3, 12)
+    assert [e.short_name for e in result.plan.unregistered] == ["CONS CSIRT"]
+    with open_session(app.engine) as s:
+        bound = q.team_for_fingerprint(s, uni)
+        assert bound is not None and bound.handle == "uni"
 
 
 # --- the quarter-of-teams guard --------------------------------------------------------------
