@@ -110,8 +110,9 @@ def apply(
     done = [c for c in made.changes if c.kind != "key"]
     refused: list[Report] = []
     for change in (c for c in made.changes if c.kind == "key"):
+        armored = keys.export(change.after)
         try:
-            registry.import_keys(change.team, keys.export(change.after), action="teams sync")
+            registry.import_keys(change.team, armored, action="teams sync")
             done.append(change)
         except RegistryError as exc:
             detail = f"not bound: {exc}"
@@ -168,4 +169,5 @@ def _record(s: Session, directory: Directory, now: datetime) -> None:
             since=entry.since,
             seen_at=now,
         )
-        q.save_ti_entry(s, row, [(k.fingerprint, k.expires) for k in entry.keys])
+        listed = {k.fingerprint: k.expires for k in entry.keys}  # TI may list one twice
+        q.save_ti_entry(s, row, list(listed.items()))

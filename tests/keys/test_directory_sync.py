@@ -146,6 +146,7 @@ def test_what_the_directory_says_is_recorded_for_each_linked_team(
     teams = directory_of(network, alpha="c", beta="a", gamma="c", delta="l")
     teams[0]["classification"]["since"] = "2020-06-30"
     teams[0]["pgp_keys"].append({"fingerprint": spaced("AB" * 20), "expires": None})
+    teams[0]["pgp_keys"].append({"fingerprint": "ab" * 20, "expires": None})  # listed twice
     sync(app, teams)
     with open_session(app.engine) as s:
         alpha = app.registry.team(s, "alpha")
