@@ -20,6 +20,8 @@ and gets a traceback.
           ├── GnuPGError         exit 1: the gpg binary, agent or home directory is broken
           ├── RegistryError      exit 1: a registry change was refused (unknown team,
           │                      key bound to another team, secret key offered, ...)
+          │    └── DirectoryError  a Trusted Introducer directory file is unusable, or
+          │                        a sync from it was refused (`teams sync`)
           ├── ImapError          exit 1: the IMAP mailbox cannot be used (unreachable,
           │                      login refused, TLS certificate not trusted)
           ├── DeliveryError      exit 1: an outbound transport failed; transient unless
@@ -40,6 +42,7 @@ __all__ = [
     "ClearinghouseError",
     "ConfigError",
     "DeliveryError",
+    "DirectoryError",
     "GnuPGError",
     "ImapError",
     "LeaseLostError",
@@ -83,6 +86,10 @@ class GnuPGError(ClearinghouseError):
 
 class RegistryError(ClearinghouseError):
     """An admin's registry or keyring change was refused; the message says what to do."""
+
+
+class DirectoryError(RegistryError):
+    """The TI directory file (`teams sync --ti`) is unusable, or the sync was refused."""
 
 
 class ImapError(ClearinghouseError):

@@ -9,7 +9,10 @@ systemd timer or a human can run it. Checked:
 - spool: more than `spool_backlog` messages are waiting to be processed (the worker is
   down or cannot keep up);
 - gateway-key: the gateway key, or its last encryption subkey, expires within
-  `key_expiry_days` (teams can no longer encrypt to it, receipts can no longer be signed).
+  `key_expiry_days` (teams can no longer encrypt to it, receipts can no longer be signed);
+- ti-directory, ti-keys: the sync from the Trusted Introducer directory has not seen a
+  linked team for too long, or a bound key expires soon by TI's date
+  (`gateway/directory_health.py`).
 """
 
 from __future__ import annotations
@@ -38,7 +41,15 @@ class Check:
 
 
 def run_checks(app: App, now: datetime) -> list[Check]:
-    return [check_outbox(app, now), check_spool(app), check_gateway_key(app, now)]
+    from gateway.directory_health import check_directory, check_directory_keys  # imports Check
+
+    return [
+        check_outbox(app, now),
+        check_spool(app),
+        check_gateway_key(app, now),
+        check_directory(app, now),
+        check_directory_keys(app, now),
+    ]
 
 
 def check_outbox(app: App, now: datetime) -> Check:

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from contract.errors import RegistryError
+from keys.directory_link import claim_link
 from keys.gpg import GnuPG, KeyDetails, SubkeyDetails
 from keys.policy import Binding
 from store import audit
@@ -78,6 +79,7 @@ class Registry:
         email: str,
         status: str = "accredited",
         country: str | None = None,
+        ti_name: str | None = None,
     ) -> Team:
         if not HANDLE.match(handle):
             raise RegistryError(
@@ -96,9 +98,11 @@ class Registry:
                 email=check_address(email),
                 status=status,
                 country=country.upper() if country else None,
+                ti_name=None if ti_name is None else claim_link(s, ti_name),
             )
             details = f"name={name!r} email={team.email} status={status}"
             details += f" country={team.country}" if team.country else ""
+            details += f" ti={team.ti_name!r}" if team.ti_name else ""
             self._audit(s, "teams add", handle, details)
             return team
 
@@ -131,8 +135,11 @@ class Registry:
             raise RegistryError("no OpenPGP public key found in the file")
         return fprs
 
-    def import_keys(self, handle: str, data: bytes) -> list[ImportedKey]:
-        """Bind every public key in `data` to team `handle` (all or nothing)."""
+    def import_keys(
+        self, handle: str, data: bytes, *, action: str = "keys import"
+    ) -> list[ImportedKey]:
+        """Bind every public key in `data` to team `handle` (all or nothing); `action`
+        names the command in the audit log (`teams sync` binds keys through here too)."""
         fprs = self._public_keys(data)
         with transaction(self.engine) as s:
             team = self.team(s, handle)
@@ -153,7 +160,7 @@ class Registry:
             for key in imported:
                 verb = "refreshed" if key.updated else "bound"
                 uids = "; ".join(key.user_ids)
-                self._audit(s, "keys import", key.fingerprint, f"{verb} to {handle}: {uids}")
+                self._audit(s, action, key.fingerprint, f"{verb} to {handle}: {uids}")
             return imported
 
     def _bind(self, s: Session, team: Team, fpr: str) -> ImportedKey:

@@ -7,7 +7,7 @@ PostgreSQL see the same spool, and so that "stored" means one committed transact
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import cache
 from typing import Any
@@ -83,6 +83,26 @@ class Team(SQLModel, table=True):
     status: str = "accredited"  # listed | accredited | certified | suspended
     country: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
+    # The team's Trusted Introducer short name (`teams sync`), as the admin linked it.
+    ti_name: str | None = Field(default=None, unique=True, index=True)
+
+
+class TiEntry(SQLModel, table=True):
+    """What the TI directory said of a linked team when a `teams sync --apply` last saw it."""
+
+    team_id: int = Field(foreign_key="team.id", primary_key=True)
+    short_name: str  # as the directory spells it
+    classification: str  # l | a | c
+    since: date | None = None
+    seen_at: datetime  # the last applied sync whose file listed the team
+
+
+class TiKey(SQLModel, table=True):
+    """A fingerprint the TI directory lists for a linked team, with its expiry there."""
+
+    team_id: int = Field(foreign_key="tientry.team_id", primary_key=True)
+    fingerprint: str = Field(primary_key=True)  # upper hex, no spaces
+    expires: date | None = None
 
 
 class TeamKey(SQLModel, table=True):

@@ -9,13 +9,13 @@ submit, and whether a key may be bound or is still usable, is decided by
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import bindparam, func
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
-from store.models import Coordinator, Submission, Team, TeamKey, table_of
+from store.models import Coordinator, Submission, Team, TeamKey, TiEntry, TiKey, table_of
 
 # Run for every message, so built once: a statement object caches its own compiled form.
 _KEYS_OF_TEAM = (
@@ -102,8 +102,11 @@ def add_team(
     email: str,
     status: str,
     country: str | None,
+    ti_name: str | None = None,
 ) -> Team:
-    team = Team(handle=handle, name=name, email=email, status=status, country=country)
+    team = Team(
+        handle=handle, name=name, email=email, status=status, country=country, ti_name=ti_name
+    )
     session.add(team)
     session.flush()
     return team
@@ -216,3 +219,83 @@ def remove_coordinator(session: Session, email: str) -> bool:
 def last_submission_at(session: Session, team_id: int) -> datetime | None:
     query = select(func.max(Submission.created_at)).where(Submission.team_id == team_id)
     return session.exec(query).one()
+
+
+# --- the Trusted Introducer directory (`teams sync`) --------------------------------------
+
+
+def linked_teams(session: Session) -> list[Team]:
+    """Teams linked to a TI directory entry, by handle."""
+    query = select(Team).where(col(Team.ti_name).is_not(None)).order_by(col(Team.handle))
+    return list(session.exec(query))
+
+
+def set_team_ti(session: Session, team: Team, ti_name: str | None) -> None:
+    """Link `team` to another TI entry (None: to none); what the old one said is dropped."""
+    if team.ti_name != ti_name:
+        forget_ti_entry(session, team.id or 0)
+    team.ti_name = ti_name
+    session.add(team)
+    session.flush()
+
+
+def set_team_email(session: Session, team: Team, email: str) -> None:
+    team.email = email
+    session.add(team)
+    session.flush()
+
+
+def ti_entry(session: Session, team_id: int) -> TiEntry | None:
+    return session.get(TiEntry, team_id)
+
+
+def ti_keys(session: Session, team_id: int) -> list[TiKey]:
+    query = select(TiKey).where(TiKey.team_id == team_id).order_by(col(TiKey.fingerprint))
+    return list(session.exec(query))
+
+
+def forget_ti_entry(session: Session, team_id: int) -> None:
+    for key in ti_keys(session, team_id):
+        session.delete(key)
+    entry = ti_entry(session, team_id)
+    if entry is not None:
+        session.flush()  # the keys first: they refer to the entry
+        session.delete(entry)
+    session.flush()
+
+
+def save_ti_entry(session: Session, entry: TiEntry, keys: list[tuple[str, date | None]]) -> None:
+    """Record what the directory says of `entry.team_id` now, replacing what it said."""
+    forget_ti_entry(session, entry.team_id)
+    session.add(entry)
+    session.flush()
+    for fingerprint, expires in keys:
+        session.add(TiKey(team_id=entry.team_id, fingerprint=fingerprint, expires=expires))
+    session.flush()
+
+
+def ti_links_seen_before(session: Session, cutoff: datetime) -> list[tuple[str, datetime | None]]:
+    """(handle, last seen) of linked teams no applied sync has found since `cutoff`."""
+    query = (
+        select(Team.handle, TiEntry.seen_at)
+        .join(TiEntry, col(TiEntry.team_id) == col(Team.id), isouter=True)
+        .where(col(Team.ti_name).is_not(None))
+        .where((col(TiEntry.seen_at).is_(None)) | (col(TiEntry.seen_at) < cutoff))
+        .order_by(col(Team.handle))
+    )
+    return [(handle, seen) for handle, seen in session.exec(query)]
+
+
+def bound_keys_ti_expiring(session: Session, by: date) -> list[tuple[str, str, date]]:
+    """(handle, fingerprint, directory expiry) of unrevoked bound keys that the TI
+    directory says expire on or before `by`, soonest first."""
+    query = (
+        select(Team.handle, TiKey.fingerprint, col(TiKey.expires))
+        .join(TeamKey, (col(TeamKey.fingerprint) == col(TiKey.fingerprint)))
+        .join(Team, col(Team.id) == col(TeamKey.team_id))
+        .where(col(TiKey.team_id) == col(TeamKey.team_id))
+        .where(col(TeamKey.revoked_at).is_(None))
+        .where(col(TiKey.expires).is_not(None), col(TiKey.expires) <= by)
+        .order_by(col(TiKey.expires), col(Team.handle))
+    )
+    return [(h, f, e) for h, f, e in session.exec(query) if e is not None]

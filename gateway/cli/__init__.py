@@ -14,7 +14,7 @@ from typing import Any
 import click
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from contract.errors import ClearinghouseError, SetupError
+from contract.errors import ClearinghouseError
 from gateway.app import App
 from gateway.cli.audit import audit
 from gateway.cli.compose import compose_command, template_command
@@ -30,7 +30,7 @@ from gateway.cli.submissions import submissions
 from gateway.cli.teams import teams
 from gateway.config import load_config
 from gateway.logs import LogFormat, setup_logging
-from store.readiness import Schema, describe
+from store.readiness import describe
 
 
 class _Group(click.Group):
@@ -82,45 +82,11 @@ def cli(
     level = logging.DEBUG if verbose else logging.getLevelName(logs.level.upper())
     setup_logging(log_format or logs.format, level=level)
     ctx.call_on_close(lambda: _dispose(ctx.obj))
-    if ctx.invoked_subcommand not in _MAKE_A_GATEWAY:
-        try:
-            _require_ready(ctx.obj, ctx.invoked_subcommand or "", config_path)
-        except SetupError as exc:
-            click.echo(f"error: {exc}", err=True)
-            ctx.exit(75 if ctx.invoked_subcommand == "ingest" else exc.exit_code)
+    ctx.meta["config_path"] = config_path
 
 
 # Commands a team runs on its own machine: no gateway configuration or data directory.
 _WITHOUT_GATEWAY = frozenset({"demo", "compose", "template"})
-# Commands that make a data directory (`gateway-key import` adopts a key instead of
-# making one; `gateway-key` alone prints the key, or says there is none yet), and the
-# schema commands, which report on any database and create no directory.
-_MAKE_A_GATEWAY = frozenset({"init", "gateway-key", "db"})
-# Commands that bring an older schema up to date themselves.
-_UPGRADING = frozenset({"serve", "poll-imap", "report"})
-
-
-def _require_ready(app: App, command: str, config_path: Path | None) -> None:
-    """Refuse to run on a data directory that `init` has not made, or on a schema that
-    this version cannot use; the message says which, and what to do."""
-    state = app.readiness()
-    home = app.config.clearinghouse.home
-    source = f"from {config_path}" if config_path else "the default: no --config given"
-    if state.schema is Schema.MISSING:
-        raise SetupError(
-            f"no gateway in {home} ({source}): run `clearinghouse init` to make one there, "
-            "or give the --config of the gateway you meant"
-        )
-    if state.schema is Schema.NEWER:
-        raise SetupError(
-            f"the database is at revision {state.revision}, newer than this version of "
-            f"clearinghouse knows ({state.newest}): run the version that upgraded it"
-        )
-    if state.schema is Schema.OLDER and command not in _UPGRADING:
-        raise SetupError(
-            f"the database is at revision {state.revision or 'none'}, this version needs "
-            f"{state.newest}: run `clearinghouse db upgrade`"
-        )
 
 
 def _dispose(app: App) -> None:

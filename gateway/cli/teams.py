@@ -6,6 +6,7 @@ import click
 
 from gateway.app import App
 from gateway.cli.common import json_option, pass_app
+from gateway.cli.directory import teams_set_ti, teams_sync
 from gateway.cli.views import emit, team_row
 from store.db import open_session
 from store.registry import list_teams
@@ -27,14 +28,24 @@ def teams() -> None:
     type=click.Choice(["listed", "accredited", "certified", "suspended"]),
 )
 @click.option("--country", default=None, help="ISO 3166 two-letter code.")
+@click.option("--ti", "ti_name", default=None, help="Its short name in the TI directory.")
 @pass_app
 def teams_add(
-    app: App, handle: str, name: str, email: str, status: str, country: str | None
+    app: App,
+    handle: str,
+    name: str,
+    email: str,
+    status: str,
+    country: str | None,
+    ti_name: str | None,
 ) -> None:
     """Register a team."""
-    team = app.registry.add_team(handle, name=name, email=email, status=status, country=country)
+    team = app.registry.add_team(
+        handle, name=name, email=email, status=status, country=country, ti_name=ti_name
+    )
+    linked = f", linked to TI entry {team.ti_name!r}" if team.ti_name else ""
     click.echo(
-        f"team {team.handle} added ({team.status}); next: "
+        f"team {team.handle} added ({team.status}{linked}); next: "
         f"clearinghouse keys import {team.handle} KEYFILE"
     )
 
@@ -46,7 +57,7 @@ def teams_list(app: App, as_json: bool) -> None:
     """List the teams."""
     with open_session(app.engine) as s:
         rows = [team_row(s, t) for t in list_teams(s)]
-    emit(rows, as_json, ["handle", "status", "email", "country", "keys", "name"])
+    emit(rows, as_json, ["handle", "status", "email", "country", "keys", "ti", "name"])
 
 
 @teams.command("show")
@@ -69,3 +80,7 @@ def teams_set_status(app: App, handle: str, status: str) -> None:
     team = app.registry.set_status(handle, status)
     allowed = status in app.config.policy.allowed_statuses
     click.echo(f"team {team.handle} is now {status} ({'may' if allowed else 'may not'} submit)")
+
+
+teams.add_command(teams_sync)
+teams.add_command(teams_set_ti)

@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from contract.reasons import explain
 from store.models import AuditEntry, Message, OutboxEntry, Team, TeamKey
-from store.registry import get_team_by_id, keys_of_team, last_submission_at
+from store.registry import get_team_by_id, keys_of_team, last_submission_at, ti_entry, ti_keys
 from store.submissions import SubmissionRow, list_submissions
 
 Row = dict[str, Any]
@@ -101,12 +101,31 @@ def team_row(s: Session, t: Team, *, with_keys: bool = False) -> Row:
         "status": t.status,
         "country": t.country,
         "keys": len(keys),
+        "ti": t.ti_name,
+        "directory": _directory_fields(s, t),
     }
     if with_keys:
         row["keys"] = [_key_fields(k) for k in keys]
         row["last_submission_at"] = last_submission_at(s, t.id or 0)
         row["created_at"] = t.created_at
     return row
+
+
+def _directory_fields(s: Session, t: Team) -> Row | None:
+    """What the TI directory said of the team at the last `teams sync --apply` that saw it."""
+    entry = ti_entry(s, t.id or 0) if t.ti_name else None
+    if entry is None:
+        return None
+    return {
+        "short_name": entry.short_name,
+        "classification": entry.classification,
+        "since": entry.since.isoformat() if entry.since else None,
+        "fingerprints": [
+            {"fingerprint": k.fingerprint, "expires": k.expires.isoformat() if k.expires else None}
+            for k in ti_keys(s, t.id or 0)
+        ],
+        "seen_at": entry.seen_at,
+    }
 
 
 def _key_fields(k: TeamKey) -> Row:

@@ -57,6 +57,7 @@ def problems(c: Config) -> Iterator[Problem]:
     yield from _at_least(0, "worker", c.worker, "threads", "gpg_nice")
     if c.worker.gpg_nice > 19:
         yield "worker", "gpg_nice", f"must be at most 19, found {c.worker.gpg_nice}"
+    yield from _at_least(1, "registry", c.registry, "ti_max_age_days", "ti_max_bytes")
 
 
 def _core_problems(core: CoreConfig) -> Iterator[Problem]:

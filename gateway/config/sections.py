@@ -165,6 +165,17 @@ class HealthConfig:
 
 
 @dataclass(frozen=True)
+class RegistryConfig:
+    """[registry]: the trust registry, and its sync from the Trusted Introducer directory."""
+
+    welcome_on_first_key: bool = True
+    # added: `health` fails when a linked team's directory entry is older than this
+    # (no `teams sync --apply` has found it for so long)
+    ti_max_age_days: int = 3
+    ti_max_bytes: int = 8388608  # added: a larger directory file is refused unread
+
+
+@dataclass(frozen=True)
 class WorkerConfig:
     """[worker] (added): how the pipeline runs in this instance, and beside others."""
 
@@ -203,6 +214,7 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
     worker: WorkerConfig = field(default_factory=WorkerConfig)
+    registry: RegistryConfig = field(default_factory=RegistryConfig)
 
     @property
     def clearinghouse(self) -> CoreConfig:

@@ -304,6 +304,8 @@ def test_teams_add_list_show_and_set_status(ch: Cli) -> None:
             "status": "accredited",
             "country": "DE",
             "keys": 0,
+            "ti": None,  # no link to the TI directory (test_cli_directory.py)
+            "directory": None,
         },
         {
             "handle": "csirt-y",
@@ -312,10 +314,12 @@ def test_teams_add_list_show_and_set_status(ch: Cli) -> None:
             "status": "listed",
             "country": None,
             "keys": 0,
+            "ti": None,
+            "directory": None,
         },
     ]
     header, *rows = ch("teams", "list").stdout.splitlines()
-    assert header.split() == ["HANDLE", "STATUS", "EMAIL", "COUNTRY", "KEYS", "NAME"]
+    assert header.split() == ["HANDLE", "STATUS", "EMAIL", "COUNTRY", "KEYS", "TI", "NAME"]
     assert rows[0].split() == ["cert-x", "accredited", "ops@cert-x.example", "DE", "0", "CERT", "X"]
 
     shown = ch.json("teams", "show", "cert-x")

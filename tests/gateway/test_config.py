@@ -78,6 +78,8 @@ def test_no_file_means_spec_defaults_under_cwd_var(tmp_path: Path) -> None:
     assert config.reports.output_dir == var / "reports" and config.reports.day_of_month == 5
     assert config.limits.max_decrypted_bytes == 26214400 and config.limits.max_mime_depth == 16
     assert config.taxonomy.extra_file is None
+    assert config.registry.welcome_on_first_key and config.registry.ti_max_age_days == 3
+    assert config.registry.ti_max_bytes == 8388608
     assert config.gnupg_home == var / "gnupg"
 
 
@@ -370,6 +372,12 @@ def test_wrong_types_name_key_expected_and_found(tmp_path: Path, text: str, expe
         (
             "[limits]\nsignature_future_skew_minutes = -5",
             "[limits] signature_future_skew_minutes: must be at least 0",
+        ),
+        ("[registry]\nti_max_age_days = 0", "[registry] ti_max_age_days: must be at least 1"),
+        ("[registry]\nti_max_bytes = 0", "[registry] ti_max_bytes: must be at least 1"),
+        (
+            "[registry]\nwelcome_on_first_key = 'yes'",
+            "[registry] welcome_on_first_key: expected a boolean",
         ),
     ],
 )

@@ -62,7 +62,11 @@ def test_an_unknown_command_fails(tmp_path: Path) -> None:
 
 
 def test_the_service_is_hardened() -> None:
-    for name in ("clearinghouse.service", "clearinghouse-monthly.service"):
+    for name in (
+        "clearinghouse.service",
+        "clearinghouse-monthly.service",
+        "clearinghouse-ti-sync.service",
+    ):
         text = (ROOT / "systemd" / name).read_text()
         lines = set(text.splitlines())
         assert {
