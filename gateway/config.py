@@ -9,7 +9,8 @@ Every key has a default (SPEC.md "Configuration (TOML)", plus the keys marked "a
 below; all of them, commented, in `clearinghouse.example.toml`). Unknown sections and keys
 are refused, so a misspelt key never silently falls back to its default. Relative paths
 resolve against the current working directory at load time. `database_url`,
-`[outbound] maildir` and `[reports] output_dir`, when not given, derive from `home`.
+`[outbound] maildir`, `[reports] output_dir` and `[publication] site_dir`, when not given,
+derive from `home`.
 """
 
 from __future__ import annotations
@@ -132,6 +133,14 @@ class ReportsConfig:
 
 
 @dataclass(frozen=True)
+class PublicationConfig:
+    """[publication]: the public statistics site `report monthly` and `report publish` write."""
+
+    site_dir: Path = DEFAULT_HOME / "site"
+    base_url: str = ""  # "https://stats.example/": absolute links in the feed when set
+
+
+@dataclass(frozen=True)
 class LimitsConfig:
     """[limits] (added): caps on what untrusted input may cost us."""
 
@@ -210,6 +219,7 @@ class Config:
     outbound: OutboundConfig = field(default_factory=OutboundConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     reports: ReportsConfig = field(default_factory=ReportsConfig)
+    publication: PublicationConfig = field(default_factory=PublicationConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     taxonomy: TaxonomyConfig = field(default_factory=TaxonomyConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
@@ -235,6 +245,7 @@ _SECTIONS: dict[str, tuple[str, type]] = {
     "outbound": ("outbound", OutboundConfig),
     "policy": ("policy", PolicyConfig),
     "reports": ("reports", ReportsConfig),
+    "publication": ("publication", PublicationConfig),
     "limits": ("limits", LimitsConfig),
     "taxonomy": ("taxonomy", TaxonomyConfig),
     "logging": ("logging", LoggingConfig),
@@ -251,6 +262,7 @@ def default_config(home: Path) -> Config:
         core=CoreConfig(home=home, database_url=f"sqlite:///{home / 'clearinghouse.db'}"),
         outbound=OutboundConfig(maildir=home / "outgoing"),
         reports=ReportsConfig(output_dir=home / "reports"),
+        publication=PublicationConfig(site_dir=home / "site"),
     )
 
 
@@ -478,6 +490,14 @@ def _problems(c: Config) -> Iterator[_Problem]:
     if not 1 <= c.reports.day_of_month <= 28:
         yield "reports", "day_of_month", f"must be 1..28, found {c.reports.day_of_month}"
     yield from _at_least(1, "reports", c.reports, "min_teams_for_public")
+    if c.publication.base_url and not re.fullmatch(
+        r"https?://[^/\s]+(/\S*)?", c.publication.base_url
+    ):
+        yield (
+            "publication",
+            "base_url",
+            f"must be empty or an http(s) URL, found {c.publication.base_url!r}",
+        )
     yield from _at_least(0, "reports", c.reports, "reminder_days_before")
     yield from _at_least(0, "reports", c.reports, "key_expiry_warning_days")
     if c.reports.reminder_days_before >= c.reports.day_of_month:

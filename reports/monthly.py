@@ -30,6 +30,7 @@ from pathlib import Path
 
 from contract.errors import ClearinghouseError
 from gateway.app import App
+from gateway.jobs.publish import publish_site
 from reports.csv_export import public_csv
 from reports.internal_pdf import internal_pdf
 from reports.monthly_mail import Delivery, enqueue_mails, seal_mails
@@ -104,6 +105,7 @@ def run_monthly(
         progress(f"queued {queued} mail{'s' if queued != 1 else ''} (generation {generation})")
     else:
         progress("--no-send: files only, no mail queued")
+    publish_site(app, progress=progress)  # the public site, with this month in it
     return RunResult(period, directory, files, digest, stats, summary, delivery)
 
 
