@@ -155,6 +155,7 @@ def _axis(periods: Sequence[str], left: float, slot: float) -> tuple[AxisLabel, 
         year, month = parse_period(periods[index])
         name = _MONTHS[month - 1]
         lines = (name, str(year)) if index == 0 or month <= step else (name,)
-        minor = len(lines) == 1 and (index // step) % 2 == 1
+        last = index + step >= len(periods)  # the newest month keeps its name
+        minor = len(lines) == 1 and (index // step) % 2 == 1 and not last
         labels.append(AxisLabel(round(left + (index + 0.5) * slot, 1), lines, minor))
     return tuple(labels)

@@ -18,6 +18,7 @@ import pytest
 from site_data import LAST, MONTHS, SECRET_VALUES, TEAMS, THIN_TYPE1, THIN_TYPE2, stored_reports
 
 from parsers.taxonomy import load_taxonomy
+from reports import svg_charts
 from reports.csv_export import public_csv
 from reports.public_figures import exact_string
 from reports.public_json import TaxonomyId
@@ -219,3 +220,16 @@ def test_the_verification_text_names_the_key(site: dict[str, bytes]) -> None:
 def test_exact_averages_are_written_exactly(value: Fraction, text: str) -> None:
     assert exact_string(value) == text
     assert Fraction(text) == value
+
+
+def test_a_trend_line_breaks_where_a_month_is_not_published() -> None:
+    months = ["2026-01", "2026-02", "2026-03", "2026-04", "2026-05"]
+    values = [Fraction(10), Fraction(20), None, Fraction(35, 2), Fraction(40)]
+    chart = svg_charts.trend(months, values, ["10.00", "20.00", "not published", "17.50", "40.00"])
+    assert [len(segment) for segment in chart.segments] == [2, 2]
+    assert chart.segments[1][0].title == "April 2026: 17.50"
+    assert [t.label for t in chart.ticks] == ["0", "10", "20", "30", "40"]
+    # The highest value sits on the top tick, zero on the axis.
+    top = chart.segments[1][1]
+    assert top.y == chart.ticks[-1].y and chart.ticks[0].y == chart.bottom
+    assert svg_charts.trend(months, [None] * 5, ["not published"] * 5).empty
