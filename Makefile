@@ -5,18 +5,27 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 # Debian packages the tests and the demo use: gpg and its agent for every signature,
-# dovecot for the IMAP door's tests, poppler-utils (pdftotext) to read rendered PDFs.
-SYSTEM_PACKAGES := gnupg gpg-agent dovecot-imapd poppler-utils
+# dovecot for the IMAP door's tests, poppler-utils (pdftotext) to read rendered PDFs,
+# fonts-dejavu-core for the font every PDF embeds (reports/fonts.py), chromium (driven by
+# Playwright; chromium-driver for Selenium) to test the public site in a real browser, and
+# a Java runtime for the Nu Html Checker that validates its pages offline.
+SYSTEM_PACKAGES := gnupg gpg-agent dovecot-imapd poppler-utils fonts-dejavu-core \
+                   chromium chromium-driver default-jre-headless
+# Files (not commands) the packages above must have put in place.
+SYSTEM_FILES := /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: deps venv postgres demo test lint clean
 
-## deps: install the system packages above if a tool is missing (as root; else say what to do)
+## deps: install the system packages above if a tool or file is missing (as root; else say what to do)
 deps:
 	@missing=""; \
-	for tool in gpg gpg-agent dovecot pdftotext; do \
+	for tool in gpg gpg-agent dovecot pdftotext chromium chromedriver java; do \
 	  command -v $$tool >/dev/null 2>&1 || [ -x /usr/sbin/$$tool ] || missing="$$missing $$tool"; \
+	done; \
+	for file in $(SYSTEM_FILES); do \
+	  [ -f $$file ] || missing="$$missing $$file"; \
 	done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \

@@ -22,6 +22,7 @@ from reportlab.lib import colors
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.platypus import Flowable, Table, TableStyle
 
+from reports.fonts import BOLD, REGULAR
 from reports.layout import ACCENT, MARK, MUTED, NAVY, RULE, STRIPE
 
 # Tableau 10: distinguishable, and still apart when printed in grey.
@@ -32,7 +33,7 @@ PALETTE = tuple(
         "#EDC948", "#B07AA1", "#FF9DA7", "#9C755F", "#BAB0AC",
     )
 )  # fmt: skip
-_FONT = "Helvetica"
+_FONT = REGULAR
 _LABEL_GAP = 2.0  # points between two bar labels
 
 
@@ -41,11 +42,7 @@ def _axis_number(value: float) -> str:
 
 
 def _title(drawing: Drawing, text: str) -> None:
-    drawing.add(
-        String(
-            0, drawing.height - 10, text, fontName="Helvetica-Bold", fontSize=8.5, fillColor=NAVY
-        )
-    )
+    drawing.add(String(0, drawing.height - 10, text, fontName=BOLD, fontSize=8.5, fillColor=NAVY))
 
 
 def _empty(drawing: Drawing, text: str) -> Drawing:

@@ -1,8 +1,10 @@
 """The look shared by every statistics PDF: palette, page geometry, paragraph styles,
 number formats, and the data table and notice box the documents are built from.
 
-In: plain strings and numbers. Out: reportlab flowables. Text from outside (team names)
-goes through `p`, which escapes it; `markup` is for markup built in this package only.
+In: plain strings and numbers. Out: reportlab flowables, set in DejaVu Sans
+(`reports/fonts.py`) so that text in any European script renders. Text from outside
+(team names) goes through `p`, which escapes it; `markup` is for markup built in this
+package only.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from reportlab.lib.units import cm
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.platypus import Flowable, Paragraph, Table, TableStyle
 
+from reports.fonts import BOLD, REGULAR, register
+
 NAVY = colors.HexColor("#1F3A5F")
 ACCENT = colors.HexColor("#2E86AB")
 MARK = colors.HexColor("#F18F01")  # the reader's own team
@@ -28,18 +32,21 @@ STRIPE = colors.HexColor("#F1F4F8")
 RULE = colors.HexColor("#C8D1DC")
 MUTED = colors.HexColor("#5B6770")
 
+# Every PDF module imports this one: the font is registered before any text is measured.
+register()
+
 PAGE_WIDTH, PAGE_HEIGHT = A4
 MARGIN = 2 * cm
 BODY_WIDTH = PAGE_WIDTH - 2 * MARGIN
 
-_BASE = ParagraphStyle("base", fontName="Helvetica", fontSize=9.5, leading=13)
+_BASE = ParagraphStyle("base", fontName=REGULAR, fontSize=9.5, leading=13)
 STYLES = {
     "body": _BASE,
     "note": ParagraphStyle("note", _BASE, fontSize=8.5, leading=11, textColor=MUTED),
     "h1": ParagraphStyle(
         "h1",
         _BASE,
-        fontName="Helvetica-Bold",
+        fontName=BOLD,
         fontSize=15,
         leading=19,
         textColor=NAVY,
@@ -49,30 +56,28 @@ STYLES = {
     "h2": ParagraphStyle(
         "h2",
         _BASE,
-        fontName="Helvetica-Bold",
+        fontName=BOLD,
         fontSize=11.5,
         leading=15,
         textColor=NAVY,
         spaceBefore=10,
         spaceAfter=5,
     ),
-    "title": ParagraphStyle(
-        "title", _BASE, fontName="Helvetica-Bold", fontSize=26, leading=32, textColor=NAVY
-    ),
+    "title": ParagraphStyle("title", _BASE, fontName=BOLD, fontSize=26, leading=32, textColor=NAVY),
     "subtitle": ParagraphStyle("subtitle", _BASE, fontSize=16, leading=22, textColor=ACCENT),
     "cell": ParagraphStyle("cell", _BASE, fontSize=8.5, leading=10.5),
-    "cell-bold": ParagraphStyle(
-        "cell-bold", _BASE, fontName="Helvetica-Bold", fontSize=8.5, leading=10.5
-    ),
+    "cell-bold": ParagraphStyle("cell-bold", _BASE, fontName=BOLD, fontSize=8.5, leading=10.5),
+    # DejaVu Sans runs wider than Helvetica did: at 7.5 pt the longest word of a heading
+    # ("Outbound") still fits the narrow number columns of the internal type 1 table.
     "head": ParagraphStyle(
-        "head", _BASE, fontName="Helvetica-Bold", fontSize=8, leading=10, textColor=colors.white
+        "head", _BASE, fontName=BOLD, fontSize=7.5, leading=9.5, textColor=colors.white
     ),
     "head-right": ParagraphStyle(
         "head-right",
         _BASE,
-        fontName="Helvetica-Bold",
-        fontSize=8,
-        leading=10,
+        fontName=BOLD,
+        fontSize=7.5,
+        leading=9.5,
         textColor=colors.white,
         alignment=TA_RIGHT,
     ),
@@ -154,7 +159,7 @@ def table(
         ("BACKGROUND", (0, 0), (-1, 0), NAVY),
         ("FONT", (0, 0), (-1, 0), _HEAD.fontName, _HEAD.fontSize, _HEAD.leading),
         ("TEXTCOLOR", (0, 0), (-1, 0), _HEAD.textColor),
-        ("FONT", (0, 1), (-1, -1), "Helvetica", 8.5),
+        ("FONT", (0, 1), (-1, -1), REGULAR, 8.5),
         ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
         ("ALIGN", (numeric_from, 0), (-1, -1), "RIGHT"),
         ("TOPPADDING", (0, 0), (-1, -1), 3.5),
@@ -166,20 +171,20 @@ def table(
         if index % 2 == 1:
             style.append(("BACKGROUND", (0, index + 1), (-1, index + 1), STRIPE))
     for index in bold:
-        style.append(("FONT", (0, index + 1), (-1, index + 1), "Helvetica-Bold", 8.5))
+        style.append(("FONT", (0, index + 1), (-1, index + 1), BOLD, 8.5))
     for index in indented:
         style.append(("LEFTPADDING", (0, index + 1), (0, index + 1), 16))
     if footer_rows:
         first = len(rows) - footer_rows + 1
         style.append(("LINEABOVE", (0, first), (-1, first), 1, NAVY))
-        style.append(("FONT", (0, first), (-1, -1), "Helvetica-Bold", 8.5))
+        style.append(("FONT", (0, first), (-1, -1), BOLD, 8.5))
     for index in marked:
         style.append(("BACKGROUND", (0, index + 1), (-1, index + 1), MARK_LIGHT))
-        style.append(("FONT", (0, index + 1), (-1, index + 1), "Helvetica-Bold", 8.5))
+        style.append(("FONT", (0, index + 1), (-1, index + 1), BOLD, 8.5))
         style.append(("LINEBEFORE", (0, index + 1), (0, index + 1), 3, MARK))
     for index in marked_columns:
         style.append(("BACKGROUND", (index, 1), (index, -1), MARK_LIGHT))
-        style.append(("FONT", (index, 1), (index, -1), "Helvetica-Bold", 8.5))
+        style.append(("FONT", (index, 1), (index, -1), BOLD, 8.5))
         style.append(("LINEBELOW", (index, 0), (index, 0), 3, MARK))
     result = Table([head, *rows], colWidths=list(widths), repeatRows=1, hAlign="LEFT")
     result.setStyle(TableStyle(style))

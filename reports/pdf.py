@@ -35,6 +35,7 @@ from reportlab.platypus import (
     TableStyle,
 )
 
+from reports.fonts import BOLD, REGULAR
 from reports.layout import (
     ACCENT,
     BODY_WIDTH,
@@ -45,6 +46,7 @@ from reports.layout import (
     PAGE_HEIGHT,
     PAGE_WIDTH,
     RULE,
+    STYLES,
     p,
 )
 from reports.periods import month_name
@@ -133,7 +135,8 @@ def _title_page(meta: DocumentMeta) -> list[Flowable]:
 
 
 def _classification(text: str) -> Table:
-    width = stringWidth(text, "Helvetica-Bold", 8) + 18
+    head = STYLES["head"]
+    width = stringWidth(text, head.fontName, head.fontSize) + 18
     badge = Table([[p(text, "head")]], colWidths=[width], hAlign="LEFT")
     public = text.upper().startswith("PUBLIC")
     badge.setStyle(
@@ -155,9 +158,9 @@ def _title_band(canvas: Canvas, meta: DocumentMeta) -> None:
     canvas.setFillColor(MARK)
     canvas.rect(0, PAGE_HEIGHT - 4.4 * cm, PAGE_WIDTH, 0.2 * cm, stroke=0, fill=1)
     canvas.setFillColor(colors.white)
-    canvas.setFont("Helvetica-Bold", 22)
+    canvas.setFont(BOLD, 22)
     canvas.drawString(MARGIN, PAGE_HEIGHT - 2.3 * cm, meta.clearinghouse)
-    canvas.setFont("Helvetica", 10.5)
+    canvas.setFont(REGULAR, 10.5)
     canvas.drawString(MARGIN, PAGE_HEIGHT - 3.1 * cm, "CSIRT statistics clearinghouse")
     canvas.restoreState()
 
@@ -165,10 +168,10 @@ def _title_band(canvas: Canvas, meta: DocumentMeta) -> None:
 def _running_header(canvas: Canvas, meta: DocumentMeta) -> None:
     canvas.saveState()
     top = PAGE_HEIGHT - MARGIN + 0.5 * cm
-    canvas.setFont("Helvetica-Bold", 8.5)
+    canvas.setFont(BOLD, 8.5)
     canvas.setFillColor(NAVY)
     canvas.drawString(MARGIN, top, meta.clearinghouse)
-    canvas.setFont("Helvetica", 8.5)
+    canvas.setFont(REGULAR, 8.5)
     canvas.setFillColor(MUTED)
     canvas.drawRightString(PAGE_WIDTH - MARGIN, top, f"{meta.title} · {month_name(meta.period)}")
     canvas.setStrokeColor(RULE)
@@ -202,7 +205,7 @@ def _numbered_canvas(meta: DocumentMeta) -> type[Canvas]:
             self.setStrokeColor(RULE)
             self.setLineWidth(0.5)
             self.line(MARGIN, MARGIN - 0.6 * cm, PAGE_WIDTH - MARGIN, MARGIN - 0.6 * cm)
-            self.setFont("Helvetica", 8)
+            self.setFont(REGULAR, 8)
             self.setFillColor(MUTED)
             self.drawString(MARGIN, MARGIN - 1.0 * cm, meta.classification)
             self.drawRightString(PAGE_WIDTH - MARGIN, MARGIN - 1.0 * cm, f"page {page} of {total}")

@@ -19,7 +19,8 @@ from store.registry import list_coordinators, list_teams
 
 @click.group()
 def report() -> None:
-    """Monthly statistics: PDFs and CSV in [reports] output_dir, mailed encrypted."""
+    """Monthly statistics: PDFs and CSV in [reports] output_dir, mailed encrypted, and the
+    public site in [publication] site_dir."""
 
 
 def _report_period(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
@@ -60,6 +61,26 @@ def report_monthly(app: App, period: str | None, no_send: bool, resend: bool) ->
             f"{len(result.delivery.skipped)} recipient(s) could not be mailed: "
             + "; ".join(result.delivery.skipped)
         )
+
+
+@report.command("publish")
+@click.option(
+    "--period",
+    default=None,
+    metavar="YYYY-MM",
+    callback=_report_period,
+    help="Write only this month's pages and the site-wide files (default: every month).",
+)
+@pass_app
+def report_publish(app: App, period: str | None) -> None:
+    """(Re)build the public statistics site from every month `report monthly` ran for.
+
+    Unchanged files are left alone; public.csv, public.json and feed.atom are signed by
+    the gateway key (.asc beside them) when they change.
+    """
+    from gateway.jobs.publish import publish_site
+
+    publish_site(app, period=period, progress=click.echo)  # its last line names the directory
 
 
 @report.command("reminders")

@@ -36,6 +36,14 @@ def problems(c: Config) -> Iterator[Problem]:
     if not 1 <= c.reports.day_of_month <= 28:
         yield "reports", "day_of_month", f"must be 1..28, found {c.reports.day_of_month}"
     yield from _at_least(1, "reports", c.reports, "min_teams_for_public")
+    if c.publication.base_url and not re.fullmatch(
+        r"https?://[^/\s]+(/\S*)?", c.publication.base_url
+    ):
+        yield (
+            "publication",
+            "base_url",
+            f"must be empty or an http(s) URL, found {c.publication.base_url!r}",
+        )
     yield from _at_least(0, "reports", c.reports, "reminder_days_before")
     yield from _at_least(0, "reports", c.reports, "key_expiry_warning_days")
     if c.reports.reminder_days_before >= c.reports.day_of_month:

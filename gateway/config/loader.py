@@ -31,6 +31,7 @@ from gateway.config.sections import (
     MetricsConfig,
     OutboundConfig,
     PolicyConfig,
+    PublicationConfig,
     RegistryConfig,
     ReportsConfig,
     SmtpConfig,
@@ -46,6 +47,7 @@ _SECTIONS: dict[str, tuple[str, type]] = {
     "outbound": ("outbound", OutboundConfig),
     "policy": ("policy", PolicyConfig),
     "reports": ("reports", ReportsConfig),
+    "publication": ("publication", PublicationConfig),
     "limits": ("limits", LimitsConfig),
     "taxonomy": ("taxonomy", TaxonomyConfig),
     "logging": ("logging", LoggingConfig),
@@ -64,6 +66,7 @@ def default_config(home: Path, base: Path | None = None) -> Config:
         core=CoreConfig(home=home, database_url=f"sqlite:///{home / 'clearinghouse.db'}"),
         outbound=OutboundConfig(maildir=home / "outgoing"),
         reports=ReportsConfig(output_dir=home / "reports"),
+        publication=PublicationConfig(site_dir=home / "site"),
     )
 
 

@@ -2,7 +2,8 @@
 
 Every key has a default (SPEC.md "Configuration (TOML)", plus the keys marked "added"
 below; all of them, commented, in `clearinghouse.example.toml`). `database_url`,
-`[outbound] maildir` and `[reports] output_dir`, when not given, derive from `home`.
+`[outbound] maildir`, `[reports] output_dir` and `[publication] site_dir`, when not given,
+derive from `home`.
 """
 
 from __future__ import annotations
@@ -119,6 +120,14 @@ class ReportsConfig:
 
 
 @dataclass(frozen=True)
+class PublicationConfig:
+    """[publication]: the public statistics site `report monthly` and `report publish` write."""
+
+    site_dir: Path = DEFAULT_HOME / "site"
+    base_url: str = ""  # "https://stats.example/": absolute links in the feed when set
+
+
+@dataclass(frozen=True)
 class LimitsConfig:
     """[limits] (added): caps on what untrusted input may cost us."""
 
@@ -208,6 +217,7 @@ class Config:
     outbound: OutboundConfig = field(default_factory=OutboundConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     reports: ReportsConfig = field(default_factory=ReportsConfig)
+    publication: PublicationConfig = field(default_factory=PublicationConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     taxonomy: TaxonomyConfig = field(default_factory=TaxonomyConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)

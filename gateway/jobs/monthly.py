@@ -3,7 +3,7 @@
 In: the `App` and a period. Out: in `[reports] output_dir/YYYY-MM/` the files
 public.pdf, public.csv, internal-type1.pdf, internal-type2.pdf and
 coordinator-summary.pdf (each written to a temporary file, fsynced, renamed); then,
-unless `send` is off, sealed mails in the outbox (`reports/monthly_mail.py` says who
+unless `send` is off, sealed mails in the outbox (`gateway/jobs/mailing.py` says who
 gets what); and a `MonthlyRun` row recording the run.
 
 Reruns are idempotent. The same stored data gives byte-identical files (the PDFs are
@@ -20,17 +20,15 @@ got which letter; losing it only changes the letters of future runs.
 from __future__ import annotations
 
 import hashlib
-import os
-import secrets
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from contract.errors import ClearinghouseError
 from gateway.app import App
+from gateway.jobs.files import atomic_write, pseudonym_secret
 from gateway.jobs.mailing import Delivery, enqueue_mails, seal_mails
+from gateway.jobs.publish import publish_site
 from reports.csv_export import public_csv
 from reports.internal_pdf import internal_pdf
 from reports.periods import month_end, month_start, window
@@ -47,8 +45,6 @@ from store.statistics import (
     record_run,
     revisions,
 )
-
-SECRET_FILE = "statistics.key"  # noqa: S105 - a file name, not a secret
 
 Progress = Callable[[str], None]
 
@@ -104,6 +100,7 @@ def run_monthly(
         progress(f"queued {queued} mail{'s' if queued != 1 else ''} (generation {generation})")
     else:
         progress("--no-send: files only, no mail queued")
+    publish_site(app, progress=progress)  # the public site, with this month in it
     return RunResult(period, directory, files, digest, stats, summary, delivery)
 
 
@@ -149,50 +146,3 @@ def _digest(files: dict[str, bytes]) -> str:
     for filename in sorted(files):
         outer.update(f"{filename}\0{hashlib.sha256(files[filename]).hexdigest()}\n".encode())
     return outer.hexdigest()
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see the old file or the new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    _fsync_directory(path.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def pseudonym_secret(home: Path) -> bytes:
-    """The secret behind the pseudonyms, created (mode 0600) on first use."""
-    path = home / SECRET_FILE
-    if not path.exists():
-        home.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=home, prefix=f".{SECRET_FILE}.")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(secrets.token_bytes(32))
-                fh.flush()
-                os.fsync(fh.fileno())
-            # link() refuses to replace: two first runs at once agree on one secret.
-            os.link(temp, path)
-        except FileExistsError:
-            pass
-        finally:
-            Path(temp).unlink(missing_ok=True)
-    secret = path.read_bytes()
-    if len(secret) < 16:
-        raise ClearinghouseError(f"{path} is too short to be a pseudonym secret")
-    return secret

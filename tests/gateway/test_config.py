@@ -76,6 +76,7 @@ def test_no_file_means_spec_defaults_under_cwd_var(tmp_path: Path) -> None:
     assert config.policy.allowed_statuses == ("accredited", "certified")
     assert config.policy.sender_binding == "domain" and config.policy.require_encryption
     assert config.reports.output_dir == var / "reports" and config.reports.day_of_month == 5
+    assert config.publication.site_dir == var / "site" and config.publication.base_url == ""
     assert config.limits.max_decrypted_bytes == 26214400 and config.limits.max_mime_depth == 16
     assert config.taxonomy.extra_file is None
     assert config.registry.welcome_on_first_key and config.registry.ti_max_age_days == 3
@@ -94,6 +95,7 @@ def test_default_config_is_rooted_at_the_given_home(tmp_path: Path) -> None:
     assert config.core.database_url == f"sqlite:///{home}/clearinghouse.db"
     assert config.outbound.maildir == home / "outgoing"
     assert config.reports.output_dir == home / "reports"
+    assert config.publication.site_dir == home / "site"
     assert config.gnupg_home == home / "gnupg"
 
 
@@ -126,6 +128,14 @@ def test_relative_paths_resolve_against_cwd(tmp_path: Path) -> None:
     assert config.core.home == tmp_path / "state"
     assert config.smtp.tls_cert == tmp_path / "c.pem"
     assert config.taxonomy.extra_file == tmp_path / "t.toml"
+
+
+def test_publication_site_and_base_url(tmp_path: Path) -> None:
+    config = _load(
+        tmp_path, '[publication]\nsite_dir = "public"\nbase_url = "https://stats.example/ch/"\n'
+    )
+    assert config.publication.site_dir == tmp_path / "public"
+    assert config.publication.base_url == "https://stats.example/ch/"
 
 
 @pytest.mark.parametrize(
@@ -367,6 +377,11 @@ def test_wrong_types_name_key_expected_and_found(tmp_path: Path, text: str, expe
             "[reports]\nmin_teams_for_public = 0",
             "[reports] min_teams_for_public: must be at least 1",
         ),
+        (
+            "[publication]\nbase_url = 'stats.example/ch'",
+            "[publication] base_url: must be empty or an http(s) URL, found 'stats.example/ch'",
+        ),
+        ("[publication]\nsite_dir = ''", "[publication] site_dir: expected a non-empty path"),
         ("[limits]\nmax_decrypted_bytes = 0", "[limits] max_decrypted_bytes: must be at least 1"),
         ("[limits]\nmax_mime_depth = 0", "[limits] max_mime_depth: must be at least 1"),
         (

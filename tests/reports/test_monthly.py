@@ -1,4 +1,4 @@
-"""The monthly run end to end (reports/monthly.py, `report monthly`): real keys, real
+"""The monthly run end to end (gateway/jobs/monthly.py, `report monthly`): real keys, real
 sealed mail. Each queued mail is decrypted with its recipient's key to check who got
 what; reruns queue nothing new, `--resend` queues everything again, `--no-send` only
 writes the files.
