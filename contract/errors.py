@@ -9,6 +9,8 @@ and gets a traceback.
     Exception
      └── ClearinghouseError      exit 1: something failed
           ├── ConfigError        exit 2: usage error, a bad configuration file or value
+          │    └── TaxonomyError  a taxonomy file (shipped or `[taxonomy] extra_file`)
+          │                       or the canonical taxonomy named is not usable
           ├── StorageError       exit 75 (EX_TEMPFAIL): could not store; `ingest` exits
           │                      with it so that the MTA keeps the message and retries
           ├── GnuPGError         exit 1: the gpg binary, agent or home directory is broken
@@ -35,6 +37,7 @@ __all__ = [
     "ImapError",
     "RegistryError",
     "StorageError",
+    "TaxonomyError",
 ]
 
 
@@ -49,6 +52,10 @@ class ConfigError(ClearinghouseError):
 
     # 2, like click's usage errors, so one exit status means "fix how you called it".
     exit_code: ClassVar[int] = 2
+
+
+class TaxonomyError(ConfigError):
+    """A taxonomy file or the canonical taxonomy named is not usable; the message says where."""
 
 
 class StorageError(ClearinghouseError):
