@@ -78,7 +78,18 @@ def test_spec_type2_example() -> None:
         ("malicious-code", "virus"): 12,
         ("other", None): 1,
     }
-    assert outcome.reports == (Type2Report("2026-10", counts),)
+    (report,) = outcome.reports
+    assert isinstance(report, Type2Report)
+    assert (report.period, report.counts, report.taxonomy) == ("2026-10", counts, "ecsirt-v2")
+    # sent in the canonical vocabulary: each line counts as what it says
+    assert report.lines == report.count_lines()
+    assert [line.sent.key for line in report.lines] == [
+        "abusive-content/spam",
+        "intrusion-attempts/login-attempts",
+        "intrusions",
+        "malicious-code/virus",
+        "other",
+    ]
 
 
 def test_several_reports_in_one_text() -> None:
