@@ -2,7 +2,9 @@
 
 In: validated `Type1Report`/`Type2Report` records and the message they came in.
 Out: `Submission` rows (revision N supersedes N-1; earlier revisions are kept, the
-newest counts), their values read back exactly, and flat rows for listings.
+newest counts), their values read back exactly, and flat rows for listings. Type 2
+counts are stored as sent and as counted (`store.type2`); their values are shown in the
+canonical vocabulary of the taxonomy given, else as counted when stored.
 
 Workers (threads, or gateway instances sharing PostgreSQL) store one team's messages
 one at a time: `lock_team` holds the team until the storing transaction commits, so
@@ -24,6 +26,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
 from parsers.model import TYPE1_FIELDS, Report, Type1Report
+from parsers.taxonomy import Taxonomy
 from store.models import (
     Submission,
     Team,
@@ -41,6 +44,8 @@ from store.registry import (
     TeamRow,
     key_dates_of_team,
 )
+from store.type2 import COLUMNS as TYPE2_COLUMNS
+from store.type2 import StoredCount, rows_of, stored_counts, totals
 
 Values = dict[str, Decimal] | dict[str, int]
 
@@ -100,7 +105,7 @@ _STORED_TYPE1 = core_select(_TYPE1.c.field, _TYPE1.c.value).where(
     _TYPE1.c.submission_id == bindparam("submission_id")
 )
 _STORED_TYPE2 = (
-    core_select(_TYPE2.c.class_slug, _TYPE2.c.type_slug, _TYPE2.c.count)
+    core_select(*TYPE2_COLUMNS)
     .where(_TYPE2.c.submission_id == bindparam("submission_id"))
     .order_by(_TYPE2.c.id)
 )
@@ -118,7 +123,8 @@ class SubmissionRow:
     message_id: int
     supersedes_id: int | None
     created_at: datetime
-    values: Values
+    values: Values  # type 2: "class" or "class/type" -> count, as `submission_values`
+    counts: tuple[StoredCount, ...] = ()  # type 2: each count as sent and as counted
 
 
 @dataclass(frozen=True)
@@ -202,10 +208,7 @@ def _insert_values(session: Session, submission_id: int, report: Report) -> None
         ]
         statement = _INSERT_TYPE1
     else:
-        rows = [
-            {"submission_id": submission_id, "class_slug": cls, "type_slug": typ, "count": n}
-            for (cls, typ), n in report.counts.items()
-        ]
+        rows = rows_of(report, submission_id)
         statement = _INSERT_TYPE2
     if rows:
         session.execute(statement, rows)
@@ -230,15 +233,21 @@ def stored_values(report: Report) -> Values:
     would change) in the same order."""
     if isinstance(report, Type1Report):
         return _type1_values(report.values.items())
-    return _type2_values((cls, typ, n) for (cls, typ), n in report.counts.items())
+    return totals(stored_counts(report))
 
 
-def submission_values(session: Session, submission: Submission | StoredSubmission) -> Values:
-    """type1: field -> value in form order; type2: "class" or "class/type" -> count."""
+def submission_values(
+    session: Session,
+    submission: Submission | StoredSubmission,
+    taxonomy: Taxonomy | None = None,
+) -> Values:
+    """type1: field -> value in form order; type2: "class" or "class/type" -> count, in
+    `taxonomy`'s canonical vocabulary when given, else as counted when stored."""
     params = {"submission_id": submission.id}
     if submission.type == "type1":
         return _type1_values((f, v) for f, v in session.execute(_STORED_TYPE1, params))
-    return _type2_values((c, t, n) for c, t, n in session.execute(_STORED_TYPE2, params))
+    rows = session.execute(_STORED_TYPE2, params)
+    return totals((StoredCount.of_row(row) for row in rows), taxonomy)
 
 
 def _type1_values(rows: Iterable[tuple[str, Decimal]]) -> dict[str, Decimal]:
@@ -256,11 +265,6 @@ def _exact(value: Decimal) -> Decimal:
     return value.normalize()
 
 
-def _type2_values(rows: Iterable[tuple[str, str | None, int]]) -> dict[str, int]:
-    """ "class" or "class/type" -> count, from (class slug, type slug, count) rows."""
-    return {cls if typ is None else f"{cls}/{typ}": count for cls, typ, count in rows}
-
-
 def submissions_for_message(session: Session, message_id: int) -> list[Submission]:
     """What one message stored, in the order it was stored."""
     query = (
@@ -275,8 +279,10 @@ def list_submissions(
     team: str | None = None,
     period: str | None = None,
     type: str | None = None,
+    taxonomy: Taxonomy | None = None,
 ) -> list[SubmissionRow]:
-    """Submissions in id order, filtered by team handle, period and type.
+    """Submissions in id order, filtered by team handle, period and type; type 2 counts
+    in `taxonomy`'s canonical vocabulary when given, else as counted when stored.
 
     Three queries whatever the number of rows: submissions, type 1 values, type 2
     counts, each joined to the same filters.
@@ -289,8 +295,10 @@ def list_submissions(
         .order_by(col(Submission.id))
     )
     found = list(session.exec(query))
-    values = _values_of(session, where)
-    return [_row(sub, handle, values.get(sub.id, {})) for sub, handle in found]
+    values, counts = _values_of(session, where, taxonomy)
+    return [
+        _row(sub, handle, values.get(sub.id, {}), counts.get(sub.id, ())) for sub, handle in found
+    ]
 
 
 def _filters(team: str | None, period: str | None, type: str | None) -> list[ColumnElement[bool]]:
@@ -304,7 +312,9 @@ def _filters(team: str | None, period: str | None, type: str | None) -> list[Col
     return where
 
 
-def _values_of(session: Session, where: list[ColumnElement[bool]]) -> dict[int | None, Values]:
+def _values_of(
+    session: Session, where: list[ColumnElement[bool]], taxonomy: Taxonomy | None
+) -> tuple[dict[int | None, Values], dict[int | None, tuple[StoredCount, ...]]]:
     type1 = (
         select(Type1Value)
         .join(Submission, col(Type1Value.submission_id) == col(Submission.id))
@@ -312,29 +322,29 @@ def _values_of(session: Session, where: list[ColumnElement[bool]]) -> dict[int |
         .where(*where)
     )
     type2 = (
-        select(Type2Count)
-        .join(Submission, col(Type2Count.submission_id) == col(Submission.id))
+        core_select(_TYPE2.c.submission_id, *TYPE2_COLUMNS)
+        .join(Submission, _TYPE2.c.submission_id == col(Submission.id))
         .join(Team, col(Submission.team_id) == col(Team.id))
         .where(*where)
-        .order_by(col(Type2Count.id))
+        .order_by(_TYPE2.c.id)
     )
     rows1: defaultdict[int, list[Type1Value]] = defaultdict(list)
     for value in session.exec(type1):
         rows1[value.submission_id].append(value)
-    rows2: defaultdict[int, list[Type2Count]] = defaultdict(list)
-    for count in session.exec(type2):
-        rows2[count.submission_id].append(count)
+    rows2: defaultdict[int, list[StoredCount]] = defaultdict(list)
+    for submission_id, *count in session.execute(type2):
+        stored = StoredCount.of_row(count)
+        rows2[submission_id].append(stored if taxonomy is None else stored.recounted(taxonomy))
     values: dict[int | None, Values] = {
         key: _type1_values((row.field, row.value) for row in rows) for key, rows in rows1.items()
     }
-    values.update(
-        (key, _type2_values((r.class_slug, r.type_slug, r.count) for r in rows))
-        for key, rows in rows2.items()
-    )
-    return values
+    values.update((key, totals(rows)) for key, rows in rows2.items())
+    return values, {key: tuple(rows) for key, rows in rows2.items()}
 
 
-def _row(submission: Submission, handle: str, values: Values) -> SubmissionRow:
+def _row(
+    submission: Submission, handle: str, values: Values, counts: tuple[StoredCount, ...]
+) -> SubmissionRow:
     if submission.id is None:
         raise RuntimeError("stored submission without id")
     return SubmissionRow(
@@ -347,4 +357,5 @@ def _row(submission: Submission, handle: str, values: Values) -> SubmissionRow:
         supersedes_id=submission.supersedes_id,
         created_at=submission.created_at,
         values=values,
+        counts=counts,
     )

@@ -251,8 +251,10 @@ def test_list_submissions_filters_and_carries_values(
         every = submissions.list_submissions(session)
         assert [row.id for row in every] == [a1.id, a2.id, b1.id, a3.id]
 
-        def ids(**filters: str) -> list[int]:
-            found = submissions.list_submissions(session, **filters)
+        def ids(
+            team: str | None = None, period: str | None = None, type: str | None = None
+        ) -> list[int]:
+            found = submissions.list_submissions(session, team=team, period=period, type=type)
             return [row.id for row in found]
 
         assert ids(team="cert-a") == [a1.id, a2.id, a3.id]
