@@ -39,7 +39,7 @@ def blank_report(
         "# Type 2: count each incident once, under its primary class and type.\n"
         "# A class-only line counts incidents of that class with no type given.\n"
         "# Leave out (or delete) the lines you do not use.\n"
-        f"# Classes and types of {named.label}."
+        f"# Classes and types of {named.full_name}."
     )
     return (
         f"{head}\nReport: {report_type}\nPeriod: {period}\nTaxonomy: {named.id}\n"

@@ -77,7 +77,7 @@ class Vocabulary:
     _keys: frozenset[Target] = field(repr=False, compare=False, default=frozenset())
 
     @property
-    def label(self) -> str:
+    def full_name(self) -> str:
         """The vocabulary as every output names it, version included."""
         if self.machine_version is None:
             return f"{self.name} ({self.title})"

@@ -177,7 +177,7 @@ def compute(
         _type_statistics("type2", period, months, type2_lines, by_type["type2"], type2_values,
                          minimum, secret),
         taxonomy=taxonomy.canonical,
-        taxonomy_label=taxonomy.canonical_vocabulary.label,
+        taxonomy_label=taxonomy.canonical_vocabulary.full_name,
     )  # fmt: skip
 
 

@@ -129,7 +129,7 @@ def test_rsit_is_version_1003_with_its_11_classes_and_39_types() -> None:
     assert (rsit.version, rsit.machine_version) == ("1.3", 1003)
     assert len(rsit.classes) == 11
     assert sum(len(c.types) for c in rsit.classes) == 39
-    assert "machine-readable version 1003" in rsit.label
+    assert "machine-readable version 1003" in rsit.full_name
 
 
 def test_ecsirt_is_as_before() -> None:
