@@ -110,7 +110,9 @@ def add_values(connection: Connection, submission: int, report_type: str, seed: 
         connection.execute(insert(Type1Value), rows)
     else:
         rows = [{"submission_id": submission, "class_slug": c, "type_slug": t,
-                 "count": (seed + i) % 50} for i, (c, t) in enumerate(TYPE2)]  # fmt: skip
+                 "count": (seed + i) % 50, "taxonomy": "ecsirt-v2",
+                 "sent_taxonomy": "ecsirt-v2", "sent_class": c, "sent_type": t}
+                for i, (c, t) in enumerate(TYPE2)]  # fmt: skip
         connection.execute(insert(Type2Count), rows)
 
 

@@ -11,6 +11,8 @@ and gets a traceback.
           ├── UsageError         exit 2: how a command was called: an option's value, a
           │    │                 file or key given to it that cannot be used as given
           │    └── ConfigError   exit 2: the configuration file or a value in it
+          │         └── TaxonomyError  a taxonomy file (shipped or `[taxonomy]
+          │                       extra_file`) or the canonical taxonomy is not usable
           ├── StorageError       exit 75 (EX_TEMPFAIL): could not store; `ingest` exits
           │                      with it so that the MTA keeps the message and retries
           ├── SetupError         exit 1: the gateway cannot run here yet: its data
@@ -49,6 +51,7 @@ __all__ = [
     "RegistryError",
     "SetupError",
     "StorageError",
+    "TaxonomyError",
     "UsageError",
 ]
 
@@ -68,6 +71,10 @@ class UsageError(ClearinghouseError):
 
 class ConfigError(UsageError):
     """The configuration file or a value in it is unusable."""
+
+
+class TaxonomyError(ConfigError):
+    """A taxonomy file or the canonical taxonomy named is not usable; the message says where."""
 
 
 class StorageError(ClearinghouseError):

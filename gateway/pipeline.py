@@ -44,7 +44,8 @@ from store import leases, spool
 from store.db import open_session, read_connection, transaction
 from store.registry import KeyDates, TeamRow, get_team_by_id
 from store.spool import Spooled
-from store.submissions import list_submissions, lock_team, store_report, stored_values
+from store.submission_rows import list_submissions, stored_values
+from store.submissions import lock_team, store_report
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,6 @@
-"""Team commands by email: `Command: template type1|type2` and `Command: status YYYY-MM`.
+"""Team commands by email: `Command: template type1|type2 [TAXONOMY]` and
+`Command: status YYYY-MM`; TAXONOMY (type2 only) is ecsirt-v2 or rsit-1.3, the vocabulary
+the template names classes and types in (the canonical one when not given).
 
 In: the authenticated signed entity. Out: a `Command`, a `CommandError` (a `Command:`
 line that names nothing we know), or None when the content is not a command at all (then
@@ -12,24 +14,32 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import Message
 
+from parsers.drafts import MAX_INPUT_BYTES
 from parsers.extract import (
     IDENTITY_ENCODINGS,
     decode_charset,
     quoted_printable,
     transfer_encoding,
 )
+from parsers.fieldnames import normalise_key
+from parsers.taxonomy import VOCABULARIES
 from parsers.template import TYPES
-from parsers.validate import MAX_INPUT_BYTES
 
-COMMAND_LINE = re.compile(r"^\s*command\s*:\s*(?P<verb>\S+)\s*(?P<argument>\S*)\s*$", re.I)
+COMMAND_LINE = re.compile(
+    r"^\s*command\s*:\s*(?P<verb>\S+)\s*(?P<argument>\S*)\s*(?P<option>\S*)\s*$", re.I
+)
 PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
-KNOWN = "Command: template type1 | Command: template type2 | Command: status YYYY-MM"
+KNOWN = (
+    "Command: template type1 | Command: template type2"
+    f" [{' | '.join(VOCABULARIES)}] | Command: status YYYY-MM"
+)
 
 
 @dataclass(frozen=True)
 class Command:
     verb: str  # template | status
     argument: str  # type1 | type2 | YYYY-MM
+    taxonomy: str | None = None  # template type2: the vocabulary asked for, if any
 
 
 @dataclass(frozen=True)
@@ -104,9 +114,12 @@ def find_command(entity: Message) -> Command | CommandError | None:
     if match is None:
         return CommandError(f"could not read the command line; write one of: {KNOWN}")
     verb, argument = match["verb"].lower(), match["argument"].lower()
-    if verb == "template" and argument in TYPES:
+    option = normalise_key(match["option"]) or None
+    if verb == "template" and argument == "type2" and option in (None, *VOCABULARIES):
+        return Command(verb, argument, option)
+    if option is None and verb == "template" and argument in TYPES:
         return Command(verb, argument)
-    if verb == "status" and PERIOD.match(argument):
+    if option is None and verb == "status" and PERIOD.match(argument):
         return Command(verb, argument)
-    shown = f"{match['verb']} {match['argument']}".strip()[:40]
+    shown = f"{match['verb']} {match['argument']} {match['option']}".strip()[:40]
     return CommandError(f'unknown command "{shown}"; the commands are: {KNOWN}')

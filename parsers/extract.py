@@ -34,12 +34,12 @@ from dataclasses import dataclass
 from datetime import date
 from email.message import Message
 
+from parsers.drafts import MAX_INPUT_BYTES, Collector
 from parsers.jsonfile import read_json
 from parsers.model import ParseOutcome
 from parsers.table import read_csv
 from parsers.taxonomy import Taxonomy
 from parsers.text import has_report_line, read_text
-from parsers.validate import MAX_INPUT_BYTES, Collector
 
 MAX_PARTS = 100
 MAX_DEPTH = 10

@@ -23,7 +23,8 @@ from parsers.model import TYPE1_FIELDS
 REPORT_KEY = "report"
 PERIOD_KEY = "period"
 TEAM_KEY = "team"
-HEADER_KEYS = (REPORT_KEY, PERIOD_KEY, TEAM_KEY)
+TAXONOMY_KEY = "taxonomy"  # type 2: the vocabulary its classes and types are named in
+HEADER_KEYS = (REPORT_KEY, PERIOD_KEY, TEAM_KEY, TAXONOMY_KEY)
 
 # The labels of the original form, in the order of TYPE1_FIELDS (seeds/002).
 TYPE1_LABELS: dict[str, str] = {

@@ -17,8 +17,13 @@ The format: one report object, or a list of them.
      "counts": [{"class": "Intrusions", "type": "Privileged Account Compromise", "count": 3},
                 {"class": "Other", "count": 1}]}
 
-`team` is optional (and never trusted). Keys inside `values` and `counts` are those of the
-text format; the two member names are synonyms, either may be used for either type.
+    {"report": "type2", "period": "2026-10", "taxonomy": "rsit-1.3",
+     "counts": {"malicious-code/infected-system": 7, "vulnerable/weak-crypto": 2}}
+
+`team` is optional (and never trusted); `taxonomy` (type 2 only) is the `Taxonomy:` line of
+the text format: the vocabulary every class and type of the report is named in. Keys inside
+`values` and `counts` are those of the text format; the two member names are synonyms,
+either may be used for either type.
 Numbers may be JSON numbers or strings holding a number; they are checked as written
 (`3.0` is not a whole number). A member given twice is an error, not "last wins".
 """
@@ -29,12 +34,13 @@ import json
 from dataclasses import dataclass
 from datetime import date
 
-from parsers.fieldnames import PERIOD_KEY, TEAM_KEY
+from parsers.drafts import MAX_INPUT_BYTES, Collector, Draft, Field, clip, too_large
+from parsers.fieldnames import PERIOD_KEY, TAXONOMY_KEY, TEAM_KEY
 from parsers.model import ParseOutcome
 from parsers.taxonomy import Taxonomy
-from parsers.validate import MAX_INPUT_BYTES, Collector, Draft, Field, build, clip, too_large
+from parsers.validate import build
 
-_REPORT_MEMBERS = ("report", "period", "team", "values", "counts")
+_REPORT_MEMBERS = ("report", "period", "team", "taxonomy", "values", "counts")
 _COUNT_MEMBERS = ("class", "type", "count")
 
 
@@ -149,8 +155,8 @@ def _shown(value: object) -> str:
 
 
 def _header(members: dict[str, object]) -> list[Field]:
-    return [Field(name, _shown(members[name]), None) for name in (PERIOD_KEY, TEAM_KEY)
-            if name in members]  # fmt: skip
+    return [Field(name, _shown(members[name]), None)
+            for name in (PERIOD_KEY, TEAM_KEY, TAXONOMY_KEY) if name in members]  # fmt: skip
 
 
 def _figures(members: dict[str, object], reader: _Reader) -> list[Field]:

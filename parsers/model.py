@@ -49,14 +49,55 @@ class Type1Report:
 
 
 @dataclass(frozen=True)
+class Classification:
+    """An incident class/type in one vocabulary, e.g. rsit-1.3 malicious-code/c2-server."""
+
+    vocabulary: str  # "ecsirt-v2" | "rsit-1.3" (parsers.taxonomy)
+    class_slug: str
+    type_slug: str | None = None  # None: the class-only line
+
+    @property
+    def target(self) -> tuple[str, str | None]:
+        return (self.class_slug, self.type_slug)
+
+    @property
+    def key(self) -> str:
+        """ "class" or "class/type", as stored values and listings show it."""
+        return self.class_slug if self.type_slug is None else f"{self.class_slug}/{self.type_slug}"
+
+
+@dataclass(frozen=True)
+class CountLine:
+    """One type 2 count: what the team sent, and what it counts as in the canonical
+    vocabulary (`exact` False: a coarser category, the mapping says less than was sent)."""
+
+    sent: Classification
+    counts_as: Classification
+    count: int
+    exact: bool = True
+
+
+@dataclass(frozen=True)
 class Type2Report:
     period: str
-    # (class slug, type slug or None for class-only) -> count
+    # What counts: canonical (class slug, type slug or None for class-only) -> total
     counts: dict[tuple[str, str | None], int]
     source: str = "body"
     claimed_team: str | None = None
+    # Each line as sent, in report order; empty: sent as `counts`, in `taxonomy`.
+    lines: tuple[CountLine, ...] = ()
+    taxonomy: str = "ecsirt-v2"  # the canonical vocabulary `counts` is in
 
     type: ReportType = field(default="type2", init=False)
+
+    def count_lines(self) -> tuple[CountLine, ...]:
+        """`lines`, or for a report built from counts alone: each count sent as counted."""
+        if self.lines:
+            return self.lines
+        return tuple(
+            CountLine(Classification(self.taxonomy, *key), Classification(self.taxonomy, *key), n)
+            for key, n in self.counts.items()
+        )
 
 
 Report = Type1Report | Type2Report

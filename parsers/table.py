@@ -12,6 +12,8 @@ The format, one row per field:
     type2,2026-10,Malicious Code / Virus,12
     type2,2026-10,Other,1
     type2,2026-10,Team,CERT-EXAMPLE
+    type2,2026-09,Taxonomy,rsit-1.3
+    type2,2026-09,malicious-code/infected-system,7
 
 - The first row that is not blank is the header: the four column names `report`,
   `period`, `key`, `value` in any order (case-insensitive).
@@ -19,7 +21,8 @@ The format, one row per field:
   which one makes the header; fields may be quoted as usual in CSV.
 - Rows with the same `report` and `period` form one report, wherever they are in the
   file; the report's line is that of its first row. `key` is any key of the text format
-  (type 1 field names and aliases, `CLASS[/TYPE]` for type 2, `Team`).
+  (type 1 field names and aliases, `CLASS[/TYPE]` for type 2, `Team`, and for type 2
+  `Taxonomy`, the vocabulary the report's classes and types are named in).
 - Blank rows and rows whose first cell starts with `#` are ignored; empty cells after the
   fourth are tolerated (spreadsheets add them), anything else there is an error.
 """
@@ -32,19 +35,19 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING
 
-from parsers.fieldnames import PERIOD_KEY, normalise_key
-from parsers.model import ParseOutcome
-from parsers.taxonomy import Taxonomy
-from parsers.validate import (
+from parsers.drafts import (
     MAX_INPUT_BYTES,
     MAX_REPORT_LINES,
     Collector,
     Draft,
     Field,
-    build,
     report_kind,
     too_large,
 )
+from parsers.fieldnames import PERIOD_KEY, normalise_key
+from parsers.model import ParseOutcome
+from parsers.taxonomy import Taxonomy
+from parsers.validate import build
 
 if TYPE_CHECKING:
     from _csv import Reader

@@ -1,247 +1,247 @@
-"""The type 2 incident taxonomy: which class/type names a report may use, and their slugs.
+"""The type 2 incident taxonomy: the vocabularies teams may use, and what each count counts as.
 
-In: `taxonomy.toml` shipped beside this module (eCSIRT.net v2 and the ENISA RSIT mapping;
-the file's header documents the format and the mapping), optionally extended by an extra
-file of the same format named in the configuration. Out: a frozen `Taxonomy` that resolves
-a class/type as written by a team to eCSIRT slugs, and lists classes and types in report
-order for the monthly statistics.
+In: the vocabulary files shipped in parsers/taxonomies/ (eCSIRT.net v2 and RSIT 1.3) and
+their mapping (mapping.toml), optionally extended by an extra file (`[taxonomy]
+extra_file`: `[[class]]` tables extend eCSIRT.net v2, `[[rsit_class]]` tables RSIT 1.3),
+and the canonical vocabulary, the one statistics are computed in (`[taxonomy] canonical`).
+Out: a frozen `Taxonomy` that resolves a class/type as a team wrote it to what was sent
+(vocabulary, class, type) and what that counts as in the canonical vocabulary, and lists
+the canonical classes and types in report order for the statistics.
 
-A broken taxonomy file is a configuration mistake, so `load_taxonomy` raises
-`TaxonomyError`; resolving names written by teams never raises.
+Without a `Taxonomy:` line, names are resolved in eCSIRT.net v2 first, then in RSIT 1.3.
+A broken taxonomy file, or an unknown canonical vocabulary, is a configuration mistake:
+`load_taxonomy` raises `TaxonomyError`; resolving names written by teams never raises.
 """
 
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from contract.errors import TaxonomyError
+from parsers.crosswalk import Crosswalk, Direction, build_crosswalk, read_mapping
 from parsers.fieldnames import normalise_key
+from parsers.model import Classification
+from parsers.vocabulary import (
+    IncidentClass,
+    IncidentType,
+    Spec,
+    Target,
+    Vocabulary,
+    build,
+    merge,
+    read_classes,
+    read_header,
+)
 
-Target = tuple[str, str | None]  # (class slug, type slug or None for class-only)
+__all__ = [
+    "ECSIRT",
+    "RSIT",
+    "Classification",
+    "IncidentClass",
+    "IncidentType",
+    "Match",
+    "Target",
+    "Taxonomy",
+    "TaxonomyError",
+    "Vocabulary",
+    "load_taxonomy",
+]
 
-_CLASS_KEYS = {"slug", "name", "aliases", "type", "maps_to"}
-_TYPE_KEYS = {"slug", "name", "aliases", "maps_to"}
-_SECTIONS = {"class", "rsit_class"}
-
-
-class TaxonomyError(ValueError):
-    """The taxonomy file (shipped or extra) is not valid; the message says where."""
-
-
-@dataclass(frozen=True)
-class IncidentType:
-    slug: str
-    name: str
-
-
-@dataclass(frozen=True)
-class IncidentClass:
-    slug: str
-    name: str
-    types: tuple[IncidentType, ...] = ()
+ECSIRT = "ecsirt-v2"
+RSIT = "rsit-1.3"
+# The shipped vocabularies in the order names are resolved without a `Taxonomy:` line, and
+# the extra file's section that extends each.
+VOCABULARIES = (ECSIRT, RSIT)
+EXTRA_SECTIONS = {"class": ECSIRT, "rsit_class": RSIT}
+DEFAULT_CANONICAL = ECSIRT
 
 
 @dataclass(frozen=True)
 class Match:
-    """A resolved class/type, and the RSIT name it came through (None: an eCSIRT name)."""
+    """A class/type as sent, and what it counts as in the canonical vocabulary."""
 
-    target: Target
-    rsit: str | None = None
+    sent: Classification
+    counts_as: Classification
+    exact: bool  # False: `counts_as` says less than `sent` (a coarser category)
 
-
-@dataclass
-class _Spec:
-    """One [[class]] / [[class.type]] / [[rsit_class]] table as read from TOML."""
-
-    slug: str
-    name: str
-    aliases: list[str]
-    maps_to: str | None
-    children: list[_Spec] = field(default_factory=list)
-
-    def spellings(self) -> set[str]:
-        return {normalise_key(s) for s in (self.slug, self.name, *self.aliases)}
-
-
-@dataclass(frozen=True)
-class _Node:
-    match: Match
-    children: Mapping[str, Match]
+    @property
+    def target(self) -> Target:
+        return self.counts_as.target
 
 
 @dataclass(frozen=True)
 class Taxonomy:
-    """The eCSIRT classes in report order, and the index that resolves written names."""
+    """The vocabularies in resolution order, their mapping, and the canonical vocabulary."""
 
-    classes: tuple[IncidentClass, ...]
-    _ecsirt: Mapping[str, _Node] = field(repr=False)
-    _rsit: Mapping[str, _Node] = field(repr=False)
+    vocabularies: tuple[Vocabulary, ...]
+    crosswalk: Crosswalk
+    canonical: str = DEFAULT_CANONICAL
+
+    def vocabulary(self, vocabulary_id: str) -> Vocabulary:
+        for vocabulary in self.vocabularies:
+            if vocabulary.id == vocabulary_id:
+                return vocabulary
+        raise TaxonomyError(
+            f"unknown taxonomy {vocabulary_id!r}; use one of {', '.join(self.ids())}"
+        )
+
+    def ids(self) -> tuple[str, ...]:
+        return tuple(vocabulary.id for vocabulary in self.vocabularies)
+
+    def named(self, written: str) -> Vocabulary | None:
+        """The vocabulary a `Taxonomy:` line names (its id or an alias), or None."""
+        wanted = normalise_key(written)
+        for vocabulary in self.vocabularies:
+            if wanted in {normalise_key(n) for n in (vocabulary.id, *vocabulary.aliases)}:
+                return vocabulary
+        return None
+
+    def with_canonical(self, vocabulary_id: str) -> Taxonomy:
+        """The same vocabularies, counting in `vocabulary_id` (TaxonomyError if unknown)."""
+        return replace(self, canonical=self.vocabulary(vocabulary_id).id)
+
+    # -- the canonical vocabulary: what statistics list and label ------------------------
+
+    @property
+    def canonical_vocabulary(self) -> Vocabulary:
+        return self.vocabulary(self.canonical)
+
+    @property
+    def classes(self) -> tuple[IncidentClass, ...]:
+        return self.canonical_vocabulary.classes
 
     def __iter__(self) -> Iterator[IncidentClass]:
         return iter(self.classes)
 
-    def lookup(self, class_name: str, type_name: str | None) -> Match | None:
-        """Resolve as `resolve` does, also telling whether an RSIT name was used."""
-        wanted_class = normalise_key(class_name)
-        wanted_type = None if type_name is None else normalise_key(type_name)
-        for index in (self._ecsirt, self._rsit):  # an eCSIRT name wins over RSIT
-            node = index.get(wanted_class)
-            if node is None:
-                continue
-            if wanted_type is None:
-                return node.match
-            found = node.children.get(wanted_type)
-            if found is not None:
-                return found
-        return None
-
-    def resolve(self, class_name: str, type_name: str | None) -> Target | None:
-        """(class slug, type slug or None) for a class/type as written, or None if unknown."""
-        match = self.lookup(class_name, type_name)
-        return None if match is None else match.target
-
-    def knows_class(self, class_name: str) -> bool:
-        wanted = normalise_key(class_name)
-        return wanted in self._ecsirt or wanted in self._rsit
-
     def categories(self) -> Iterator[tuple[Target, str]]:
-        """Every countable (class, type) in report order: each class, then its types."""
-        for cls in self.classes:
-            yield (cls.slug, None), cls.name
-            for typ in cls.types:
-                yield (cls.slug, typ.slug), f"{cls.name} / {typ.name}"
+        """Every countable canonical (class, type) in report order, with its label."""
+        return self.canonical_vocabulary.categories()
 
     def label(self, target: Target) -> str:
-        """The display name of a (class slug, type slug), e.g. "Malicious Code / Virus".
+        """The canonical display name of a (class slug, type slug); unknown ones by slug."""
+        return self.canonical_vocabulary.label_of(target)
 
-        Stored counts may name a slug a later configuration dropped; they are shown by
-        their slugs rather than lost from the statistics.
+    # -- names as teams write them ------------------------------------------------------
+
+    def lookup(
+        self, class_name: str, type_name: str | None, vocabulary: str | None = None
+    ) -> Match | None:
+        """What a written class/type was sent as and counts as; None if unknown.
+
+        In `vocabulary` only when given, else in each vocabulary in resolution order.
         """
-        for key, name in self.categories():
-            if key == target:
-                return name
-        class_slug, type_slug = target
-        return class_slug if type_slug is None else f"{class_slug} / {type_slug}"
+        searched = self.vocabularies if vocabulary is None else (self.vocabulary(vocabulary),)
+        for candidate in searched:
+            found = candidate.find(class_name, type_name)
+            if found is not None:
+                return self.counts_as(Classification(candidate.id, *found))
+        return None
+
+    def resolve(
+        self, class_name: str, type_name: str | None, vocabulary: str | None = None
+    ) -> Target | None:
+        """The canonical (class slug, type slug) a written class/type counts as, or None."""
+        match = self.lookup(class_name, type_name, vocabulary)
+        return None if match is None else match.target
+
+    def knows_class(self, class_name: str, vocabulary: str | None = None) -> bool:
+        searched = self.vocabularies if vocabulary is None else (self.vocabulary(vocabulary),)
+        return any(candidate.knows_class(class_name) for candidate in searched)
+
+    # -- stored counts ------------------------------------------------------------------
+
+    def counts_as(self, sent: Classification, stored: Classification | None = None) -> Match:
+        """What `sent` counts as in the canonical vocabulary.
+
+        `stored` is what it was counted as when it was stored: used where `sent` is no
+        longer known (an extension was dropped). What neither explains stays as it was,
+        shown by its slugs, rather than lost from the statistics.
+        """
+        known_ids = self.ids()
+        for known in (sent, stored):
+            if known is None or known.vocabulary not in known_ids:
+                continue
+            if not self.vocabulary(known.vocabulary).has(known.target):
+                continue
+            mapped = self.crosswalk.map(known.vocabulary, self.canonical, known.target)
+            if mapped is not None:
+                counted = Classification(self.canonical, *mapped.target)
+                return Match(sent, counted, mapped.exact and known is sent)
+        fallback = stored if stored is not None else sent
+        return Match(sent, Classification(self.canonical, *fallback.target), False)
+
+    def equivalents(self, sent: Classification) -> set[Classification]:
+        """`sent` and what it is exactly in every other vocabulary (the same category)."""
+        same = {sent}
+        for other in self.vocabularies:
+            mapped = self.crosswalk.map(sent.vocabulary, other.id, sent.target)
+            if mapped is not None and mapped.exact:
+                same.add(Classification(other.id, *mapped.target))
+        return same
 
 
-def load_taxonomy(extra: Path | None = None) -> Taxonomy:
-    """The shipped taxonomy, extended by `extra` (same TOML format) when given."""
-    shipped = resources.files("parsers").joinpath("taxonomy.toml").read_text("utf-8")
-    sections = _read_sections(tomllib.loads(shipped), "taxonomy.toml")
+def load_taxonomy(extra: Path | None = None, canonical: str = DEFAULT_CANONICAL) -> Taxonomy:
+    """The shipped vocabularies and mapping, extended by `extra` when given, counting in
+    `canonical` ("ecsirt-v2" or "rsit-1.3")."""
+    shipped = _shipped()
+    added: dict[str, list[Spec]] = {vocabulary_id: [] for vocabulary_id in VOCABULARIES}
     if extra is not None:
-        try:
-            data = tomllib.loads(extra.read_text("utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise TaxonomyError(f"{extra}: {exc}") from exc
-        for section, specs in _read_sections(data, str(extra)).items():
-            sections[section] = _merge(sections[section], specs, str(extra))
-    return _build(sections["class"], sections["rsit_class"])
+        added = _read_extra(extra)
+    vocabularies: dict[str, Vocabulary] = {}
+    for vocabulary_id, (header, specs) in shipped.vocabularies.items():
+        merged = merge(specs, added[vocabulary_id], str(extra))
+        vocabularies[vocabulary_id] = build(header, merged)
+    directions: dict[Direction, list[Spec]] = {
+        (source, to): added[source]
+        for source in VOCABULARIES
+        for to in VOCABULARIES
+        if to != source
+    }
+    crosswalk = build_crosswalk(shipped.mapping, vocabularies, directions)
+    ordered = tuple(vocabularies[vocabulary_id] for vocabulary_id in VOCABULARIES)
+    return Taxonomy(ordered, crosswalk).with_canonical(canonical)
 
 
-def _read_sections(data: dict[str, Any], where: str) -> dict[str, list[_Spec]]:
-    unknown = set(data) - _SECTIONS
+@dataclass(frozen=True)
+class _Shipped:
+    vocabularies: dict[str, tuple[dict[str, Any], list[Spec]]]
+    mapping: dict[Direction, Any]
+
+
+@cache
+def _shipped() -> _Shipped:
+    """The shipped files, read and checked once per process (they never change)."""
+    vocabularies: dict[str, tuple[dict[str, Any], list[Spec]]] = {}
+    for vocabulary_id in VOCABULARIES:
+        name = f"{vocabulary_id}.toml"
+        data = _toml(name)
+        header = read_header(data, name)
+        if header["id"] != vocabulary_id:
+            raise TaxonomyError(f"{name}: id must be {vocabulary_id!r}")
+        vocabularies[vocabulary_id] = (header, read_classes(data.get("class", []), name))
+    return _Shipped(vocabularies, read_mapping(_toml("mapping.toml"), "mapping.toml"))
+
+
+def _toml(name: str) -> dict[str, Any]:
+    text = resources.files("parsers").joinpath("taxonomies", name).read_text("utf-8")
+    return tomllib.loads(text)
+
+
+def _read_extra(extra: Path) -> dict[str, list[Spec]]:
+    try:
+        data = tomllib.loads(extra.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise TaxonomyError(f"{extra}: {exc}") from exc
+    unknown = set(data) - set(EXTRA_SECTIONS)
     if unknown:
-        raise TaxonomyError(f"{where}: unknown section(s) {sorted(unknown)}")
-    sections: dict[str, list[_Spec]] = {}
-    for section in sorted(_SECTIONS):
-        tables = data.get(section, [])
-        if not isinstance(tables, list):
-            raise TaxonomyError(f"{where}: [[{section}]] must be an array of tables")
-        sections[section] = [_read_spec(t, f"{where}: {section}", _CLASS_KEYS) for t in tables]
-    return sections
-
-
-def _read_spec(table: object, where: str, allowed: set[str]) -> _Spec:
-    if not isinstance(table, dict):
-        raise TaxonomyError(f"{where}: each entry must be a table")
-    unknown = set(table) - allowed
-    if unknown:
-        raise TaxonomyError(f"{where}: unknown key(s) {sorted(unknown)}")
-    slug, name = table.get("slug"), table.get("name")
-    aliases, maps_to = table.get("aliases", []), table.get("maps_to")
-    if not isinstance(slug, str) or not slug or normalise_key(slug) != slug or "/" in slug:
-        raise TaxonomyError(f"{where}: slug {slug!r} must be lower-case words joined by '-'")
-    if not isinstance(name, str) or not name.strip():
-        raise TaxonomyError(f"{where} {slug}: name must be a non-empty string")
-    if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
-        raise TaxonomyError(f"{where} {slug}: aliases must be a list of strings")
-    if maps_to is not None and not isinstance(maps_to, str):
-        raise TaxonomyError(f"{where} {slug}: maps_to must be a string")
-    types = table.get("type", [])
-    if not isinstance(types, list):
-        raise TaxonomyError(f"{where} {slug}: [[type]] must be an array of tables")
-    children = [_read_spec(t, f"{where} {slug} type", _TYPE_KEYS) for t in types]
-    return _Spec(slug, name, list(aliases), maps_to, children)
-
-
-def _merge(base: list[_Spec], extra: list[_Spec], where: str) -> list[_Spec]:
-    """Extra classes are appended; an extra class with a known slug adds its types."""
-    merged = {spec.slug: spec for spec in base}
-    for spec in extra:
-        known = merged.get(spec.slug)
-        if known is None:
-            merged[spec.slug] = spec
-            continue
-        if spec.maps_to is not None and spec.maps_to != known.maps_to:
-            raise TaxonomyError(f"{where}: class {spec.slug} cannot change its maps_to")
-        existing = {child.slug for child in known.children}
-        for child in spec.children:
-            if child.slug in existing:
-                raise TaxonomyError(f"{where}: {spec.slug}/{child.slug} is already defined")
-        merged[spec.slug] = _Spec(
-            known.slug,
-            known.name,
-            known.aliases + spec.aliases,
-            known.maps_to,
-            known.children + spec.children,
-        )
-    return list(merged.values())
-
-
-def _build(ecsirt: list[_Spec], rsit: list[_Spec]) -> Taxonomy:
-    classes = tuple(
-        IncidentClass(c.slug, c.name, tuple(IncidentType(t.slug, t.name) for t in c.children))
-        for c in ecsirt
-    )
-    targets: set[Target] = {(c.slug, None) for c in classes}
-    targets |= {(c.slug, t.slug) for c in classes for t in c.types}
-    native: dict[str, _Node] = {}
-    for spec in ecsirt:
-        if spec.maps_to is not None or any(t.maps_to is not None for t in spec.children):
-            raise TaxonomyError(f"class {spec.slug}: maps_to is only for [[rsit_class]]")
-        types = {t.slug: Match((spec.slug, t.slug)) for t in spec.children}
-        _index(native, spec, Match((spec.slug, None)), types, f"class {spec.slug}")
-    foreign: dict[str, _Node] = {}
-    for spec in rsit:
-        types = {t.slug: _mapped(t, targets, f"{spec.name} / {t.name}") for t in spec.children}
-        _index(foreign, spec, _mapped(spec, targets, spec.name), types, f"rsit {spec.slug}")
-    return Taxonomy(classes, native, foreign)
-
-
-def _mapped(spec: _Spec, targets: set[Target], rsit_name: str) -> Match:
-    if spec.maps_to is None:
-        raise TaxonomyError(f"rsit {spec.slug}: maps_to is required")
-    class_slug, _, type_slug = spec.maps_to.partition("/")
-    target = (class_slug, type_slug or None)
-    if target not in targets:
-        raise TaxonomyError(f"rsit {spec.slug}: maps_to {spec.maps_to!r} is not an eCSIRT slug")
-    return Match(target, rsit_name)
-
-
-def _index(
-    index: dict[str, _Node], spec: _Spec, match: Match, types: dict[str, Match], where: str
-) -> None:
-    children: dict[str, Match] = {}
-    for child in spec.children:
-        for spelling in child.spellings():
-            if spelling in children:
-                raise TaxonomyError(f"{where}: type name {spelling!r} is used twice")
-            children[spelling] = types[child.slug]
-    for spelling in spec.spellings():
-        if spelling in index:
-            raise TaxonomyError(f"{where}: class name {spelling!r} is used twice")
-        index[spelling] = _Node(match, children)
+        raise TaxonomyError(f"{extra}: unknown section(s) {sorted(unknown)}")
+    return {
+        vocabulary_id: read_classes(data.get(section, []), f"{extra}: {section}")
+        for section, vocabulary_id in EXTRA_SECTIONS.items()
+    }

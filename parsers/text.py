@@ -16,19 +16,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
-from parsers.fieldnames import REPORT_KEY, normalise_key
-from parsers.model import ParseOutcome
-from parsers.taxonomy import Taxonomy
-from parsers.validate import (
+from parsers.drafts import (
     MAX_INPUT_BYTES,
     MAX_REPORT_LINES,
     Collector,
     Draft,
     Field,
-    build,
     clip,
     too_large,
 )
+from parsers.fieldnames import REPORT_KEY, normalise_key
+from parsers.model import ParseOutcome
+from parsers.taxonomy import Taxonomy
+from parsers.validate import build
 
 SIGNATURE_SEPARATOR = "-- "
 STRAY_TEXT = (

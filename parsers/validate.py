@@ -11,9 +11,14 @@ Rules beyond the SPEC's wording, decided here:
   resend is a new revision); months after today's month are refused.
 - Counts are whole decimal numbers of at most 12 digits (`0`-`9` only, no sign, no
   thousands separators); hours-spent may have up to 2 decimal places.
-- Type 2: naming the same class/type twice, by any eCSIRT spelling, is an error. Different
-  RSIT names that map onto the same eCSIRT class/type (e.g. Malicious Code / C2 Server and
-  Malicious Code / Infected System) are added together; that is what the mapping means.
+- Type 2: a `Taxonomy:` line (ecsirt-v2 or rsit-1.3) makes every name of the report be
+  read in that vocabulary; without it each name is read as eCSIRT.net v2 first, then as
+  RSIT 1.3. Each line keeps what was sent and what it counts as in the canonical
+  vocabulary. Naming the same class/type twice, by any spelling or by its exact
+  counterpart in the other vocabulary (Login attempts, brute-force), is an error.
+  Different names that count as the same canonical class/type (Malicious Code / C2
+  Server and Malicious Code / Infected System in eCSIRT.net v2) are added together;
+  that is what the mapping means.
 - Two reports of the same type and period in one message are an error: which one counts
   would otherwise depend on their order.
 - Error messages quote at most `ECHO` characters of what was written, non-printable
@@ -27,21 +32,26 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
+from parsers.drafts import Collector, Draft, Field, clip, report_kind
 from parsers.fieldnames import (
     PERIOD_KEY,
+    TAXONOMY_KEY,
     TEAM_KEY,
     TYPE1_LABELS,
     misnumbered,
     normalise_key,
     type1_field,
 )
-from parsers.model import TYPE1_FIELDS, ParseOutcome, Report, ReportError, Type1Report, Type2Report
+from parsers.model import (
+    TYPE1_FIELDS,
+    Classification,
+    CountLine,
+    Report,
+    Type1Report,
+    Type2Report,
+)
 from parsers.taxonomy import Match, Target, Taxonomy
 
-MAX_INPUT_BYTES = 1024 * 1024  # one text, CSV or JSON document
-MAX_REPORT_LINES = 10_000
-MAX_ERRORS = 100
-ECHO = 60
 MAX_DIGITS = 12
 FIRST_YEAR = 1990
 
@@ -49,89 +59,6 @@ _PERIOD = re.compile(r"([0-9]{4})-([0-9]{2})")
 _COUNT = re.compile(r"[0-9]+")
 _HOURS = re.compile(r"[0-9]+(?:\.[0-9]{1,2})?")
 _NEGATIVE = re.compile(r"-\s*[0-9]")
-_REPORT_TYPES = {"type1": "type1", "type-1": "type1", "type2": "type2", "type-2": "type2"}
-
-
-def clip(text: str) -> str:
-    """What was written, safe to quote in a reply: printable, at most ECHO characters."""
-    shown = "".join(ch if ch.isprintable() else "?" for ch in text.strip()[: ECHO + 1])
-    return shown if len(shown) <= ECHO else shown[: ECHO - 3] + "..."
-
-
-def too_large(text: str) -> bool:
-    return len(text) > MAX_INPUT_BYTES or len(text.encode("utf-8", "replace")) > MAX_INPUT_BYTES
-
-
-@dataclass(frozen=True)
-class Field:
-    key: str
-    value: str
-    line: int | None
-
-
-@dataclass(frozen=True)
-class Draft:
-    """One report as written, cut out of its document but not yet checked."""
-
-    kind: str  # the value of `Report:`, as written
-    fields: tuple[Field, ...]
-    source: str
-    line: int | None  # where the report starts; missing fields are reported here
-    prefix: str = ""  # put before each message where lines are unknown, e.g. "report 2: "
-
-
-@dataclass
-class Collector:
-    """Reports and errors of one signed content; at most MAX_ERRORS errors are kept."""
-
-    errors: list[ReportError] = field(default_factory=list)
-    reports: list[Report] = field(default_factory=list)
-    overflow: bool = False
-    nothing_found: bool = False
-    _first: dict[tuple[str, str], str] = field(default_factory=dict)
-
-    def error(self, source: str, line: int | None, message: str) -> None:
-        if len(self.errors) < MAX_ERRORS:
-            self.errors.append(ReportError(source, line, message))
-        else:
-            self.overflow = True
-
-    def report(self, report: Report, line: int | None) -> None:
-        first = self._first.get((report.type, report.period))
-        if first is None:
-            self._first[(report.type, report.period)] = (
-                f"{report.source}, line {line}" if line else report.source
-            )
-            self.reports.append(report)
-        else:
-            kind = "type 1" if report.type == "type1" else "type 2"
-            self.error(
-                report.source,
-                line,
-                f"a second {kind} report for {report.period} (the first is in {first});"
-                " send one report per type and month",
-            )
-
-    def outcome(self) -> ParseOutcome:
-        """Errors in document order (per source, by line); reports only if there are none."""
-        order = {source: n for n, source in enumerate(dict.fromkeys(e.source for e in self.errors))}
-        errors = sorted(self.errors, key=lambda e: (order[e.source], e.line or 0))
-        if self.overflow:
-            errors.append(
-                ReportError(
-                    "message",
-                    None,
-                    f"more than {MAX_ERRORS} problems; only the first {MAX_ERRORS} are listed",
-                )
-            )
-        if errors:
-            return ParseOutcome(errors=tuple(errors), nothing_found=self.nothing_found)
-        return ParseOutcome(reports=tuple(self.reports))
-
-
-def report_kind(raw: str) -> str | None:
-    """The report type ("type1" or "type2") a `Report:` value names, else None."""
-    return _REPORT_TYPES.get(normalise_key(raw))
 
 
 @dataclass
@@ -168,14 +95,27 @@ def _build_kind(kind: str, check: _Check, today: date, taxonomy: Taxonomy) -> Re
     team = clip(team_field.value) if team_field is not None else None
     source = check.draft.source
     if kind == "type1":
+        written = headers.get(TAXONOMY_KEY)
+        if written is not None:
+            check.fail(written.line, '"Taxonomy" is for type 2 reports only; remove it here')
         values = _type1_values(body, check)
         if period is None or check.errors:
             return None
         return Type1Report(period, values, source=source, claimed_team=team or None)
-    counts = _type2_counts(body, taxonomy, check)
+    lines = _type2_lines(body, taxonomy, headers.get(TAXONOMY_KEY), check)
     if period is None or check.errors:
         return None
-    return Type2Report(period, counts, source=source, claimed_team=team or None)
+    counts: dict[Target, int] = {}
+    for line in lines:
+        counts[line.counts_as.target] = counts.get(line.counts_as.target, 0) + line.count
+    return Type2Report(
+        period,
+        counts,
+        source=source,
+        claimed_team=team or None,
+        lines=tuple(lines),
+        taxonomy=taxonomy.canonical,
+    )
 
 
 def _split_headers(check: _Check) -> tuple[dict[str, Field], list[Field]]:
@@ -183,7 +123,7 @@ def _split_headers(check: _Check) -> tuple[dict[str, Field], list[Field]]:
     body: list[Field] = []
     for item in check.draft.fields:
         name = normalise_key(item.key)
-        if name not in (PERIOD_KEY, TEAM_KEY):
+        if name not in (PERIOD_KEY, TEAM_KEY, TAXONOMY_KEY):
             body.append(item)
         elif name in headers:
             check.fail(item.line, f'"{name}" is given twice{_first_at(headers[name].line)}')
@@ -270,36 +210,58 @@ def _type1_values(body: list[Field], check: _Check) -> dict[str, Decimal]:
     return values
 
 
-def _type2_counts(body: list[Field], taxonomy: Taxonomy, check: _Check) -> dict[Target, int]:
-    counts: dict[Target, int] = {}
-    seen: dict[Match, int | None] = {}
+def _type2_lines(
+    body: list[Field], taxonomy: Taxonomy, written: Field | None, check: _Check
+) -> list[CountLine]:
+    """Each count line as sent and as it counts, in report order."""
+    vocabulary: str | None = None
+    if written is not None:
+        named = taxonomy.named(written.value)
+        if named is None:
+            check.fail(
+                written.line,
+                f'unknown taxonomy "{clip(written.value)}"; use {" or ".join(taxonomy.ids())}',
+            )
+            return []
+        vocabulary = named.id
+    lines: list[CountLine] = []
+    seen: dict[Classification, int | None] = {}
     for item in body:
-        match = _category(item, taxonomy, check)
+        match = _category(item, taxonomy, vocabulary, check)
         if match is None:
             continue
-        if match in seen:
-            check.fail(item.line, f'"{clip(item.key)}" is counted twice{_first_at(seen[match])}')
+        same = taxonomy.equivalents(match.sent)
+        clash = next((c for c in same if c in seen), None)
+        if clash is not None:
+            check.fail(item.line, f'"{clip(item.key)}" is counted twice{_first_at(seen[clash])}')
             continue
-        seen[match] = item.line
+        seen.update(dict.fromkeys(same, item.line))
         number = _number(item, clip(item.key), _COUNT, check)
         if number is not None:
-            counts[match.target] = counts.get(match.target, 0) + int(number)
+            lines.append(CountLine(match.sent, match.counts_as, int(number), match.exact))
     if not body:
         check.fail(
             check.draft.line,
             'the type 2 report has no counts; send at least one line such as "Other: 0"',
         )
-    return counts
+    return lines
 
 
-def _category(item: Field, taxonomy: Taxonomy, check: _Check) -> Match | None:
+def _category(
+    item: Field, taxonomy: Taxonomy, vocabulary: str | None, check: _Check
+) -> Match | None:
     class_name, slash, type_name = item.key.partition("/")
     written_type = type_name.strip() if slash and type_name.strip() else None
-    match = taxonomy.lookup(class_name, written_type)
+    match = taxonomy.lookup(class_name, written_type, vocabulary)
     if match is not None:
         return match
-    if not taxonomy.knows_class(class_name):
-        known = ", ".join(cls.name for cls in taxonomy)
+    searched = taxonomy.vocabularies
+    if vocabulary is not None:
+        searched = (taxonomy.vocabulary(vocabulary),)
+    if not taxonomy.knows_class(class_name, vocabulary):
+        first, *others = searched  # the other vocabularies named only: replies stay short
+        known = f"{', '.join(cls.name for cls in first.classes)} ({first.name})"
+        known += "".join(f", and those of {other.name}" for other in others)
         check.fail(
             item.line, f'unknown incident class "{clip(class_name)}"; the classes are {known}'
         )

@@ -1,9 +1,10 @@
 """The monthly figures: averages over contributing teams, trends, pseudonymous rows.
 
 In: the newest revision of every (team, type, period) in the 12 months ending with the
-report period (`store.statistics.newest_reports`), the taxonomy, the publication
-threshold and the pseudonym secret. Out: a `MonthlyStatistics`, the one value every PDF,
-the CSV and the mails are rendered from. Pure: no database, no files, no clock.
+report period (`store.statistics.newest_reports`), the taxonomy (type 2 figures are in its
+canonical vocabulary), the publication threshold and the pseudonym secret. Out: a
+`MonthlyStatistics`, the one value every PDF, the CSV and the mails are rendered from.
+Pure: no database, no files, no clock.
 
 The rules (docs/statistics.md explains them to readers of the reports):
 - Only the newest revision of (team, type, period) counts; earlier ones are ignored.
@@ -16,7 +17,10 @@ The rules (docs/statistics.md explains them to readers of the reports):
 - A figure is published (public PDF and CSV) only where at least `minimum` teams
   contributed; the trend leaves such months empty.
 - Type 2 figures: every class (its class-only line plus all its types), each type, the
-  class-only line of classes that have types ("type not given"), and all incidents.
+  class-only line of classes that have types ("type not given"), and all incidents, in
+  the canonical vocabulary. Each stored count is counted from what the team sent, so
+  that changing the canonical vocabulary recomputes earlier months too; a count sent in
+  the other vocabulary counts as what the mapping says (never more than was sent).
 - Pseudonyms ("Team A", "Team B", ...) are handed out per report (period and type) in
   the order of HMAC-SHA256(secret, "period:type:team id"): stable for the same inputs
   and secret, unrelated to handles or to the order teams registered, and unlinkable
@@ -32,7 +36,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 
-from parsers.model import TYPE1_FIELDS
+from parsers.model import TYPE1_FIELDS, Classification
 from parsers.taxonomy import Taxonomy
 from reports.periods import window
 from store.statistics import Category, StoredReport
@@ -138,6 +142,8 @@ class MonthlyStatistics:
     minimum: int
     type1: TypeStatistics
     type2: TypeStatistics
+    taxonomy: str = "ecsirt-v2"  # the vocabulary of the type 2 figures
+    taxonomy_label: str = ""  # as outputs name it, with its version
 
     def of(self, report_type: str) -> TypeStatistics:
         return self.type1 if report_type == "type1" else self.type2
@@ -157,14 +163,48 @@ def compute(
     for report in reports:
         if report.period in months and report.type in by_type:
             by_type[report.type].append(report)
-    type2_lines = _type2_lines(taxonomy, by_type["type2"])
+    recount = Recount(taxonomy)
+    type2_counts = [recount(report) for report in by_type["type2"]]
+    type1_values = [dict(report.type1) for report in by_type["type1"]]
+    type2_values = [_type2_values(counts) for counts in type2_counts]
     type1_lines = tuple(Line(name, TYPE1_LABELS[name]) for name in TYPE1_FIELDS)
+    type2_lines = _type2_lines(taxonomy, type2_counts)
     return MonthlyStatistics(
         period,
         minimum,
-        _type_statistics("type1", period, months, type1_lines, by_type["type1"], minimum, secret),
-        _type_statistics("type2", period, months, type2_lines, by_type["type2"], minimum, secret),
-    )
+        _type_statistics("type1", period, months, type1_lines, by_type["type1"], type1_values,
+                         minimum, secret),
+        _type_statistics("type2", period, months, type2_lines, by_type["type2"], type2_values,
+                         minimum, secret),
+        taxonomy=taxonomy.canonical,
+        taxonomy_label=taxonomy.canonical_vocabulary.full_name,
+    )  # fmt: skip
+
+
+class Recount:
+    """A stored report's type 2 counts in the canonical vocabulary, counted from what was
+    sent (what was stored only where what was sent is no longer known).
+
+    Reports built without their counts as sent (`type2_counts` empty) are taken as they
+    are. One mapping per distinct (sent, stored) pair: a window has many thousands of
+    counts naming a few dozen categories.
+    """
+
+    def __init__(self, taxonomy: Taxonomy) -> None:
+        self._taxonomy = taxonomy
+        self._seen: dict[tuple[Classification, Classification], Category] = {}
+
+    def __call__(self, report: StoredReport) -> dict[Category, int]:
+        if not report.type2_counts:
+            return dict(report.type2)
+        found: dict[Category, int] = {}
+        for stored in report.type2_counts:
+            pair = (stored.sent, stored.counted)
+            target = self._seen.get(pair)
+            if target is None:
+                target = self._seen[pair] = self._taxonomy.counts_as(*pair).target
+            found[target] = found.get(target, 0) + stored.count
+        return found
 
 
 def _type_statistics(
@@ -173,10 +213,10 @@ def _type_statistics(
     months: tuple[str, ...],
     lines: tuple[Line, ...],
     reports: Sequence[StoredReport],
+    values: Sequence[dict[str, Decimal]],
     minimum: int,
     secret: bytes,
 ) -> TypeStatistics:
-    values = [_values(report) for report in reports]
     totals, teams = _month_totals(reports, values, months)
     trend: dict[str, tuple[Figure, ...]] = {}
     for line in lines:
@@ -214,12 +254,10 @@ def _month_totals(
     return totals, teams
 
 
-def _values(report: StoredReport) -> dict[str, Decimal]:
-    """Figure key -> value of one report (type 2: categories, class totals, total)."""
-    if report.type == "type1":
-        return dict(report.type1)
+def _type2_values(counts: dict[Category, int]) -> dict[str, Decimal]:
+    """Figure key -> value of one type 2 report: categories, class totals, total."""
     values: dict[str, Decimal] = {TOTAL: Decimal(0)}
-    for (class_slug, type_slug), count in report.type2.items():
+    for (class_slug, type_slug), count in counts.items():
         number = Decimal(count)
         values[TOTAL] += number
         values[class_slug] = values.get(class_slug, Decimal(0)) + number
@@ -228,7 +266,7 @@ def _values(report: StoredReport) -> dict[str, Decimal]:
     return values
 
 
-def _type2_lines(taxonomy: Taxonomy, reports: Sequence[StoredReport]) -> tuple[Line, ...]:
+def _type2_lines(taxonomy: Taxonomy, reports: Sequence[dict[Category, int]]) -> tuple[Line, ...]:
     """All incidents, then each class with its "type not given" line and its types.
 
     Categories that stored reports use but the taxonomy no longer lists (a dropped
@@ -245,7 +283,7 @@ def _type2_lines(taxonomy: Taxonomy, reports: Sequence[StoredReport]) -> tuple[L
             lines.append(Line(f"{cls.slug}/{typ.slug}", typ.name, 1))
             known.add((cls.slug, typ.slug))
     classes = {cls.slug for cls in taxonomy.classes}
-    stray = sorted({c for r in reports for c in r.type2 if c not in known}, key=str)
+    stray = sorted({c for r in reports for c in r if c not in known}, key=str)
     for class_slug, type_slug in stray:
         if class_slug not in classes:
             classes.add(class_slug)

@@ -178,11 +178,20 @@ class Type1Value(SQLModel, table=True):
 
 
 class Type2Count(SQLModel, table=True):
+    """One type 2 count: as the team sent it, and what it counted as when stored."""
+
     id: int | None = Field(default=None, primary_key=True)
     submission_id: int = Field(foreign_key="submission.id", index=True)
     class_slug: str
     type_slug: str | None = None  # None: the class-only line
     count: int
+    # The vocabulary class_slug/type_slug are in: the canonical one when it was stored.
+    taxonomy: str = "ecsirt-v2"
+    # As sent: vocabulary ("ecsirt-v2" | "rsit-1.3"), class, type (None: class-only).
+    # Statistics recount from these when the canonical vocabulary changes.
+    sent_taxonomy: str = "ecsirt-v2"
+    sent_class: str
+    sent_type: str | None = None
 
 
 class OutboxEntry(SQLModel, table=True):

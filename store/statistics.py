@@ -3,9 +3,10 @@
 In: a range of periods ("YYYY-MM", compared as strings, which orders them correctly) or
 a time range. Out: plain frozen rows, no ORM objects, so that `reports/statistics.py`
 can aggregate them without a session: the newest revision of every (team, type, period)
-with its values, every revision with its storage time, message counts by state and
-reason, and the record of earlier monthly runs. Reads only, except `record_run`; never
-commits.
+with its values (type 2: each count as sent and as counted when stored, so that the
+statistics can count in any canonical vocabulary), every revision with its storage time,
+message counts by state and reason, and the record of earlier monthly runs. Reads only,
+except `record_run`; never commits.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
 from store.models import Message, MonthlyRun, OutboxEntry, Submission, Team, Type1Value, Type2Count
+from store.type2 import COLUMNS as TYPE2_COLUMNS
+from store.type2 import StoredCount
 
 Category = tuple[str, str | None]  # (class slug, type slug or None for class-only)
 Columns = TypeVarTuple("Columns")
@@ -39,7 +42,10 @@ class StoredReport:
     revision: int
     created_at: datetime
     type1: dict[str, Decimal] = field(default_factory=dict)  # field -> value
-    type2: dict[Category, int] = field(default_factory=dict)  # category -> count
+    type2: dict[Category, int] = field(default_factory=dict)  # category -> count, as stored
+    # type 2: each count as sent and as counted when stored; empty for reports built
+    # without them (then `type2` is taken to be in the canonical vocabulary)
+    type2_counts: tuple[StoredCount, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -87,7 +93,7 @@ def newest_reports(session: Session, first: str, last: str) -> list[StoredReport
         .order_by(col(Submission.period), col(Submission.type), col(Submission.team_id))
     )
     found = _rows(session, query)
-    type1, type2 = _values(session, newest)
+    type1, type2, type2_counts = _values(session, newest)
     return [
         StoredReport(
             submission_id=sub_id,
@@ -99,6 +105,7 @@ def newest_reports(session: Session, first: str, last: str) -> list[StoredReport
             created_at=created_at,
             type1=type1.get(sub_id, {}),
             type2=type2.get(sub_id, {}),
+            type2_counts=tuple(type2_counts.get(sub_id, ())),
         )
         for sub_id, team_id, handle, report_type, period, revision, created_at in found
     ]
@@ -136,9 +143,12 @@ def _newest_ids(first: str, last: str) -> Subquery:
 
 def _values(
     session: Session, newest: Subquery
-) -> tuple[dict[int, dict[str, Decimal]], dict[int, dict[Category, int]]]:
+) -> tuple[
+    dict[int, dict[str, Decimal]], dict[int, dict[Category, int]], dict[int, list[StoredCount]]
+]:
     type1: defaultdict[int, dict[str, Decimal]] = defaultdict(dict)
     type2: defaultdict[int, dict[Category, int]] = defaultdict(dict)
+    type2_counts: defaultdict[int, list[StoredCount]] = defaultdict(list)
     values = (
         select_columns(col(Type1Value.submission_id), col(Type1Value.field), col(Type1Value.value))
         .join(newest, newest.c.id == col(Type1Value.submission_id))
@@ -148,20 +158,16 @@ def _values(
         # NUMERIC(14, 2) reads back exactly (two decimals); normalise 940.50 -> 940.5.
         type1[submission_id][name] = Decimal(value).normalize()
     counts = (
-        select_columns(
-            col(Type2Count.submission_id),
-            col(Type2Count.class_slug),
-            col(Type2Count.type_slug),
-            col(Type2Count.count),
-        )
+        select_columns(col(Type2Count.submission_id), *TYPE2_COLUMNS)
         .join(newest, newest.c.id == col(Type2Count.submission_id))
         .order_by(col(Type2Count.submission_id), col(Type2Count.id))
     )
-    for submission_id, class_slug, type_slug, count in _rows(session, counts):
+    for submission_id, *row in _rows(session, counts):
+        stored = StoredCount.of_row(row)
+        type2_counts[submission_id].append(stored)
         per = type2[submission_id]
-        key = (class_slug, type_slug)
-        per[key] = per.get(key, 0) + count
-    return type1, type2
+        per[stored.counted.target] = per.get(stored.counted.target, 0) + stored.count
+    return type1, type2, type2_counts
 
 
 def revisions(session: Session, first: str, last: str) -> list[RevisionRow]:

@@ -2,7 +2,9 @@
 
 In: validated `Type1Report`/`Type2Report` records and the message they came in.
 Out: `Submission` rows (revision N supersedes N-1; earlier revisions are kept, the
-newest counts), their values read back exactly, and flat rows for listings.
+newest counts), their values read back exactly, and flat rows for listings. Type 2
+counts are stored as sent and as counted (`store.type2`); their values are shown in the
+canonical vocabulary of the taxonomy given, else as counted when stored.
 
 Workers (threads, or gateway instances sharing PostgreSQL) store one team's messages
 one at a time: `lock_team` holds the team until the storing transaction commits, so
@@ -12,18 +14,15 @@ constraint on (team, type, period, revision) stays as the backstop.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import bindparam, func, insert, update
 from sqlalchemy import select as core_select
-from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
-from parsers.model import TYPE1_FIELDS, Report, Type1Report
+from parsers.model import Report, Type1Report
 from store.models import (
     Submission,
     Team,
@@ -41,13 +40,13 @@ from store.registry import (
     TeamRow,
     key_dates_of_team,
 )
+from store.type2 import rows_of
 
 Values = dict[str, Decimal] | dict[str, int]
 
 # Type1Value.value is NUMERIC(14, 2): two decimals, twelve digits before the point.
 _CENT = Decimal("0.01")
 _TYPE1_LIMIT = Decimal(10) ** 12
-_FIELD_ORDER = {name: index for index, name in enumerate(TYPE1_FIELDS)}
 
 # Run for every stored report, so built once: a statement object caches its compiled form.
 _TEAMS, _KEYS = table_of(Team), table_of(TeamKey)
@@ -96,29 +95,6 @@ _INSERT_NEXT_REVISION = (
 )
 _TYPE1, _TYPE2 = table_of(Type1Value), table_of(Type2Count)
 _INSERT_TYPE1, _INSERT_TYPE2 = insert(_TYPE1), insert(_TYPE2)
-_STORED_TYPE1 = core_select(_TYPE1.c.field, _TYPE1.c.value).where(
-    _TYPE1.c.submission_id == bindparam("submission_id")
-)
-_STORED_TYPE2 = (
-    core_select(_TYPE2.c.class_slug, _TYPE2.c.type_slug, _TYPE2.c.count)
-    .where(_TYPE2.c.submission_id == bindparam("submission_id"))
-    .order_by(_TYPE2.c.id)
-)
-
-
-@dataclass(frozen=True)
-class SubmissionRow:
-    """One submission as listings and `submissions list --json` show it."""
-
-    id: int
-    team: str  # the team's handle
-    type: str
-    period: str
-    revision: int
-    message_id: int
-    supersedes_id: int | None
-    created_at: datetime
-    values: Values
 
 
 @dataclass(frozen=True)
@@ -202,10 +178,7 @@ def _insert_values(session: Session, submission_id: int, report: Report) -> None
         ]
         statement = _INSERT_TYPE1
     else:
-        rows = [
-            {"submission_id": submission_id, "class_slug": cls, "type_slug": typ, "count": n}
-            for (cls, typ), n in report.counts.items()
-        ]
+        rows = rows_of(report, submission_id)
         statement = _INSERT_TYPE2
     if rows:
         session.execute(statement, rows)
@@ -222,129 +195,3 @@ def latest_submission(session: Session, team_id: int, type: str, period: str) ->
     """The newest revision of (team, type, period), the one that counts."""
     params = {"team_id": team_id, "type": type, "period": period}
     return session.exec(_LATEST, params=params).first()
-
-
-def stored_values(report: Report) -> Values:
-    """What `submission_values` reads back for `report` once `store_report` stored it,
-    without reading it back: the same numbers (`store_report` refuses a value its column
-    would change) in the same order."""
-    if isinstance(report, Type1Report):
-        return _type1_values(report.values.items())
-    return _type2_values((cls, typ, n) for (cls, typ), n in report.counts.items())
-
-
-def submission_values(session: Session, submission: Submission | StoredSubmission) -> Values:
-    """type1: field -> value in form order; type2: "class" or "class/type" -> count."""
-    params = {"submission_id": submission.id}
-    if submission.type == "type1":
-        return _type1_values((f, v) for f, v in session.execute(_STORED_TYPE1, params))
-    return _type2_values((c, t, n) for c, t, n in session.execute(_STORED_TYPE2, params))
-
-
-def _type1_values(rows: Iterable[tuple[str, Decimal]]) -> dict[str, Decimal]:
-    found = {field: _exact(value) for field, value in rows}
-    return dict(
-        sorted(found.items(), key=lambda item: _FIELD_ORDER.get(item[0], len(_FIELD_ORDER)))
-    )
-
-
-def _exact(value: Decimal) -> Decimal:
-    # NUMERIC(14, 2) hands back 1204.00 for 1204 and 940.50 for 940.5; give back the
-    # numbers as they were written (equal, and printed the same way in receipts).
-    if value == value.to_integral_value():
-        return Decimal(int(value))
-    return value.normalize()
-
-
-def _type2_values(rows: Iterable[tuple[str, str | None, int]]) -> dict[str, int]:
-    """ "class" or "class/type" -> count, from (class slug, type slug, count) rows."""
-    return {cls if typ is None else f"{cls}/{typ}": count for cls, typ, count in rows}
-
-
-def submissions_for_message(session: Session, message_id: int) -> list[Submission]:
-    """What one message stored, in the order it was stored."""
-    query = (
-        select(Submission).where(Submission.message_id == message_id).order_by(col(Submission.id))
-    )
-    return list(session.exec(query))
-
-
-def list_submissions(
-    session: Session,
-    *,
-    team: str | None = None,
-    period: str | None = None,
-    type: str | None = None,
-) -> list[SubmissionRow]:
-    """Submissions in id order, filtered by team handle, period and type.
-
-    Three queries whatever the number of rows: submissions, type 1 values, type 2
-    counts, each joined to the same filters.
-    """
-    where = _filters(team, period, type)
-    query = (
-        select(Submission, Team.handle)
-        .join(Team, col(Submission.team_id) == col(Team.id))
-        .where(*where)
-        .order_by(col(Submission.id))
-    )
-    found = list(session.exec(query))
-    values = _values_of(session, where)
-    return [_row(sub, handle, values.get(sub.id, {})) for sub, handle in found]
-
-
-def _filters(team: str | None, period: str | None, type: str | None) -> list[ColumnElement[bool]]:
-    where: list[ColumnElement[bool]] = []
-    if team is not None:
-        where.append(col(Team.handle) == team)
-    if period is not None:
-        where.append(col(Submission.period) == period)
-    if type is not None:
-        where.append(col(Submission.type) == type)
-    return where
-
-
-def _values_of(session: Session, where: list[ColumnElement[bool]]) -> dict[int | None, Values]:
-    type1 = (
-        select(Type1Value)
-        .join(Submission, col(Type1Value.submission_id) == col(Submission.id))
-        .join(Team, col(Submission.team_id) == col(Team.id))
-        .where(*where)
-    )
-    type2 = (
-        select(Type2Count)
-        .join(Submission, col(Type2Count.submission_id) == col(Submission.id))
-        .join(Team, col(Submission.team_id) == col(Team.id))
-        .where(*where)
-        .order_by(col(Type2Count.id))
-    )
-    rows1: defaultdict[int, list[Type1Value]] = defaultdict(list)
-    for value in session.exec(type1):
-        rows1[value.submission_id].append(value)
-    rows2: defaultdict[int, list[Type2Count]] = defaultdict(list)
-    for count in session.exec(type2):
-        rows2[count.submission_id].append(count)
-    values: dict[int | None, Values] = {
-        key: _type1_values((row.field, row.value) for row in rows) for key, rows in rows1.items()
-    }
-    values.update(
-        (key, _type2_values((r.class_slug, r.type_slug, r.count) for r in rows))
-        for key, rows in rows2.items()
-    )
-    return values
-
-
-def _row(submission: Submission, handle: str, values: Values) -> SubmissionRow:
-    if submission.id is None:
-        raise RuntimeError("stored submission without id")
-    return SubmissionRow(
-        id=submission.id,
-        team=handle,
-        type=submission.type,
-        period=submission.period,
-        revision=submission.revision,
-        message_id=submission.message_id,
-        supersedes_id=submission.supersedes_id,
-        created_at=submission.created_at,
-        values=values,
-    )

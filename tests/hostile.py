@@ -21,7 +21,7 @@ from keys.wrap import encrypted_envelope
 from store import spool
 from store.db import open_session
 from store.monitoring import list_outbox
-from store.submissions import SubmissionRow, list_submissions
+from store.submission_rows import SubmissionRow, list_submissions
 
 
 def gpg(home: Path, *args: str, data: bytes = b"") -> bytes:

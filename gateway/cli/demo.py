@@ -32,7 +32,7 @@ from keys.identity import create_identity
 from store.db import open_session
 from store.monitoring import list_outbox
 from store.spool import list_messages
-from store.submissions import list_submissions
+from store.submission_rows import list_submissions
 
 Echo = Callable[[str], None]
 

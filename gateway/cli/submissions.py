@@ -10,7 +10,7 @@ from gateway.app import App
 from gateway.cli.common import json_option, pass_app
 from gateway.cli.views import emit, submission_row
 from store.db import open_session
-from store.submissions import list_submissions
+from store.submission_rows import list_submissions
 
 
 def _check_period(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:

@@ -17,7 +17,7 @@ from sqlmodel import Session
 from contract.reasons import explain
 from store.models import AuditEntry, Message, OutboxEntry, Team, TeamKey
 from store.registry import get_team_by_id, keys_of_team, last_submission_at, ti_entry, ti_keys
-from store.submissions import SubmissionRow, list_submissions
+from store.submission_rows import SubmissionRow, list_submissions
 
 Row = dict[str, Any]
 

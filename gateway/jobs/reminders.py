@@ -29,7 +29,7 @@ from store import outbox
 from store.db import transaction
 from store.models import Team, TeamKey
 from store.registry import keys_of_team, list_teams
-from store.submissions import list_submissions
+from store.submission_rows import list_submissions
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from parsers.text import parse_text
 from reports.periods import previous_period
 from store import spool
 from store.db import open_session
-from store.submissions import list_submissions
+from store.submission_rows import list_submissions
 
 FORMS = ("combined", "signed-then-encrypted", "inline")
 

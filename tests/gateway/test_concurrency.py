@@ -27,7 +27,7 @@ from store import leases
 from store.db import open_session
 from store.monitoring import list_outbox
 from store.spool import Spooled, list_messages
-from store.submissions import list_submissions
+from store.submission_rows import list_submissions
 
 
 def report(index: int) -> str:

@@ -28,7 +28,7 @@ from gateway.worker import Worker
 from store import spool
 from store.db import open_session
 from store.monitoring import list_outbox
-from store.submissions import list_submissions
+from store.submission_rows import list_submissions
 
 HOST = "127.0.0.1"
 ATTACKER = "attacker@evil.example"

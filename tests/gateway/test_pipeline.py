@@ -25,7 +25,7 @@ from keys.wrap import encrypted_envelope
 from store import spool
 from store.db import open_session, transaction
 from store.models import TeamKey
-from store.submissions import list_submissions
+from store.submission_rows import list_submissions
 
 
 def reply_text(team: TeamClient, raw: bytes) -> str:

@@ -29,7 +29,7 @@ from store.db import open_session, transaction
 from store.models import Message, OutboxEntry, utcnow
 from store.monitoring import list_outbox
 from store.spool import Spooled
-from store.submissions import list_submissions
+from store.submission_rows import list_submissions
 
 NOT_ENCRYPTED = b"From: someone@example.org\r\nSubject: hi\r\n\r\nplain text\r\n"
 

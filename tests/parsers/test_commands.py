@@ -10,7 +10,7 @@ from email.message import Message
 import pytest
 
 from parsers.commands import Command, CommandError, find_command
-from parsers.validate import MAX_INPUT_BYTES
+from parsers.drafts import MAX_INPUT_BYTES
 
 COMMENTS = "".join(f"# comment line {n:08d} of a long report preamble\n" for n in range(30_000))
 
@@ -62,3 +62,28 @@ def test_reports_are_not_commands_and_unknown_commands_are_errors() -> None:
     assert find_command(text_part("Report: type1\nPeriod: 2026-10\n")) is None
     found = find_command(text_part("Command: launch rockets\n"))
     assert isinstance(found, CommandError) and "unknown command" in found.message
+
+
+@pytest.mark.parametrize(
+    ("line", "command"),
+    [
+        ("Command: template type2 rsit-1.3", Command("template", "type2", "rsit-1.3")),
+        ("command: TEMPLATE Type2 RSIT-1.3", Command("template", "type2", "rsit-1.3")),
+        ("Command: template type2 ecsirt-v2", Command("template", "type2", "ecsirt-v2")),
+        ("Command: template type2", Command("template", "type2", None)),
+    ],
+)
+def test_a_type2_template_may_name_its_taxonomy(line: str, command: Command) -> None:
+    assert find_command(text_part(line + "\n")) == command
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["Command: template type2 rsit-1.2", "Command: template type1 rsit-1.3",
+     "Command: status 2026-10 rsit-1.3"],
+)  # fmt: skip
+def test_a_taxonomy_elsewhere_or_unknown_is_an_error(line: str) -> None:
+    found = find_command(text_part(line + "\n"))
+    assert isinstance(found, CommandError)
+    assert found.message.startswith("unknown command")
+    assert "template type2 [ecsirt-v2 | rsit-1.3]" in found.message

@@ -123,7 +123,7 @@ def test_multiline_quoted_field_keeps_row_numbers() -> None:
     ((line, message),) = errors(text)
     assert line == 13
     assert message.startswith('unknown incident class "Nope"; the classes are Abusive Content,')
-    assert message.endswith(", Information Security, Fraud, Other")
+    assert message.endswith(", Fraud, Other (eCSIRT.net v2), and those of RSIT 1.3")
 
 
 def test_too_large() -> None:

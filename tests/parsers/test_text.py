@@ -7,10 +7,10 @@ from decimal import Decimal
 
 import pytest
 
+from parsers.drafts import ECHO, MAX_ERRORS
 from parsers.model import TYPE1_FIELDS, ParseOutcome, ReportError, Type1Report, Type2Report
 from parsers.taxonomy import load_taxonomy
 from parsers.text import has_report_line, parse_text
-from parsers.validate import ECHO, MAX_ERRORS
 
 TAXONOMY = load_taxonomy()
 TODAY = date(2026, 11, 15)
@@ -78,7 +78,18 @@ def test_spec_type2_example() -> None:
         ("malicious-code", "virus"): 12,
         ("other", None): 1,
     }
-    assert outcome.reports == (Type2Report("2026-10", counts),)
+    (report,) = outcome.reports
+    assert isinstance(report, Type2Report)
+    assert (report.period, report.counts, report.taxonomy) == ("2026-10", counts, "ecsirt-v2")
+    # sent in the canonical vocabulary: each line counts as what it says
+    assert report.lines == report.count_lines()
+    assert [line.sent.key for line in report.lines] == [
+        "abusive-content/spam",
+        "intrusion-attempts/login-attempts",
+        "intrusions",
+        "malicious-code/virus",
+        "other",
+    ]
 
 
 def test_several_reports_in_one_text() -> None:

@@ -33,6 +33,7 @@ def _backends() -> list[str]:
 def empty_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     """A database without any table, on each backend."""
     if request.param == "sqlite":
+        (tmp_path / "db").mkdir()
         yield from _engine(f"sqlite:///{tmp_path / 'db' / 'clearinghouse.db'}")
     else:
         with postgres_schema("test_store") as url:

@@ -35,10 +35,14 @@ ROOT = Path(__file__).resolve().parents[2]
 IDLE = psycopg.pq.TransactionStatus.IDLE
 
 
-def test_sqlite_engine_makes_its_directory_and_sets_pragmas(tmp_path: Path) -> None:
+def test_sqlite_engine_makes_no_directory_and_sets_pragmas(tmp_path: Path) -> None:
     path = tmp_path / "var" / "deep" / "clearinghouse.db"
     engine = make_engine(f"sqlite:///{path}")
     try:
+        with pytest.raises(OperationalError, match="unable to open database file"):
+            upgrade(engine)  # only `init` makes the data directory (App.initialise)
+        assert not (tmp_path / "var").exists()
+        path.parent.mkdir(parents=True)
         upgrade(engine)
         upgrade(engine)  # idempotent
         assert path.exists()

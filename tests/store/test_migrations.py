@@ -24,7 +24,7 @@ from sqlmodel import SQLModel, select
 from store import migrate, spool
 from store.db import make_engine, open_session, transaction
 from store.models import Message, OutboxEntry, Submission, Team
-from store.submissions import submission_values
+from store.submission_rows import submission_values
 
 WHEN = datetime(2026, 10, 3, 12, 30, tzinfo=UTC)
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine
 
 from parsers.model import TYPE1_FIELDS, Type1Report, Type2Report
-from store import registry, submissions
+from store import registry, submission_rows, submissions
 from store.db import open_session, transaction
 from store.models import TeamKey
 
@@ -40,7 +40,7 @@ def test_revisions_count_up_and_supersede(
     with open_session(engine) as session:
         latest = submissions.latest_submission(session, team_id, "type1", "2026-10")
         assert latest is not None and latest.id == stored[2].id
-        values = submissions.submission_values(session, latest)
+        values = submission_rows.submission_values(session, latest)
         assert values["hours-spent"] == Decimal("3.5")
         assert submissions.latest_submission(session, team_id, "type2", "2026-10") is None
         assert submissions.latest_submission(session, team_id, "type1", "2026-09") is None
@@ -96,7 +96,7 @@ def test_revisions_are_per_team_type_and_period(
     assert [s.revision for s in first] == [1, 1, 1, 1]
     assert (again.revision, again.supersedes_id) == (2, first[0].id)
     with open_session(engine) as session:
-        found = submissions.submissions_for_message(session, message_id)
+        found = submission_rows.submissions_for_message(session, message_id)
     assert [s.id for s in found] == [s.id for s in [*first, again]]
 
 
@@ -113,7 +113,7 @@ def test_type1_values_round_trip_exactly(
     with transaction(engine) as session:
         submission = submissions.store_report(session, team_id, report, message_id)
     with open_session(engine) as session:
-        values = submissions.submission_values(session, submission)
+        values = submission_rows.submission_values(session, submission)
     assert values == report.values
     assert list(values) == list(TYPE1_FIELDS)
     assert {k: str(v) for k, v in values.items()} == {k: str(v) for k, v in report.values.items()}
@@ -138,7 +138,7 @@ def test_hours_keep_their_value(
         report = type1(hours_spent=Decimal(hours))
         submission = submissions.store_report(session, team_id, report, message_id)
     with open_session(engine) as session:
-        stored = submissions.submission_values(session, submission)["hours-spent"]
+        stored = submission_rows.submission_values(session, submission)["hours-spent"]
     assert stored == Decimal(hours)
     assert str(stored) == shown
 
@@ -205,8 +205,8 @@ def test_stored_values_are_what_is_read_back(
     with transaction(engine) as session:
         stored = [submissions.store_report(session, team_id, r, message_id) for r in sent]
     with open_session(engine) as session:
-        read = [submissions.submission_values(session, submission) for submission in stored]
-    shown = [submissions.stored_values(report) for report in sent]
+        read = [submission_rows.submission_values(session, submission) for submission in stored]
+    shown = [submission_rows.stored_values(report) for report in sent]
     assert [list(v.items()) for v in shown] == [list(v.items()) for v in read]
     assert [[str(n) for n in v.values()] for v in shown] == [
         [str(n) for n in v.values()] for v in read
@@ -224,7 +224,7 @@ def test_type2_counts_round_trip_in_order(
     with transaction(engine) as session:
         submission = submissions.store_report(session, team_id, type2(), message_id)
     with open_session(engine) as session:
-        values = submissions.submission_values(session, submission)
+        values = submission_rows.submission_values(session, submission)
     assert list(values.items()) == [
         ("abusive-content/spam", 120),
         ("intrusion-attempts/login-attempts", 43),
@@ -248,11 +248,13 @@ def test_list_submissions_filters_and_carries_values(
         b1 = submissions.store_report(session, team_b, type1("2026-09"), message_id)
         a3 = submissions.store_report(session, team_a, type1(), message_id)
     with open_session(engine) as session:
-        every = submissions.list_submissions(session)
+        every = submission_rows.list_submissions(session)
         assert [row.id for row in every] == [a1.id, a2.id, b1.id, a3.id]
 
-        def ids(**filters: str) -> list[int]:
-            found = submissions.list_submissions(session, **filters)
+        def ids(
+            team: str | None = None, period: str | None = None, type: str | None = None
+        ) -> list[int]:
+            found = submission_rows.list_submissions(session, team=team, period=period, type=type)
             return [row.id for row in found]
 
         assert ids(team="cert-a") == [a1.id, a2.id, a3.id]

@@ -1,7 +1,7 @@
 """The Trusted Introducer link of a team (`team.ti_name`) and what the directory said of
 it at the last sync (`tientry`, `tikey`).
 
-Revision ID: 0003_ti
+Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-24
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_ti"
+revision = "0003"
 down_revision = "0002"
 branch_labels = None
 depends_on = None
