@@ -2,9 +2,8 @@
 
 In: validated `Type1Report`/`Type2Report` records and the message they came in.
 Out: `Submission` rows (revision N supersedes N-1; earlier revisions are kept, the
-newest counts), their values read back exactly, and flat rows for listings. Type 2
-counts are stored as sent and as counted (`store.type2`); their values are shown in the
-canonical vocabulary of the taxonomy given, else as counted when stored.
+newest counts). Type 2 counts are stored as sent and as counted (`store.type2`). Reading
+them back, for listings and receipts, is `store/submission_rows.py`.
 
 Workers (threads, or gateway instances sharing PostgreSQL) store one team's messages
 one at a time: `lock_team` holds the team until the storing transaction commits, so
