@@ -5,7 +5,10 @@ taxonomy. Out: a `ParseOutcome`. The rules themselves live in `parsers.validate`
 
 The layout (SPEC, "Report format"): each report starts at a `Report: type1|type2` line
 and runs to the next one; blank lines and lines starting with `#` are ignored anywhere;
-anything else before the first `Report:` line is an error (notes go in `#` lines). A
+a `Team:` line before the first `Report:` line counts for every report below it that has
+none of its own (the team is the signing key's anyway: SPEC says the line is ignored,
+and the receipt says so when it names another); anything else before the first
+`Report:` line is an error (notes go in `#` lines). A
 line that is exactly `-- ` (the RFC 3676 signature separator) ends the reports, so a mail
 client's signature below them is not read as report lines. Lines are numbered from 1 as
 an editor shows them: CRLF, CR and LF each end one line.
@@ -25,7 +28,7 @@ from parsers.drafts import (
     clip,
     too_large,
 )
-from parsers.fieldnames import REPORT_KEY, normalise_key
+from parsers.fieldnames import REPORT_KEY, TEAM_KEY, normalise_key
 from parsers.model import ParseOutcome
 from parsers.taxonomy import Taxonomy
 from parsers.validate import build
@@ -105,6 +108,7 @@ def _report_value(line: str) -> str | None:
 def _blocks(lines: list[str]) -> tuple[int | None, list[_Block]]:
     """The first stray line before any report (or None), and the report blocks."""
     stray: int | None = None
+    team: tuple[int, str] | None = None  # a Team: line before the first report
     blocks: list[_Block] = []
     for number, line in enumerate(lines, start=1):
         kind = _report_value(line)
@@ -114,9 +118,20 @@ def _blocks(lines: list[str]) -> tuple[int | None, list[_Block]]:
             blocks[-1].size += 1
             if not _ignored(line):
                 blocks[-1].content.append((number, line))
+        elif team is None and _key_of(line) == TEAM_KEY:
+            team = (number, line)
         elif stray is None and not _ignored(line):
             stray = number
+    if team is not None:
+        for block in blocks:
+            if all(_key_of(line) != TEAM_KEY for _, line in block.content):
+                block.content.insert(0, team)
     return stray, blocks
+
+
+def _key_of(line: str) -> str | None:
+    key, colon, _ = line.partition(":")
+    return normalise_key(key) if colon else None
 
 
 def _fields(block: _Block, source: str, into: Collector) -> list[Field]:

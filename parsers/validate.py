@@ -9,6 +9,8 @@ Rules beyond the SPEC's wording, decided here:
 - `Period` must be a real month from 1990-01 on and not after today's month. The current
   month is allowed although it is not over: teams may send early and resend later (each
   resend is a new revision); months after today's month are refused.
+- A report whose values are all empty (an untouched template) gets one error, not one
+  per field. In type 2, a line whose count is empty counts nothing, as if left out.
 - Counts are whole decimal numbers of at most 12 digits (`0`-`9` only, no sign, no
   thousands separators); hours-spent may have up to 2 decimal places.
 - Type 2: a `Taxonomy:` line (ecsirt-v2 or rsit-1.3) makes every name of the report be
@@ -61,6 +63,12 @@ _HOURS = re.compile(r"[0-9]+(?:\.[0-9]{1,2})?")
 _NEGATIVE = re.compile(r"-\s*[0-9]")
 
 
+UNFILLED = (
+    "no value is filled in (a blank template?): write each count after its colon; in a "
+    "type 2 report, lines left empty or left out count nothing"
+)
+
+
 @dataclass
 class _Check:
     """The errors of one draft while it is being checked."""
@@ -90,6 +98,11 @@ def build(draft: Draft, today: date, taxonomy: Taxonomy, into: Collector) -> Non
 
 def _build_kind(kind: str, check: _Check, today: date, taxonomy: Taxonomy) -> Report | None:
     headers, body = _split_headers(check)
+    if body and not any(item.value.strip() for item in body):
+        check.fail(check.draft.line, UNFILLED)  # one line, not one per empty field
+        return None
+    if kind == "type2":  # a class or type left empty counts nothing, as if left out
+        body = [item for item in body if item.value.strip()]
     period = _period(headers.get(PERIOD_KEY), today, check)
     team_field = headers.get(TEAM_KEY)
     team = clip(team_field.value) if team_field is not None else None

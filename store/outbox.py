@@ -70,7 +70,9 @@ _QUEUE_NEW: dict[str, Insert] = {
     .on_conflict_do_nothing(index_elements=["dedupe_key"])
     .returning(_OUTBOX.c.id),
 }
-_SENT = {"state": SENT, "sent_at": _NOW, "lease_owner": None, "lease_until": None}
+_UNLEASED = {"lease_owner": None, "lease_until": None}
+# The attempt that succeeded counts too: `outbox list` never says 0 for sent mail.
+_SENT = {"state": SENT, "sent_at": _NOW, "attempts": _OUTBOX.c.attempts + 1} | _UNLEASED
 _MARK_SENT = update(_OUTBOX).where(_ENTRY).values(_SENT)
 _MARK_SENT_LEASED = (
     update(_OUTBOX)

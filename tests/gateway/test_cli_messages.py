@@ -343,7 +343,7 @@ def test_outbox_list_and_flush(app: App, ch: Cli, team: TeamClient, tmp_path: Pa
     assert head.strip() == f"Delivered-To: {team.email}".encode()
     assert email.message_from_bytes(body).get_content_type() == "multipart/encrypted"
     assert team.decrypt(body).decrypted
-    assert [e["state"] for e in ch.json("outbox", "list")] == ["sent"]
+    assert [(e["state"], e["attempts"]) for e in ch.json("outbox", "list")] == [("sent", 1)]
     assert ch.json("outbox", "list", "--state", "pending") == []
     assert ch("outbox", "flush").stdout == "0 sent, 0 retrying, 0 failed\n"
 

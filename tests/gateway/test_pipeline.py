@@ -153,6 +153,7 @@ def test_an_invalid_report_is_rejected_with_each_problem_and_its_line(
     text = reply_text(team, raw)
     assert "line 3" in text  # the negative count
     assert "hours" in text.lower()  # the missing field
+    assert "Command: template type1" in text  # how to get a blank report
 
 
 def test_signed_content_without_any_report_is_a_parse_error(app: App, team: TeamClient) -> None:

@@ -10,6 +10,7 @@ import pytest
 from parsers.drafts import ECHO, MAX_ERRORS
 from parsers.model import TYPE1_FIELDS, ParseOutcome, ReportError, Type1Report, Type2Report
 from parsers.taxonomy import load_taxonomy
+from parsers.template import blank_report
 from parsers.text import has_report_line, parse_text
 
 TAXONOMY = load_taxonomy()
@@ -131,6 +132,16 @@ def test_team_line_is_recorded_not_trusted() -> None:
     assert outcome.reports[0].claimed_team == "CERT-Example"
     assert parse(TYPE1).reports[0].claimed_team is None
     assert parse(TYPE2 + "team: x\n").reports[0].claimed_team == "x"
+
+
+def test_a_team_line_before_the_first_report_counts_for_each_report() -> None:
+    # SPEC: a Team: line is ignored in favour of the signing key's team; written above the
+    # reports it is not stray text either, and every report below without its own has it.
+    outcome = parse("Team: CERT-Example\n\n" + TYPE1 + "\n" + TYPE2 + "Team: other\n")
+    assert outcome.ok, outcome.errors
+    assert [r.claimed_team for r in outcome.reports] == ["CERT-Example", "other"]
+    stray = only_error("Dear clearinghouse,\nTeam: CERT-Example\n" + TYPE1)
+    assert stray[0] == 1
 
 
 def test_signature_below_separator_is_ignored() -> None:
@@ -388,3 +399,16 @@ def test_report_over_ten_thousand_lines_is_one_error() -> None:
 def test_has_report_line() -> None:
     assert has_report_line("hello\n report : type1\n")
     assert not has_report_line("Reported: yes\nReport type1\n")
+
+
+def test_an_untouched_template_is_one_error_and_empty_type2_lines_count_nothing() -> None:
+    blank2 = blank_report("type2", load_taxonomy(), "2026-10")
+    blank1 = blank_report("type1", load_taxonomy(), "2026-10")
+    for blank in (blank1, blank2):
+        line, message = only_error(blank)
+        assert "no value is filled in" in message
+    partly = blank2.replace("Intrusions:", "Intrusions: 3", 1)
+    outcome = parse(partly)
+    assert outcome.ok, outcome.errors
+    [report] = outcome.reports
+    assert isinstance(report, Type2Report) and sum(report.counts.values()) == 3
