@@ -475,6 +475,7 @@ def test_cli_poll_imap_once_prints_what_it_did(
 ) -> None:
     dovecot.append(mail(1))
     config = write_config(tmp_path, dovecot, dovecot.password_file, database_url)
+    assert CliRunner().invoke(cli, ["--config", str(config), "init"]).exit_code == 0
 
     result = CliRunner().invoke(cli, ["--config", str(config), "poll-imap", "--once"])
 
