@@ -29,7 +29,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from contract.errors import StorageError
-from store.readiness import describe
+from store.readiness import brief, describe
 from store.spool import Incoming, spool_message, spool_messages
 
 STATUS_HEADER = re.compile(rb"^x-clearinghouse-[^:]*:", re.I)
@@ -47,7 +47,8 @@ def accept_many(engine: Engine, incoming: Sequence[Incoming]) -> list[int]:
     try:
         return spool_messages(engine, stripped)
     except SQLAlchemyError as exc:
-        raise StorageError(f"could not store the messages: {describe(exc, engine.url)}") from exc
+        log.warning("could not store: %s", describe(exc, engine.url))
+        raise StorageError(f"could not store the messages: {brief(exc)}") from exc
 
 
 def strip_status_headers(raw: bytes) -> bytes:
@@ -110,7 +111,8 @@ def accept(
             intake_key=intake_key,
         )
     except SQLAlchemyError as exc:
-        raise StorageError(f"could not store the message: {describe(exc, engine.url)}") from exc
+        log.warning("could not store: %s", describe(exc, engine.url))
+        raise StorageError(f"could not store the message: {brief(exc)}") from exc
 
 
 MAX_GROUP = 64  # messages in one transaction

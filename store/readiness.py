@@ -60,21 +60,36 @@ def describe(exc: BaseException, url: URL | str) -> str:
     """What is wrong with the database at `url`, in one line, for an operator."""
     url = make_url(url) if isinstance(url, str) else url
     where = url.render_as_string(hide_password=True)
+    cause = str(getattr(exc, "orig", None) or exc).strip()
+    return f"{where}: {_kind(exc, cause) or 'the database cannot be used'}: {_first(cause)}"
+
+
+def brief(exc: BaseException) -> str:
+    """`describe` without the database's own words or address: for output that may reach
+    someone outside (an MTA puts `ingest`'s message in its log and its bounces)."""
     cause = str(getattr(exc, "orig", None) or exc)
+    return _kind(exc, cause) or f"a database error ({type(exc).__name__}; see the gateway's log)"
+
+
+def _kind(exc: BaseException, cause: str) -> str | None:
     if isinstance(exc, ImportError):
-        return f"{where}: the database driver is not installed ({exc.name or cause})"
+        return "the database driver is not installed"
     if isinstance(exc, ArgumentError):
-        return f"{where}: not a database URL this gateway can use ({cause})"
+        return "not a database URL this gateway can use"
     if "file is not a database" in cause or "database disk image is malformed" in cause:
-        return f"{where}: the file is not an SQLite database (or it is damaged): {cause}"
+        return "the file is not an SQLite database (or it is damaged)"
     if "unable to open database file" in cause:
         return (
-            f"{where}: the SQLite file cannot be opened (a missing directory, or no "
-            "permission): a new gateway needs `clearinghouse init`"
+            "the SQLite file cannot be opened (a missing directory, or no permission): a new "
+            "gateway needs `clearinghouse init`"
         )
     if found := re.search(r'database "([^"]+)" does not exist', cause):
-        return f"{where}: the database {found[1]!r} does not exist on the server; create it"
+        return f"the database {found[1]!r} does not exist on the server; create it"
     if "Connection refused" in cause or "could not translate host name" in cause:
-        first = cause.strip().splitlines()[0]
-        return f"{where}: the database server does not answer ({first})"
-    return f"{where}: the database cannot be used: {cause.strip().splitlines()[0]}"
+        return "the database server does not answer"
+    return None
+
+
+def _first(cause: str) -> str:
+    lines = cause.splitlines()
+    return lines[0] if lines else cause
