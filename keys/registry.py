@@ -9,6 +9,7 @@ email is the only address replies to it may go to; statuses are from a fixed set
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -25,7 +26,9 @@ from store.db import transaction
 from store.models import Coordinator, Team, TeamKey
 
 STATUSES = ("listed", "accredited", "certified", "suspended")
-HANDLE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+HANDLE_MAX = 63
+HANDLE = re.compile(rf"[a-z0-9][a-z0-9._-]{{0,{HANDLE_MAX - 1}}}")
+NAME_MAX = 200  # a team's or coordinator's name: printed in PDFs, mail and listings
 # ASCII only, no quoting, no comments: a registered address goes into outgoing headers.
 ADDRESS = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
 
@@ -81,10 +84,12 @@ class Registry:
         country: str | None = None,
         ti_name: str | None = None,
     ) -> Team:
-        if not HANDLE.match(handle):
+        if not HANDLE.fullmatch(handle):
             raise RegistryError(
-                f"team handle {handle!r} must be lower-case letters, digits, '.', '_' or '-'"
+                f"team handle {handle!r} must be 1 to {HANDLE_MAX} characters: lower-case "
+                "letters, digits, '.', '_' or '-', starting with a letter or a digit"
             )
+        check_name(name)
         _check_status(status)
         if country is not None and not re.fullmatch(r"[A-Za-z]{2}", country):
             raise RegistryError(f"country {country!r} must be a two-letter ISO 3166 code")
@@ -239,6 +244,8 @@ class Registry:
     # --- coordinators -------------------------------------------------------------------
 
     def add_coordinator(self, email: str, data: bytes, name: str | None = None) -> Coordinator:
+        if name is not None:
+            check_name(name)
         fprs = self._public_keys(data)
         if len(fprs) != 1:
             raise RegistryError(f"the key file holds {len(fprs)} keys; give exactly one")
@@ -278,3 +285,24 @@ def no_usable_key(handle: str) -> str:
         f"team {handle!r} has no usable key to encrypt to; "
         f"import a current key with `keys import {handle} FILE`"
     )
+
+
+def check_name(name: str) -> str:
+    """A team's or coordinator's display name: one line, not empty, at most NAME_MAX
+    characters, no control characters (it is printed on terminals, in PDFs and mail)."""
+    if not name.strip():
+        raise RegistryError("the name must not be empty")
+    if len(name) > NAME_MAX:
+        raise RegistryError(f"the name is {len(name)} characters long; at most {NAME_MAX}")
+    if any(_invisible(c) for c in name):
+        raise RegistryError(
+            f"the name {name!r} holds a line break or control character; give it on one line"
+        )
+    return name
+
+
+def _invisible(char: str) -> bool:
+    """Control, line-separating and format characters (bidi overrides among them), but
+    the joiners some scripts need inside words (ZWNJ, ZWJ)."""
+    category = unicodedata.category(char)
+    return category in ("Cc", "Zl", "Zp") or (category == "Cf" and char not in "\u200c\u200d")

@@ -16,7 +16,7 @@ from reportlab.lib.units import cm
 from reportlab.platypus import Flowable, KeepTogether, Spacer
 
 from reports.charts import bar_chart, grid, share_chart
-from reports.layout import BODY_WIDTH, average, notice, number, p, table
+from reports.layout import BODY_WIDTH, average, name, notice, number, p, table
 from reports.pdf import DocumentMeta, render
 from reports.periods import month_name
 from reports.statistics import (
@@ -57,7 +57,7 @@ def internal_pdf(
     of_type = stats.of(report_type)
     own = of_type.row_of(reader.team_id) if reader else None
     copy_for = (
-        f"{reader.name}; your team appears as {own.pseudonym}, highlighted"
+        f"{name(reader.name)}; your team appears as {own.pseudonym}, highlighted"
         if reader and own
         else "the coordinators; no team is marked"
     )

@@ -9,6 +9,7 @@ package only.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
@@ -86,6 +87,17 @@ STYLES = {
 
 _HEAD = STYLES["head"]
 _CELL_PADDING = 6  # reportlab's default left and right padding of a table cell
+
+
+NAME_SHOWN = 200  # characters of a name a PDF shows (the registry allows no more)
+
+
+def name(text: str) -> str:
+    """A stored name as a PDF shows it: on one line, control characters as spaces, and
+    at most NAME_SHOWN characters (a name stored before names had a limit could hold
+    thousands without a space, and a table cell cannot grow taller than a page)."""
+    flat = "".join(" " if unicodedata.category(c)[0] in "CZ" and c != " " else c for c in text)
+    return flat if len(flat) <= NAME_SHOWN else flat[: NAME_SHOWN - 1] + "…"
 
 
 def p(text: str, style: str = "body") -> Paragraph:

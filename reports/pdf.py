@@ -47,6 +47,7 @@ from reports.layout import (
     PAGE_WIDTH,
     RULE,
     STYLES,
+    name,
     p,
 )
 from reports.periods import month_name
@@ -159,7 +160,7 @@ def _title_band(canvas: Canvas, meta: DocumentMeta) -> None:
     canvas.rect(0, PAGE_HEIGHT - 4.4 * cm, PAGE_WIDTH, 0.2 * cm, stroke=0, fill=1)
     canvas.setFillColor(colors.white)
     canvas.setFont(BOLD, 22)
-    canvas.drawString(MARGIN, PAGE_HEIGHT - 2.3 * cm, meta.clearinghouse)
+    canvas.drawString(MARGIN, PAGE_HEIGHT - 2.3 * cm, name(meta.clearinghouse))
     canvas.setFont(REGULAR, 10.5)
     canvas.drawString(MARGIN, PAGE_HEIGHT - 3.1 * cm, "CSIRT statistics clearinghouse")
     canvas.restoreState()
@@ -170,7 +171,7 @@ def _running_header(canvas: Canvas, meta: DocumentMeta) -> None:
     top = PAGE_HEIGHT - MARGIN + 0.5 * cm
     canvas.setFont(BOLD, 8.5)
     canvas.setFillColor(NAVY)
-    canvas.drawString(MARGIN, top, meta.clearinghouse)
+    canvas.drawString(MARGIN, top, name(meta.clearinghouse))
     canvas.setFont(REGULAR, 8.5)
     canvas.setFillColor(MUTED)
     canvas.drawRightString(PAGE_WIDTH - MARGIN, top, f"{meta.title} · {month_name(meta.period)}")

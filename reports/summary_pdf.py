@@ -11,7 +11,7 @@ from reportlab.lib.units import cm
 from reportlab.platypus import Flowable, KeepTogether, Paragraph, Spacer
 
 from contract.reasons import explain
-from reports.layout import BODY_WIDTH, chunked, markup, p, table
+from reports.layout import BODY_WIDTH, chunked, markup, name, p, table
 from reports.pdf import DocumentMeta, render
 from reports.periods import month_name
 from reports.statistics import TYPES
@@ -67,7 +67,7 @@ def _cell(line: TeamLine, report_type: str) -> str | Paragraph:
 
 def _submissions(summary: CoordinatorSummary) -> list[Flowable]:
     rows = [
-        [line.handle, p(line.name, "cell"), line.status, *(_cell(line, t) for t in TYPES)]
+        [line.handle, p(name(line.name), "cell"), line.status, *(_cell(line, t) for t in TYPES)]
         for line in summary.teams
     ]
     widths = [3 * cm, BODY_WIDTH - 3 * cm - 2.4 * cm - 2 * 3.6 * cm, 2.4 * cm, 3.6 * cm, 3.6 * cm]
@@ -83,7 +83,7 @@ def _submissions(summary: CoordinatorSummary) -> list[Flowable]:
         flow.append(p("Every team that may submit sent both types for the month."))
     for line in summary.missing:
         types = " and ".join(f"type {t[-1]}" for t in line.missing)
-        flow.append(p(f"{line.handle} ({line.name}): {types} missing"))
+        flow.append(p(f"{line.handle} ({name(line.name)}): {types} missing"))
     return flow
 
 

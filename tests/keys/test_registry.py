@@ -6,6 +6,7 @@ separate homes, as a team would send them, and changed there with the gpg comman
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 from collections.abc import Callable
@@ -111,11 +112,32 @@ def test_add_team(app: App, registry: Registry) -> None:
 
 
 @pytest.mark.parametrize(
-    "handle", ["", "Alpha", "-alpha", ".alpha", "al pha", "al/pha", "alpha!", "ä", "a" * 64]
+    "handle",
+    ["", "Alpha", "-alpha", ".alpha", "al pha", "al/pha", "alpha!", "ä", "a" * 64, "alpha\n"],
 )
 def test_bad_handles_are_refused(registry: Registry, handle: str) -> None:
-    with pytest.raises(RegistryError, match="handle"):
+    # The message gives the whole rule: characters, first character and length.
+    rule = "must be 1 to 63 characters: lower-case letters, digits, '.', '_' or '-', starting"
+    with pytest.raises(RegistryError, match=re.escape(rule)):
         registry.add_team(handle, name="X", email="x@x.example")
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("", "must not be empty"),
+        ("CERT" * 51, "204 characters long; at most 200"),
+        ("CERT-X\r\nBcc: evil", "line break or control character"),
+        ("CERT\x1b[31mRED", "line break or control character"),
+        ("CERT\u202eX", "line break or control character"),  # a bidi override
+    ],
+)
+def test_team_names_are_one_printable_line_of_limited_length(
+    registry: Registry, name: str, problem: str
+) -> None:
+    with pytest.raises(RegistryError, match=re.escape(problem)):
+        registry.add_team("alpha", name=name, email="x@x.example")
+    registry.add_team("alpha", name="CESNET-CERTS Česko \u200cکشور", email="x@x.example")
 
 
 @pytest.mark.parametrize(
