@@ -9,7 +9,9 @@ systemd timer or a human can run it. Checked:
 - spool: more than `spool_backlog` messages are waiting to be processed (the worker is
   down or cannot keep up);
 - gateway-key: the gateway key, or its last encryption subkey, expires within
-  `key_expiry_days` (teams can no longer encrypt to it, receipts can no longer be signed).
+  `key_expiry_days` (teams can no longer encrypt to it, receipts can no longer be signed);
+- team-keys: a team whose status allows submitting has no key the gateway can both
+  verify and encrypt to (its reports would be refused, or accepted and never answered).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from gateway.app import App
 from keys.gpg import KeyDetails
 from store.db import open_session
 from store.monitoring import backlog
+from store.registry import keys_of_team, list_teams
 from store.spool import count_by_state
 
 
@@ -38,7 +41,12 @@ class Check:
 
 
 def run_checks(app: App, now: datetime) -> list[Check]:
-    return [check_outbox(app, now), check_spool(app), check_gateway_key(app, now)]
+    return [
+        check_outbox(app, now),
+        check_spool(app),
+        check_gateway_key(app, now),
+        check_team_keys(app, now),
+    ]
 
 
 def check_outbox(app: App, now: datetime) -> Check:
@@ -91,6 +99,32 @@ def check_gateway_key(app: App, now: datetime) -> Check:
             f"{text} ({state}): extend it (gpg --quick-set-expire), then publish it again",
         )
     return Check("gateway-key", True, text)
+
+
+def check_team_keys(app: App, now: datetime) -> Check:
+    allowed = app.config.policy.allowed_statuses
+    with open_session(app.engine) as s:
+        teams = [t for t in list_teams(s) if t.status in allowed]
+        keys = {
+            t.handle: [k for k in keys_of_team(s, t.id or 0) if not k.revoked_at] for t in teams
+        }
+    lacking = []
+    for handle, bound in keys.items():
+        assessed = [app.registry.assess_key(k.fingerprint, now) for k in bound if not k.revoked_at]
+        if not any(a is not None and a.usable for a in assessed):
+            why = next((a.problems[0] for a in assessed if a is not None and a.problems), "")
+            lacking.append(f"{handle} ({why or 'no key bound'})")
+    if not lacking:
+        return Check(
+            "team-keys", True, f"every team that may submit ({len(teams)}) has a usable key"
+        )
+    return Check(
+        "team-keys",
+        False,
+        f"{len(lacking)} team{'s' if len(lacking) > 1 else ''} may submit but "
+        f"{'have' if len(lacking) > 1 else 'has'} no usable key: {', '.join(lacking)}; "
+        "import one with `keys import HANDLE FILE`",
+    )
 
 
 def usable_until(key: KeyDetails) -> datetime | None:

@@ -147,6 +147,7 @@ class Usability:
     can_sign: bool
     can_encrypt: bool
     problems: tuple[str, ...]  # each missing capability, in words, with what to do
+    until: datetime | None = None  # when it stops being usable (None: nothing expires)
 
     @property
     def usable(self) -> bool:
@@ -172,7 +173,21 @@ def assess(key: KeyDetails, now: datetime) -> Usability:
         )
     sign = _capability(key, "s", now)
     encrypt = _capability(key, "e", now)
-    return Usability(sign is None, encrypt is None, tuple(p for p in (sign, encrypt) if p))
+    problems = tuple(p for p in (sign, encrypt) if p)
+    return Usability(sign is None, encrypt is None, problems, _until(key, now))
+
+
+def _until(key: KeyDetails, now: datetime) -> datetime | None:
+    """The first of: the primary's expiry, the last expiry of a part that signs, of one
+    that encrypts (a part that never expires: no end)."""
+    parts: list[KeyDetails | SubkeyDetails] = [key, *key.subkeys]
+    ends = [key.expires]
+    for letter in "se":
+        able = [p for p in parts if letter in _own(p) and not p.revoked]
+        if able and all(p.expires is not None for p in able):
+            ends.append(max(p.expires or now for p in able))
+    known = [end for end in ends if end is not None]
+    return min(known) if known else None
 
 
 _WHAT = {"s": "sign (its signatures cannot be verified)", "e": "be encrypted to"}

@@ -31,6 +31,7 @@ from gateway.config.sections import (
     MetricsConfig,
     OutboundConfig,
     PolicyConfig,
+    RegistryConfig,
     ReportsConfig,
     SmtpConfig,
     TaxonomyConfig,
@@ -51,6 +52,7 @@ _SECTIONS: dict[str, tuple[str, type]] = {
     "metrics": ("metrics", MetricsConfig),
     "health": ("health", HealthConfig),
     "worker": ("worker", WorkerConfig),
+    "registry": ("registry", RegistryConfig),
 }
 
 

@@ -188,6 +188,14 @@ class WorkerConfig:
 
 
 @dataclass(frozen=True)
+class RegistryConfig:
+    """[registry]: what binding a team's keys sets off."""
+
+    # Send the onboarding mail (`teams welcome`) when a team's first usable key is bound.
+    welcome_on_first_key: bool = True
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration, one attribute per TOML section."""
 
@@ -203,6 +211,7 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
     worker: WorkerConfig = field(default_factory=WorkerConfig)
+    registry: RegistryConfig = field(default_factory=RegistryConfig)
 
     @property
     def clearinghouse(self) -> CoreConfig:

@@ -45,10 +45,16 @@ def test_a_fresh_gateway_is_healthy(app: App, tmp_path: Path) -> None:
         ["ok", "outbox"],
         ["ok", "spool"],
         ["ok", "gateway-key"],
+        ["ok", "team-keys"],
     ]
     assert "does not expire" in result.stdout
     as_json = health(app, tmp_path, "", "--json")
-    assert verdicts(as_json) == {"outbox": True, "spool": True, "gateway-key": True}
+    assert verdicts(as_json) == {
+        "outbox": True,
+        "spool": True,
+        "gateway-key": True,
+        "team-keys": True,
+    }
 
 
 def _queue(app: App, age: timedelta) -> None:
@@ -69,7 +75,12 @@ def test_a_stuck_outbox_fails(app: App, tmp_path: Path) -> None:
     result = health(app, tmp_path, "[health]\noutbox_stuck_minutes = 90\n", "--json")
 
     assert result.exit_code == 1
-    assert verdicts(result) == {"outbox": False, "spool": True, "gateway-key": True}
+    assert verdicts(result) == {
+        "outbox": False,
+        "spool": True,
+        "gateway-key": True,
+        "team-keys": True,
+    }
     text = health(app, tmp_path, "[health]\noutbox_stuck_minutes = 90\n").stdout
     assert "FAIL  outbox" in text and "2 waiting for delivery" in text and "outbox list" in text
     assert health(app, tmp_path, "[health]\noutbox_stuck_minutes = 240\n").exit_code == 0
@@ -120,5 +131,5 @@ def test_an_expired_or_missing_gateway_key_fails(app: App) -> None:
 @pytest.mark.parametrize("now_offset", [timedelta(0), timedelta(days=400)])
 def test_run_checks_names_every_check(app: App, now_offset: timedelta) -> None:
     checks = run_checks(app, datetime.now(UTC) + now_offset)
-    assert [c.name for c in checks] == ["outbox", "spool", "gateway-key"]
+    assert [c.name for c in checks] == ["outbox", "spool", "gateway-key", "team-keys"]
     assert all(c.ok for c in checks)  # nothing waits, and the key never expires
