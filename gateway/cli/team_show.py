@@ -56,6 +56,7 @@ def _key(app: App, k: TeamKey, now: datetime) -> Row:
         "usable": usability.usable and k.revoked_at is None,
         "can_sign": usability.can_sign,
         "can_encrypt": usability.can_encrypt,
+        "usable_until": usability.until,
         "problems": problems,
         "capabilities": _words(details),
         "subkeys": [_subkey(sub) for sub in details.subkeys],
@@ -99,7 +100,9 @@ def print_team(row: Row) -> None:
 
 
 def _print_key(key: Row) -> None:
-    state = "usable" if key.get("usable") else "NOT usable: " + "; ".join(key["problems"])
+    until = key.get("usable_until")
+    usable = f"usable until {_date(until)}" if until else "usable; nothing in it expires"
+    state = usable if key.get("usable") else "NOT usable: " + "; ".join(key["problems"])
     if key["revoked_at"] is not None:
         why = f": {key['revoke_reason']}" if key["revoke_reason"] else ""
         state = f"REVOKED {_date(key['revoked_at'])}{why}"
