@@ -1,4 +1,4 @@
-"""`keys import`, `list` and `revoke`: team keys in the registry and the gateway keyring."""
+"""`keys import`, `list`, `revoke` and `remove`: team keys in the registry and the keyring."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from contract.errors import ClearinghouseError
 from gateway.app import App
 from gateway.cli.common import json_option, pass_app
 from gateway.cli.views import emit, key_row
@@ -36,7 +37,13 @@ def keys_import(app: App, handle: str, file: Any) -> None:
         click.echo(_imported_line(handle, key))
         for uid in key.user_ids:
             click.echo(f"  {uid}")
-    welcome = welcome_if_first_key(app, handle, had_usable_key)
+    try:
+        welcome = welcome_if_first_key(app, handle, had_usable_key)
+    except ClearinghouseError as exc:  # the key is bound all the same
+        raise ClearinghouseError(
+            f"the key is bound, but the welcome mail was not queued ({exc}); "
+            f"send it with `teams welcome {handle}`"
+        ) from exc
     if welcome is not None and welcome.entry_id is not None:
         click.echo(
             f"welcome mail queued to {welcome.email} (outbox {welcome.entry_id}): the intake "

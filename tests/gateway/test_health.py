@@ -4,13 +4,14 @@ stuck outbox, a backed-up spool, and a gateway key about to expire (or missing).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from support import INTAKE, TYPE1, config_toml
+from support import INTAKE, TYPE1, TeamClient, config_toml
 
 from gateway.app import App
 from gateway.cli import cli
@@ -133,3 +134,19 @@ def test_run_checks_names_every_check(app: App, now_offset: timedelta) -> None:
     checks = run_checks(app, datetime.now(UTC) + now_offset)
     assert [c.name for c in checks] == ["outbox", "spool", "gateway-key", "team-keys"]
     assert all(c.ok for c in checks)  # nothing waits, and the key never expires
+
+
+def test_a_team_that_may_submit_without_a_usable_key_fails(
+    app: App, tmp_path: Path, make_team: Callable[..., TeamClient]
+) -> None:
+    alpha = make_team("alpha")
+    app.registry.add_team("beta", name="Beta", email="cert@beta.example")
+    result = health(app, tmp_path)
+    assert result.exit_code == 1
+    assert "FAIL  team-keys    1 team may submit but has no usable key: beta (no key bound)" in (
+        result.stdout
+    )
+    app.registry.set_status("beta", "suspended")  # may not submit: nothing to answer
+    assert health(app, tmp_path).exit_code == 0
+    app.registry.revoke_key(alpha.fingerprint, "lost")
+    assert "alpha (every bound key is revoked)" in health(app, tmp_path).stdout
