@@ -2,8 +2,10 @@
 
 In: admin commands (from the CLI) and fingerprint look-ups (from the pipeline). Out:
 rows in the store and keys in the gateway keyring, kept consistent. Rules enforced here:
-secret keys are refused; a key bound to one team is never bound to another; a team's
-email is the only address replies to it may go to; statuses are from a fixed set.
+a team's email is the only address replies to it may go to; statuses are from a fixed
+set; a team with submissions is never removed. Which keys may be bound (usable both ways,
+one team's only, no key packet twice, never a secret key) is `keys/bindings.py`'s and
+`keys/keycheck.py`'s.
 """
 
 from __future__ import annotations
