@@ -61,3 +61,4 @@ class MailKind(StrEnum):
     MONTHLY = "monthly"
     REMINDER = "reminder"
     KEY_EXPIRY = "key-expiry"
+    WELCOME = "welcome"

@@ -13,6 +13,8 @@ systemd timer or a human can run it. Checked:
 - ti-directory, ti-keys: the sync from the Trusted Introducer directory has not seen a
   linked team for too long, or a bound key expires soon by TI's date
   (`gateway/directory_health.py`).
+- team-keys: a team whose status allows submitting has no key the gateway can both
+  verify and encrypt to (its reports would be refused, or accepted and never answered).
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from contract.errors import ClearinghouseError
 from gateway.app import App
 from keys.gpg import KeyDetails
 from store.db import open_session
+from store.models import TeamKey
 from store.monitoring import backlog
+from store.registry import keys_of_team, list_teams
 from store.spool import count_by_state
 
 
@@ -49,6 +53,7 @@ def run_checks(app: App, now: datetime) -> list[Check]:
         check_gateway_key(app, now),
         check_directory(app, now),
         check_directory_keys(app, now),
+        check_team_keys(app, now),
     ]
 
 
@@ -102,6 +107,39 @@ def check_gateway_key(app: App, now: datetime) -> Check:
             f"{text} ({state}): extend it (gpg --quick-set-expire), then publish it again",
         )
     return Check("gateway-key", True, text)
+
+
+def check_team_keys(app: App, now: datetime) -> Check:
+    allowed = app.config.policy.allowed_statuses
+    with open_session(app.engine) as s:
+        teams = [t for t in list_teams(s) if t.status in allowed]
+        keys = {t.handle: keys_of_team(s, t.id or 0) for t in teams}
+    lacking = [
+        f"{handle} ({why})" for handle, bound in keys.items() if (why := _no_key(app, bound, now))
+    ]
+    if not lacking:
+        text = f"every team that may submit ({len(teams)}) has a usable key"
+        return Check("team-keys", True, text)
+    many = len(lacking) > 1
+    return Check(
+        "team-keys",
+        False,
+        f"{len(lacking)} team{'s' if many else ''} may submit but {'have' if many else 'has'} "
+        f"no usable key: {', '.join(lacking)}; import one with `keys import HANDLE FILE`",
+    )
+
+
+def _no_key(app: App, bound: list[TeamKey], now: datetime) -> str | None:
+    """Why none of a team's keys is usable now; None if one is."""
+    if not bound:
+        return "no key bound"
+    live = [k for k in bound if k.revoked_at is None]
+    if not live:
+        return "every bound key is revoked"
+    assessed = [app.registry.assess_key(k.fingerprint, now) for k in live]
+    if any(a is not None and a.usable for a in assessed):
+        return None
+    return next((a.problems[0] for a in assessed if a is not None and a.problems), "missing")
 
 
 def usable_until(key: KeyDetails) -> datetime | None:

@@ -260,8 +260,8 @@ def _notify_signer(tx: MessageTx, refusal: Refusal, u: Unwrapped) -> None:
     team = get_team_by_id(tx.s, binding.team_id) if binding else None
     if team is None or binding is None or binding.revoked:
         return
-    signer = sigs[0].signing_fingerprint
-    queue_reply(tx, team, QUARANTINE, reason=refusal.reason, signer=signer)
+    signer, signing_key = binding.fingerprint, sigs[0].signing_fingerprint
+    queue_reply(tx, team, QUARANTINE, reason=refusal.reason, signer=signer, signing_key=signing_key)
 
 
 def _duplicate(job: _Job, earlier_id: int) -> Outcome:
@@ -278,7 +278,10 @@ def _rejected(job: _Job, parsed: ParseOutcome) -> Outcome:
 
 def _accepted(job: _Job, parsed: ParseOutcome) -> Outcome:
     items = [_store(job, report) for report in parsed.reports]
-    note = job.reply(RECEIPT, stored=items, signer=job.verdict.signing_fingerprint)
+    # The primary fingerprint is the one the team gave the operator; a subkey that
+    # signed is named beside it.
+    signer, signing_key = job.verdict.binding.fingerprint, job.verdict.signing_fingerprint
+    note = job.reply(RECEIPT, stored=items, signer=signer, signing_key=signing_key)
     return job.finish(State.ACCEPTED, None, note, job.unwrapped.content_sha256)
 
 

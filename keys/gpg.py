@@ -165,6 +165,11 @@ class GnuPG:
         primaries = {str(k["fingerprint"]).upper() for k in self.scan(data)}
         return sorted(fprs & primaries or primaries & set(self._known()))
 
+    def public_keys(self) -> list[KeyDetails]:
+        """Every public key in the keyring, with its subkeys."""
+        with self._slots:
+            return [_details(k) for k in self._gpg.list_keys()]
+
     def _known(self) -> list[str]:
         with self._slots:
             return [str(k["fingerprint"]).upper() for k in self._gpg.list_keys()]

@@ -52,12 +52,21 @@ def create_identity(gpg: GnuPG, name: str, email: str) -> GatewayIdentity:
     return GatewayIdentity(fpr)
 
 
-def import_identity(gpg: GnuPG, data: bytes, passphrase: str | None) -> GatewayIdentity:
-    """Adopt an existing secret key, so teams keep encrypting to the key they know."""
+def import_identity(
+    gpg: GnuPG, data: bytes, passphrase: str | None, *, address: str | None = None
+) -> GatewayIdentity:
+    """Adopt an existing secret key, so teams keep encrypting to the key they know.
+
+    With `address` (the gateway address), the key must have a user ID for it: teams'
+    mail clients find the key by the address they write to, and every reply comes from it.
+    """
     secrets = [k for k in gpg.scan(data) if k.get("type") == "sec"]
     if len(secrets) != 1:
         raise RegistryError(f"the file must hold exactly one secret key, found {len(secrets)}")
     fpr = str(secrets[0]["fingerprint"]).upper()
+    if address is not None:
+        uids = secrets[0].get("uids")
+        _check_address(fpr, [str(u) for u in uids] if isinstance(uids, list) else [], address)
     _prove(gpg, data, fpr, passphrase)
     gpg.import_keys(data, passphrase=passphrase)
     if gpg.details(fpr, secret=True) is None:
@@ -69,6 +78,22 @@ def import_identity(gpg: GnuPG, data: bytes, passphrase: str | None) -> GatewayI
         (gpg.home / PASSPHRASE_FILE).unlink(missing_ok=True)
     _write_private(gpg.home / FPR_FILE, fpr + "\n")
     return identity
+
+
+def _check_address(fpr: str, uids: list[str], address: str) -> None:
+    """Refuse a key none of whose user IDs is for `address` (as `<address>` or bare)."""
+    wanted = address.lower()
+    for uid in uids:
+        inside = uid[uid.rfind("<") + 1 : uid.rfind(">")] if uid.endswith(">") else uid
+        if inside.strip().lower() == wanted:
+            return
+    raise RegistryError(
+        f"key {fpr} has no user ID for gateway_address {address} (its user IDs: "
+        f"{'; '.join(uids) or 'none'}): teams' mail clients look the key up by that address. "
+        f"Add one (gpg --quick-add-uid {fpr} 'NAME <{address}>') and export the key again, "
+        "set gateway_address to an address the key has, or adopt it as it is with "
+        "--any-address"
+    )
 
 
 def _prove(gpg: GnuPG, data: bytes, fpr: str, passphrase: str | None) -> None:

@@ -2,25 +2,30 @@
 
 In: admin commands (from the CLI) and fingerprint look-ups (from the pipeline). Out:
 rows in the store and keys in the gateway keyring, kept consistent. Rules enforced here:
-secret keys are refused; a key bound to one team is never bound to another; a team's
-email is the only address replies to it may go to; statuses are from a fixed set.
+a team's email is the only address replies to it may go to; statuses are from a fixed
+set; a team with submissions is never removed. Which keys may be bound (usable both ways,
+one team's only, no key packet twice, never a secret key) is `keys/bindings.py`'s and
+`keys/keycheck.py`'s.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from contract.errors import RegistryError
+from contract.errors import GnuPGError, RegistryError
+from keys import bindings
+from keys.bindings import ImportedKey
 from keys.directory_link import claim_link
 from keys.gpg import GnuPG, KeyDetails, SubkeyDetails
+from keys.identity import load_identity
+from keys.keycheck import Usability, assess, holders, read_keys
 from keys.policy import Binding
-from store import audit
+from store import audit as audit_log
 from store import registry as q
 from store.db import transaction
 from store.models import Coordinator, Team, TeamKey
@@ -43,25 +48,19 @@ def check_address(address: str) -> str:
     return address.lower()
 
 
-@dataclass(frozen=True)
-class ImportedKey:
-    fingerprint: str
-    user_ids: tuple[str, ...]
-    expires_at: datetime | None
-    revoked: bool
-    updated: bool  # already bound to this team: refreshed, not added
-
-
 class Registry:
     """Registry operations over one store and one gateway keyring."""
 
     def __init__(self, engine: Engine, gpg: GnuPG, actor: str | None = None) -> None:
         self.engine = engine
         self.gpg = gpg
-        self.actor = actor or audit.local_actor()  # who the audit log names
+        self.actor = actor or audit_log.local_actor()  # who the audit log names
 
-    def _audit(self, s: Session, action: str, subject: str, details: str = "") -> None:
-        audit.record(s, self.actor, action, subject, details)
+    def audit(self, s: Session, action: str, subject: str, details: str = "") -> None:
+        """One audit entry in the caller's transaction, naming this registry's actor."""
+        audit_log.record(s, self.actor, action, subject, details)
+
+    _audit = audit
 
     def note_gateway_key(self, action: str, fingerprint: str, details: str = "") -> None:
         """Record a change of the gateway key (`init`, `gateway-key import`) once done.
@@ -121,71 +120,60 @@ class Registry:
             self._audit(s, "teams set-status", handle, f"{before} -> {status}")
             return team
 
+    def remove_team(self, handle: str) -> list[str]:
+        """Remove a team that never stored anything, with its keys (registry and keyring).
+
+        A team with submissions has history the statistics rest on: it is suspended,
+        never removed. Its refused messages stay, no longer naming a team. Returns the
+        fingerprints removed.
+        """
+        with transaction(self.engine) as s:
+            team = self.team(s, handle)
+            stored = q.count_submissions(s, team.id or 0)
+            if stored:
+                raise RegistryError(
+                    f"team {handle!r} has {stored} stored submission{'s' if stored > 1 else ''}"
+                    f" and is not removed; `teams set-status {handle} suspended` stops its "
+                    "submissions and keeps its history"
+                )
+            fprs = [k.fingerprint for k in q.keys_of_team(s, team.id or 0)]
+            detached = q.remove_team(s, team)
+            details = f"name={team.name!r} email={team.email} keys={','.join(fprs) or '-'}"
+            self.audit(s, "teams remove", handle, f"{details} messages={detached}")
+            for fpr in fprs:
+                if self.gpg.details(fpr) is not None:
+                    bindings.delete_from_keyring(self, fpr)
+            return fprs
+
     def team(self, session: Session, handle: str) -> Team:
         team = q.get_team(session, handle)
         if team is None:
             raise _no_team(handle)
         return team
 
-    # --- keys ---------------------------------------------------------------------------
-
-    def _public_keys(self, data: bytes) -> list[str]:
-        if self.gpg.contains_secret(data):
-            raise RegistryError(
-                "the file holds a SECRET key: export the public key only "
-                "(gpg --export --armor FINGERPRINT) and import that"
-            )
-        fprs = sorted({str(k["fingerprint"]).upper() for k in self.gpg.scan(data)})
-        if not fprs:
-            raise RegistryError("no OpenPGP public key found in the file")
-        return fprs
+    # --- keys (the rules are in keys/bindings.py and keys/keycheck.py) ---------------------
 
     def import_keys(
         self, handle: str, data: bytes, *, action: str = "keys import"
     ) -> list[ImportedKey]:
         """Bind every public key in `data` to team `handle` (all or nothing); `action`
         names the command in the audit log (`teams sync` binds keys through here too)."""
-        fprs = self._public_keys(data)
-        with transaction(self.engine) as s:
-            team = self.team(s, handle)
-            for fpr in fprs:
-                bound = q.team_for_fingerprint(s, fpr)
-                if bound is not None and bound.team_id != team.id:
-                    raise RegistryError(
-                        f"key {fpr} is bound to team {bound.handle!r}; "
-                        "a key can belong to one team only"
-                    )
-                coordinator = q.coordinator_for_fingerprint(s, fpr)
-                if coordinator is not None:
-                    raise RegistryError(
-                        f"key {fpr} is coordinator {coordinator.email}'s; a team needs its own key"
-                    )
-            self.gpg.import_keys(data)
-            imported = [self._bind(s, team, fpr) for fpr in fprs]
-            for key in imported:
-                verb = "refreshed" if key.updated else "bound"
-                uids = "; ".join(key.user_ids)
-                self._audit(s, action, key.fingerprint, f"{verb} to {handle}: {uids}")
-            return imported
+        return bindings.import_keys(self, handle, data, action=action)
 
-    def _bind(self, s: Session, team: Team, fpr: str) -> ImportedKey:
-        details = self.gpg.details(fpr)
-        if details is None:
-            raise RegistryError(f"GnuPG did not import key {fpr}; is it a valid public key?")
-        existing = q.get_key(s, fpr)
-        row = existing or TeamKey(fingerprint=fpr, team_id=team.id or 0)
-        row.user_ids = "\n".join(details.user_ids)
-        row.created_at = details.created
-        row.expires_at = details.expires
-        if details.revoked and row.revoked_at is None:
-            row.revoked_at, row.revoke_reason = _now(), "revoked by its owner"
-        if existing is None:
-            q.add_key(s, row)
-        else:
-            s.add(row)
-        return ImportedKey(
-            fpr, details.user_ids, details.expires, details.revoked, existing is not None
-        )
+    def remove_key(self, fingerprint: str) -> bindings.RemovedKey:
+        """Remove a key from the registry and the gateway keyring, audited."""
+        return bindings.remove_key(self, fingerprint)
+
+    def gateway_fingerprint(self) -> str | None:
+        try:
+            return load_identity(self.gpg).fingerprint
+        except GnuPGError:  # before `init`: no gateway key yet
+            return None
+
+    def assess_key(self, fingerprint: str, now: datetime | None = None) -> Usability | None:
+        """What the gateway can do with a key in its keyring now; None if it is missing."""
+        details = self.gpg.details(fingerprint)
+        return None if details is None else assess(details, now or _now())
 
     def revoke_key(self, fingerprint: str, reason: str | None) -> TeamKey:
         with transaction(self.engine) as s:
@@ -246,18 +234,21 @@ class Registry:
     def add_coordinator(self, email: str, data: bytes, name: str | None = None) -> Coordinator:
         if name is not None:
             check_name(name)
-        fprs = self._public_keys(data)
-        if len(fprs) != 1:
-            raise RegistryError(f"the key file holds {len(fprs)} keys; give exactly one")
+        keys = read_keys(self.gpg, data)
+        if len(keys) != 1:
+            raise RegistryError(f"the key file holds {len(keys)} keys; give exactly one")
+        fpr = keys[0].fingerprint
         address = check_address(email)
         with transaction(self.engine) as s:
             if q.get_coordinator(s, address) is not None:
                 raise RegistryError(f"coordinator {address} exists; remove it first to re-key")
-            if q.team_for_fingerprint(s, fprs[0]) is not None:
-                raise RegistryError(f"key {fprs[0]} belongs to a team; coordinators need their own")
+            if q.team_for_fingerprint(s, fpr) is not None:
+                raise RegistryError(f"key {fpr} belongs to a team; coordinators need their own")
+            held = holders(self.gpg.public_keys())
+            bindings.check_not_taken(s, keys[0], held, self.gateway_fingerprint(), "a coordinator")
             self.gpg.import_keys(data)
-            coordinator = q.add_coordinator(s, email=address, name=name, fingerprint=fprs[0])
-            self._audit(s, "coordinators add", address, f"key {fprs[0]} name={name!r}")
+            coordinator = q.add_coordinator(s, email=address, name=name, fingerprint=fpr)
+            self._audit(s, "coordinators add", address, f"key {fpr} name={name!r}")
             return coordinator
 
     def remove_coordinator(self, email: str) -> None:

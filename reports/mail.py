@@ -81,6 +81,7 @@ REMINDER = Letter(MailKind.REMINDER, "Reminder: statistics for {{ month }}", "re
 KEY_EXPIRY = Letter(
     MailKind.KEY_EXPIRY, "Your key expires on {{ expires.strftime('%Y-%m-%d') }}", "key_expiry"
 )
+WELCOME = Letter(MailKind.WELCOME, "Welcome to {{ clearinghouse }}: how to send", "welcome")
 
 LETTERS = (
     RECEIPT,
@@ -94,6 +95,7 @@ LETTERS = (
     MONTHLY_COORDINATOR,
     REMINDER,
     KEY_EXPIRY,
+    WELCOME,
 )
 
 

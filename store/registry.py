@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import bindparam, func
+from sqlalchemy import bindparam, delete, func, update
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
-from store.models import Coordinator, Submission, Team, TeamKey, TiEntry, TiKey, table_of
+from store.models import Coordinator, Message, Submission, Team, TeamKey, TiEntry, TiKey, table_of
 
 # Run for every message, so built once: a statement object caches its own compiled form.
 _KEYS_OF_TEAM = (
@@ -166,6 +166,36 @@ def team_for_fingerprint(session: Session, fingerprint: str) -> BoundKey | None:
 def key_dates_of_team(session: Session, team_id: int) -> list[KeyDates]:
     """The team's keys in binding order, with what choosing one to encrypt to needs."""
     return [KeyDates(*row) for row in session.execute(_KEY_DATES, {"team_id": team_id})]
+
+
+def remove_key(session: Session, fingerprint: str) -> bool:
+    """Unbind a key; False if it was not bound."""
+    key = get_key(session, fingerprint)
+    if key is None:
+        return False
+    session.delete(key)
+    session.flush()
+    return True
+
+
+def count_submissions(session: Session, team_id: int) -> int:
+    query = select(func.count()).select_from(Submission).where(Submission.team_id == team_id)
+    return int(session.exec(query).one())
+
+
+def remove_team(session: Session, team: Team) -> int:
+    """Delete a team, its key bindings and what the TI directory said of it; its
+    messages stay, naming no team. Returns
+    how many messages named it. The caller checks it has no submissions first."""
+    detached = session.execute(
+        update(Message).where(col(Message.team_id) == team.id).values(team_id=None)
+    )
+    session.execute(delete(TeamKey).where(col(TeamKey.team_id) == team.id))
+    session.execute(delete(TiKey).where(col(TiKey.team_id) == team.id))  # what TI said of it
+    session.execute(delete(TiEntry).where(col(TiEntry.team_id) == team.id))
+    session.delete(team)
+    session.flush()
+    return int(getattr(detached, "rowcount", 0) or 0)
 
 
 def revoke_key(

@@ -1,4 +1,4 @@
-"""`messages list`, `show` and `reprocess`: incoming messages and their states."""
+"""`messages list`, `show`, `reprocess` and `resend-reply`: incoming messages and their states."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from gateway.cli.common import json_option, pass_app
 from gateway.cli.progress import collect
 from gateway.cli.views import emit, message_row
 from gateway.pipeline import Outcome
+from gateway.resend import resend_reply
 from gateway.service import reprocess
 from store.db import open_session
 from store.spool import count_by_state, get_message, list_messages
@@ -75,3 +76,15 @@ def messages_reprocess(app: App, message_id: int | None, quarantined: bool) -> N
         click.echo(
             f"message {mid}: {outcome.state}{f' ({outcome.reason})' if outcome.reason else ''}"
         )
+
+
+@messages.command("resend-reply")
+@click.argument("message_id", type=int)
+@pass_app
+def messages_resend_reply(app: App, message_id: int) -> None:
+    """Queue the reply of a processed message again, sealed to the team's current key."""
+    resent = resend_reply(app, message_id)
+    click.echo(
+        f"{resent.kind} of message {message_id} queued to {resent.recipient} "
+        f"(outbox {resent.entry_id}), encrypted to key {resent.key_fingerprint}"
+    )

@@ -10,7 +10,7 @@ import click
 from contract.errors import ClearinghouseError
 from gateway.app import App
 from gateway.cli.common import pass_app
-from keys.identity import FPR_FILE, create_identity, import_identity
+from keys.identity import FPR_FILE, create_identity, import_identity, load_identity
 from store import migrate
 from store.readiness import Schema
 
@@ -20,14 +20,40 @@ from store.readiness import Schema
 @click.option("--email", default=None, help="Address on the gateway key.")
 @pass_app
 def init(app: App, name: str | None, email: str | None) -> None:
-    """Create the data dir, the schema and the gateway key; print its fingerprint."""
+    """Create the data dir, the schema and the gateway key; print its fingerprint.
+
+    Run again, it changes nothing and says so: an existing gateway key is never
+    replaced, and --name/--email do not change it.
+    """
+    fresh_database = app.readiness().schema is Schema.MISSING
     app.initialise()
     core = app.config.clearinghouse
-    new = not (app.gpg.home / FPR_FILE).exists()
-    identity = create_identity(app.gpg, name or core.name, email or core.gateway_address)
-    if new:
-        uid = f"{name or core.name} <{email or core.gateway_address}>"
+    uid = f"{name or core.name} <{email or core.gateway_address}>"
+    if not (app.gpg.home / FPR_FILE).exists():
+        identity = create_identity(app.gpg, name or core.name, email or core.gateway_address)
         app.registry.note_gateway_key("gateway-key init", identity.fingerprint, uid)
+        click.echo(identity.fingerprint)
+        return
+    identity = load_identity(app.gpg)
+    key = app.gpg.details(identity.fingerprint)
+    has = "; ".join(key.user_ids) if key else "?"
+    if fresh_database:
+        click.echo(
+            f"reusing the gateway key already in {app.gpg.home}: {identity.fingerprint} "
+            f"({has}); to start with a new key, move that directory away first",
+            err=True,
+        )
+        note = f"reused the key already in the GnuPG home ({has})"
+        app.registry.note_gateway_key("gateway-key init", identity.fingerprint, note)
+    else:
+        click.echo(f"already initialised; the gateway key is {identity.fingerprint}", err=True)
+    if (name or email) and uid not in (key.user_ids if key else ()):
+        click.echo(
+            f"the gateway key exists and is not changed: its user ID stays {has!r}; "
+            f"to add {uid!r}, run `gpg --homedir {app.gpg.home} --quick-add-uid "
+            f"{identity.fingerprint} '{uid}'`",
+            err=True,
+        )
     click.echo(identity.fingerprint)
 
 
@@ -43,12 +69,24 @@ def gateway_key(ctx: click.Context) -> None:
 @gateway_key.command("import")
 @click.argument("file", type=click.File("rb"))
 @click.option("--passphrase-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--any-address",
+    is_flag=True,
+    help="Adopt the key though none of its user IDs is for gateway_address.",
+)
 @pass_app
-def gateway_key_import(app: App, file: Any, passphrase_file: Path | None) -> None:
-    """Adopt an existing gateway secret key, so teams need not change anything."""
+def gateway_key_import(
+    app: App, file: Any, passphrase_file: Path | None, any_address: bool
+) -> None:
+    """Adopt an existing gateway secret key, so teams need not change anything.
+
+    The key must have a user ID for `gateway_address` (mail clients look it up by that
+    address), unless --any-address.
+    """
     app.initialise()
     passphrase = passphrase_file.read_text().rstrip("\n") if passphrase_file else None
-    identity = import_identity(app.gpg, file.read(), passphrase)
+    address = None if any_address else app.config.clearinghouse.gateway_address
+    identity = import_identity(app.gpg, file.read(), passphrase, address=address)
     note = "with a passphrase" if passphrase else "without a passphrase"
     app.registry.note_gateway_key("gateway-key import", identity.fingerprint, note)
     click.echo(identity.fingerprint)

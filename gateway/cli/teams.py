@@ -1,4 +1,4 @@
-"""`teams add`, `list`, `show` and `set-status`: the registry's teams."""
+"""`teams add`, `list`, `show`, `set-status`, `welcome` and `remove`: the registry's teams."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import click
 from gateway.app import App
 from gateway.cli.common import json_option, pass_app
 from gateway.cli.directory import teams_set_ti, teams_sync
+from gateway.cli.team_show import print_team, team_details
 from gateway.cli.views import emit, team_row
+from gateway.jobs.welcome import send_welcome
 from store.db import open_session
 from store.registry import list_teams
 
@@ -65,10 +67,13 @@ def teams_list(app: App, as_json: bool) -> None:
 @json_option
 @pass_app
 def teams_show(app: App, handle: str, as_json: bool) -> None:
-    """Show one team, its keys and its last submission."""
+    """Show one team: its status, its keys (usable or not, and why), its last submission."""
     with open_session(app.engine) as s:
-        row = team_row(s, app.registry.team(s, handle), with_keys=True)
-    emit(row, as_json)
+        row = team_details(app, s, app.registry.team(s, handle))
+    if as_json:
+        emit(row, as_json=True)
+    else:
+        print_team(row)
 
 
 @teams.command("set-status")
@@ -80,6 +85,35 @@ def teams_set_status(app: App, handle: str, status: str) -> None:
     team = app.registry.set_status(handle, status)
     allowed = status in app.config.policy.allowed_statuses
     click.echo(f"team {team.handle} is now {status} ({'may' if allowed else 'may not'} submit)")
+
+
+@teams.command("welcome")
+@click.argument("handle")
+@click.option("--resend", is_flag=True, help="Send it again, though it was sent before.")
+@pass_app
+def teams_welcome(app: App, handle: str, resend: bool) -> None:
+    """Mail the team its onboarding letter: intake address, gateway key, how to send."""
+    welcome = send_welcome(app, handle, resend=resend)
+    if welcome.entry_id is None:
+        click.echo(
+            f"the welcome mail to {handle} was sent before; `teams welcome {handle} --resend` "
+            "sends it again"
+        )
+        return
+    click.echo(
+        f"welcome mail queued to {welcome.email} (outbox {welcome.entry_id}), encrypted to "
+        f"key {welcome.key_fingerprint}"
+    )
+
+
+@teams.command("remove")
+@click.argument("handle")
+@pass_app
+def teams_remove(app: App, handle: str) -> None:
+    """Remove a team that has no submissions, with its keys (e.g. a mistyped one)."""
+    removed = app.registry.remove_team(handle)
+    keys = f"; its keys {', '.join(removed)} left the registry and the keyring" if removed else ""
+    click.echo(f"team {handle} removed{keys}")
 
 
 teams.add_command(teams_sync)

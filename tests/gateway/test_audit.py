@@ -71,6 +71,7 @@ def test_every_registry_change_is_recorded_with_who_and_when(ch: Cli, tmp_path: 
         ("teams add", "alpha"),
         ("teams set-status", "alpha"),
         ("keys import", team_fpr),
+        ("teams welcome", "alpha"),  # its first usable key: `[registry] welcome_on_first_key`
         ("keys revoke", team_fpr),
         ("coordinators add", "coord@ch.example"),
         ("coordinators remove", "coord@ch.example"),
@@ -89,6 +90,7 @@ def test_every_registry_change_is_recorded_with_who_and_when(ch: Cli, tmp_path: 
     assert [e["action"] for e in ch.audit("--subject", "alpha")] == [
         "teams add",
         "teams set-status",
+        "teams welcome",
     ]
     assert [e["action"] for e in ch.audit("--limit", "2")] == [
         "coordinators add",

@@ -467,3 +467,14 @@ def test_a_key_the_sync_binds_signs_reports_accepted_over_smtp(
     accepted = send(port, kappa.submit(TYPE1), kappa.email)
     assert worker.run_once() == {"accepted": 1}
     assert outcome(app, accepted) == ("accepted", None)
+
+
+def test_a_synced_team_can_be_removed_with_what_the_directory_said_of_it(
+    app: App, ch: Cli, tmp_path: Path, five: dict[str, TeamClient]
+) -> None:
+    ch("teams", "sync", "--ti", str(directory(tmp_path, five)), "--apply")
+    assert ch.json("teams", "show", "alpha")["directory"] is not None
+    ch("teams", "remove", "alpha")
+    assert "alpha" not in [t["handle"] for t in ch.json("teams", "list")]
+    ch("teams", "add", "alpha", "--name", "Alpha again", "--email", "a@alpha.example")
+    assert ch.json("teams", "show", "alpha")["directory"] is None

@@ -233,11 +233,13 @@ def test_gateway_key_import_adopts_an_existing_key(
     fresh("process", "--once")
     [message] = fresh.json("messages", "list")
     assert (message["state"], message["reason"], message["team"]) == ("accepted", None, "alpha")
-    [receipt] = (tmp_path / "fresh" / "outgoing" / "new").iterdir()
-    body = receipt.read_bytes().split(b"\n", 1)[1]  # after the maildir's Delivered-To:
-    result = client.decrypt(body)
-    assert result.decrypted and result.signatures[0].outcome == "good"
-    assert result.signatures[0].primary_fingerprint == old_fpr
+    mails = sorted((tmp_path / "fresh" / "outgoing" / "new").iterdir())
+    assert len(mails) == 2  # the welcome (on the team's first key) and the receipt
+    for mail in mails:
+        body = mail.read_bytes().split(b"\n", 1)[1]  # after the maildir's Delivered-To:
+        result = client.decrypt(body)
+        assert result.decrypted and result.signatures[0].outcome == "good"
+        assert result.signatures[0].primary_fingerprint == old_fpr
 
 
 def test_gateway_key_import_refuses_what_it_cannot_use(tmp_path: Path, fresh: Cli) -> None:
@@ -373,7 +375,7 @@ def test_keys_import_prints_fingerprint_and_user_ids(ch: Cli, tmp_path: Path) ->
     ch("teams", "add", "beta", "--name", "CERT Beta", "--email", "cert@beta.example")
     _, fpr, key_file = own_key(tmp_path, "beta")
     out = ch("keys", "import", "beta", str(key_file)).stdout
-    assert f"bound {fpr} to beta (no expiry)" in out
+    assert f"bound {fpr} to beta (usable; nothing in it expires)" in out
     assert "CERT beta <cert@beta.example>" in out
 
     [row] = ch.json("keys", "list")

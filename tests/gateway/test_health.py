@@ -4,13 +4,14 @@ stuck outbox, a backed-up spool, and a gateway key about to expire (or missing).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from support import INTAKE, TYPE1, config_toml
+from support import INTAKE, TYPE1, TeamClient, config_toml
 
 from gateway.app import App
 from gateway.cli import cli
@@ -47,6 +48,7 @@ def test_a_fresh_gateway_is_healthy(app: App, tmp_path: Path) -> None:
         ["ok", "gateway-key"],
         ["ok", "ti-directory"],
         ["ok", "ti-keys"],
+        ["ok", "team-keys"],
     ]
     assert "does not expire" in result.stdout
     assert "no team is linked to the TI directory" in result.stdout
@@ -57,6 +59,7 @@ def test_a_fresh_gateway_is_healthy(app: App, tmp_path: Path) -> None:
         "gateway-key": True,
         "ti-directory": True,
         "ti-keys": True,
+        "team-keys": True,
     }
 
 
@@ -84,6 +87,7 @@ def test_a_stuck_outbox_fails(app: App, tmp_path: Path) -> None:
         "gateway-key": True,
         "ti-directory": True,
         "ti-keys": True,
+        "team-keys": True,
     }
     text = health(app, tmp_path, "[health]\noutbox_stuck_minutes = 90\n").stdout
     assert "FAIL  outbox" in text and "2 waiting for delivery" in text and "outbox list" in text
@@ -141,5 +145,22 @@ def test_run_checks_names_every_check(app: App, now_offset: timedelta) -> None:
         "gateway-key",
         "ti-directory",
         "ti-keys",
+        "team-keys",
     ]
     assert all(c.ok for c in checks)  # nothing waits, and the key never expires
+
+
+def test_a_team_that_may_submit_without_a_usable_key_fails(
+    app: App, tmp_path: Path, make_team: Callable[..., TeamClient]
+) -> None:
+    alpha = make_team("alpha")
+    app.registry.add_team("beta", name="Beta", email="cert@beta.example")
+    result = health(app, tmp_path)
+    assert result.exit_code == 1
+    assert "FAIL  team-keys    1 team may submit but has no usable key: beta (no key bound)" in (
+        result.stdout
+    )
+    app.registry.set_status("beta", "suspended")  # may not submit: nothing to answer
+    assert health(app, tmp_path).exit_code == 0
+    app.registry.revoke_key(alpha.fingerprint, "lost")
+    assert "alpha (every bound key is revoked)" in health(app, tmp_path).stdout

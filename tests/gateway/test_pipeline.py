@@ -236,8 +236,8 @@ def _expired_submission(app: App, tmp_path: Path, sign_after: timedelta) -> byte
         "",
         "--quick-gen-key",
         "Exp <cert@exp.example>",
-        "ed25519",
-        "sign",
+        "future-default",
+        "default",
         "0",
     )
     signer = GnuPG(
@@ -245,6 +245,8 @@ def _expired_submission(app: App, tmp_path: Path, sign_after: timedelta) -> byte
     )
     fpr = _first_fingerprint(home)
     app.registry.add_team("exp", name="Exp", email="cert@exp.example")
+    # Bound while it was usable; the expiry set below reaches the keyring as a refresh.
+    app.registry.import_keys("exp", GnuPG(home).export_public(fpr).encode())
     # Signed in the past (faked time); encrypted today, to a gateway key made today.
     content = b"Content-Type: text/plain\r\n\r\n" + TYPE1.encode()
     entity = multipart_signed(signer, content, fpr)

@@ -18,9 +18,10 @@ from support import TeamClient
 
 from contract.errors import RegistryError
 from gateway.app import App
+from keys.bindings import ImportedKey
 from keys.gpg import GnuPG
 from keys.policy import Binding
-from keys.registry import ImportedKey, Registry, check_address
+from keys.registry import Registry, check_address
 from store import registry as q
 from store.db import open_session
 
@@ -319,8 +320,8 @@ def test_reimport_does_not_undo_an_admin_revocation(
     app: App, registry: Registry, team: TeamClient
 ) -> None:
     registry.revoke_key(team.fingerprint, "compromised")
-    [again] = registry.import_keys("alpha", team.gpg.export_public(team.fingerprint).encode())
-    assert again.updated
+    with pytest.raises(RegistryError, match=r"stays revoked in the registry .*compromised"):
+        registry.import_keys("alpha", team.gpg.export_public(team.fingerprint).encode())
     found = binding(app, team.fingerprint)
     assert found is not None and found.revoked
 
@@ -371,22 +372,24 @@ def test_encryption_key_prefers_the_newest_usable_key(
 def test_no_usable_key_is_none(app: App, registry: Registry, owner: KeyOwner) -> None:
     registry.add_team("alpha", name="Alpha", email="cert@alpha.example")
     assert encryption_key(app, "alpha") is None
-    expired = owner.new_key("old@alpha.example", days_ago=10, expire="1d")
-    registry.import_keys("alpha", owner.public(expired))
-    assert encryption_key(app, "alpha") is None
     revoked = owner.new_key("new@alpha.example")
     registry.import_keys("alpha", owner.public(revoked))
     assert encryption_key(app, "alpha") == revoked
     owner.revoke(revoked)
-    registry.import_keys("alpha", owner.public(revoked))
+    [again] = registry.import_keys("alpha", owner.public(revoked))  # the owner's revocation
+    assert again.revoked and again.usability is not None and not again.usability.usable
     assert encryption_key(app, "alpha") is None
 
 
-def test_a_key_whose_encryption_subkey_expired_is_not_usable(
-    app: App, registry: Registry, owner: KeyOwner
-) -> None:
+def test_an_expired_key_is_refused(app: App, registry: Registry, owner: KeyOwner) -> None:
     registry.add_team("alpha", name="Alpha", email="cert@alpha.example")
-    fpr = owner.new_key("cert@alpha.example", days_ago=10)
+    expired = owner.new_key("old@alpha.example", days_ago=10, expire="1d")
+    with pytest.raises(RegistryError, match=r"expired on .*nothing was imported"):
+        registry.import_keys("alpha", owner.public(expired))
+    assert bound_keys(app) == {} and app.gpg.details(expired) is None
+
+
+def _expire_encryption_subkey(owner: KeyOwner, fpr: str) -> str:
     details = owner.gpg.details(fpr)
     assert details is not None
     [sub] = details.subkeys
@@ -400,18 +403,46 @@ def test_a_key_whose_encryption_subkey_expired_is_not_usable(
         "1d",
         sub.fingerprint,
     )
+    return sub.fingerprint
+
+
+def test_a_key_whose_encryption_subkey_expired_is_refused(
+    app: App, registry: Registry, owner: KeyOwner
+) -> None:
+    registry.add_team("alpha", name="Alpha", email="cert@alpha.example")
+    fpr = owner.new_key("cert@alpha.example", days_ago=10)
+    sub = _expire_encryption_subkey(owner, fpr)
+    with pytest.raises(
+        RegistryError, match=f"be encrypted to: its encryption subkey {sub} expired"
+    ):
+        registry.import_keys("alpha", owner.public(fpr))
+    assert bound_keys(app) == {} and app.gpg.details(fpr) is None
+
+
+def test_a_bound_key_whose_encryption_subkey_expired_is_refreshed_but_unusable(
+    app: App, registry: Registry, owner: KeyOwner
+) -> None:
+    """The keyring must learn what the owner changed, even when it makes the key unusable."""
+    registry.add_team("alpha", name="Alpha", email="cert@alpha.example")
+    fpr = owner.new_key("cert@alpha.example", days_ago=10)
     registry.import_keys("alpha", owner.public(fpr))
+    assert encryption_key(app, "alpha") == fpr
+    _expire_encryption_subkey(owner, fpr)
+    [refreshed] = registry.import_keys("alpha", owner.public(fpr))
+    assert refreshed.updated and refreshed.usability is not None
+    assert not refreshed.usability.can_encrypt and refreshed.usability.can_sign
     primary = registry.key_details(fpr)
     assert primary is not None and primary.expires is None  # the primary is still valid
     assert encryption_key(app, "alpha") is None
 
 
-def test_a_sign_only_key_is_not_usable(app: App, registry: Registry, owner: KeyOwner) -> None:
+def test_a_sign_only_key_is_refused(app: App, registry: Registry, owner: KeyOwner) -> None:
     registry.add_team("alpha", name="Alpha", email="cert@alpha.example")
     gpg_cli(owner.gpg.home, "--quick-gen-key", "S <s@alpha.example>", "ed25519", "sign", "never")
     data = gpg_cli(owner.gpg.home, "--armor", "--export", "<s@alpha.example>")
-    registry.import_keys("alpha", data)
-    assert encryption_key(app, "alpha") is None
+    with pytest.raises(RegistryError, match="cannot be encrypted to: it has no encryption subkey"):
+        registry.import_keys("alpha", data)
+    assert bound_keys(app) == {}
 
 
 # --- coordinators ---------------------------------------------------------------------
