@@ -20,7 +20,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from smtp_support import Start
-from support import INTAKE, TYPE1, TeamClient, with_changes
+from support import INTAKE, TYPE1, TeamClient
 
 from gateway.app import App
 from gateway.service import worker_for
@@ -191,24 +191,18 @@ def relay() -> Iterator[tuple[Relay, int]]:
 
 def test_receipt_goes_through_the_smtp_relay_to_the_registered_address(
     app: App,
+    app_with: Callable[..., App],
     team: TeamClient,
     smtp_server: Start,
     relay: tuple[Relay, int],
 ) -> None:
     handler, relay_port = relay
-    relaying = App(
-        with_changes(
-            app.config, outbound={"transport": "smtp", "relay": f"smtp://{HOST}:{relay_port}"}
-        )
-    )
-    try:
-        raw = with_header(team.submit(TYPE1), "Reply-To", ATTACKER)
-        send(smtp_server(), raw, mail_from=ATTACKER)
-        worker = worker_for(relaying)
-        assert worker.run_once() == {"accepted": 1}
-        assert worker.flush().sent == 1
-    finally:
-        relaying.engine.dispose()
+    relaying = app_with(outbound={"transport": "smtp", "relay": f"smtp://{HOST}:{relay_port}"})
+    raw = with_header(team.submit(TYPE1), "Reply-To", ATTACKER)
+    send(smtp_server(), raw, mail_from=ATTACKER)
+    worker = worker_for(relaying)
+    assert worker.run_once() == {"accepted": 1}
+    assert worker.flush().sent == 1
 
     [(mail_from, rcpt_tos, content)] = handler.received
     assert mail_from == app.config.clearinghouse.gateway_address

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import pytest
 from click.testing import CliRunner
 from imapclient import IMAPClient
-from support import INTAKE, TeamClient, with_changes
+from support import INTAKE, TeamClient
 
 from contract.errors import ImapError
 from gateway.app import App
@@ -62,15 +62,15 @@ Door = Callable[..., App]
 
 
 @pytest.fixture
-def door(app: App, dovecot: Server) -> Iterator[Door]:
-    """door(**imap_changes) -> an App on the test database whose [imap] is the Dovecot.
+def door(app_with: Callable[..., App], dovecot: Server) -> Door:
+    """door(**imap_changes) -> an App on the test database whose [imap] is the Dovecot
+    (and with `smtp={...}`, whose [smtp] is changed too).
 
     By default: implicit TLS on the IMAPS port, the self-signed certificate trusted
     through `ca_file`, and a poll interval long enough that only IDLE delivers quickly.
     """
-    apps: list[App] = []
 
-    def make(**changes: Any) -> App:
+    def make(*, smtp: dict[str, Any] | None = None, **changes: Any) -> App:
         imap_section = {
             "host": dovecot.host,
             "port": dovecot.imaps_port,
@@ -80,12 +80,9 @@ def door(app: App, dovecot: Server) -> Iterator[Door]:
             "password_file": dovecot.password_file,
             "poll_seconds": 300,
         } | changes
-        apps.append(App(with_changes(app.config, imap=imap_section)))
-        return apps[-1]
+        return app_with(imap=imap_section, smtp=smtp or {})
 
-    yield make
-    for made in apps:
-        made.engine.dispose()
+    return make
 
 
 @pytest.fixture
@@ -226,9 +223,7 @@ def test_oversize_messages_go_to_the_failed_folder_unread(
 ) -> None:
     dovecot.append(mail(1, body="x" * 5000))
     dovecot.append(mail(2))
-    small = door()
-    small.config = with_changes(small.config, smtp={"max_message_bytes": 2000})
-    result = poll_once(small)
+    result = poll_once(door(smtp={"max_message_bytes": 2000}))
     assert (result.oversize, result.stored) == (1, 1)
     assert [m.raw for m in spooled(app)] == [mail(2)]
     assert ids_in(dovecot, "Failed") == ["1"]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from hostile import outbox_entries as replies
 from hostile import process as run
-from support import INTAKE, TYPE1, TYPE2, TeamClient, with_changes
+from support import INTAKE, TYPE1, TYPE2, TeamClient
 
 from gateway.app import App
 from gateway.service import reprocess
@@ -295,10 +295,11 @@ def test_from_in_another_domain_is_a_sender_mismatch(app: App, team: TeamClient)
     quarantined(app, team.submit(sender="cert@elsewhere.example"), "sender-mismatch")
 
 
-def test_sender_binding_off_accepts_any_from(app: App, team: TeamClient) -> None:
-    app.config = with_changes(app.config, policy={"sender_binding": "off"})
-    app.__dict__.pop("policy", None)
-    assert run(app, team.submit(sender="someone@elsewhere.example")) == ("accepted", None)
+def test_sender_binding_off_accepts_any_from(
+    app_with: Callable[..., App], team: TeamClient
+) -> None:
+    unbound = app_with(policy={"sender_binding": "off"})
+    assert run(unbound, team.submit(sender="someone@elsewhere.example")) == ("accepted", None)
 
 
 def test_protected_to_naming_another_clearinghouse_is_wrong_recipient(
@@ -339,24 +340,22 @@ def test_nested_signature_inside_a_signed_message_is_multiple_signatures(
     quarantined(app, raw, "multiple-signatures")
 
 
-def test_oversize_message_is_too_large(app: App, team: TeamClient) -> None:
-    app.config = with_changes(app.config, smtp={"max_message_bytes": 500})
-    quarantined(app, team.submit(), "too-large")
+def test_oversize_message_is_too_large(app_with: Callable[..., App], team: TeamClient) -> None:
+    quarantined(app_with(smtp={"max_message_bytes": 500}), team.submit(), "too-large")
 
 
-def test_decompressed_content_over_the_cap_is_too_large(app: App, team: TeamClient) -> None:
-    app.config = with_changes(app.config, limits={"max_decrypted_bytes": 50_000})
-    for cached in ("gpg", "unwrapper", "registry"):
-        app.__dict__.pop(cached, None)
-    quarantined(app, team.submit(TYPE1 + "#" * 400_000 + "\n"), "too-large")
+def test_decompressed_content_over_the_cap_is_too_large(
+    app_with: Callable[..., App], team: TeamClient
+) -> None:
+    capped = app_with(limits={"max_decrypted_bytes": 50_000})
+    quarantined(capped, team.submit(TYPE1 + "#" * 400_000 + "\n"), "too-large")
 
 
 def test_reply_to_unauthenticated_notifies_only_the_registered_team(
-    app: App, team: TeamClient
+    app: App, app_with: Callable[..., App], team: TeamClient
 ) -> None:
-    app.config = with_changes(app.config, policy={"reply_to_unauthenticated": True})
-    app.__dict__.pop("policy", None)
-    assert run(app, team.submit(sender="mallory@evil.example")) == (
+    replying = app_with(policy={"reply_to_unauthenticated": True})
+    assert run(replying, team.submit(sender="mallory@evil.example")) == (
         "quarantined",
         "sender-mismatch",
     )

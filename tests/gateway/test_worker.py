@@ -7,13 +7,14 @@ database, which is what the passing of time would do.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import update
 from sqlmodel import col
-from support import TYPE1, TeamClient, with_changes
+from support import TYPE1, TeamClient
 
 from contract.errors import ClearinghouseError, DeliveryError, GnuPGError, LeaseLostError
 from gateway import pipeline
@@ -362,15 +363,15 @@ def test_a_message_that_failed_does_not_hold_back_newer_ones(
 
 
 def test_only_the_first_concurrency_threads_take_a_large_message(
-    app: App, team: TeamClient
+    app: App, app_with: Callable[..., App], team: TeamClient
 ) -> None:
     # Threads beyond `[worker] concurrency` take the oldest message only when it is
     # small, so no more large messages are in memory at once than gpg can work on.
-    app.config = with_changes(app.config, worker={"concurrency": 1})
+    one_at_a_time = app_with(worker={"concurrency": 1})
     large_raw = b"Subject: x\r\n\r\n" + b"y" * pipeline.LARGE_MESSAGE_BYTES + b"\r\n"
     large, _ = accept(app.engine, large_raw, "ingest")
     small, _ = accept(app.engine, team.submit(TYPE1), "ingest")
-    worker = Worker(app, MaildirTransport(app.config.outbound.maildir), threads=2)
+    worker = Worker(one_at_a_time, MaildirTransport(app.config.outbound.maildir), threads=2)
     assert worker._claim(1) is None  # an extra thread: the oldest is large
     taken = worker._claim(0)
     assert taken is not None and (taken.id, taken.raw) == (large, None)

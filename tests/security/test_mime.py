@@ -8,6 +8,7 @@ code, never in an exception, and stores nothing.
 from __future__ import annotations
 
 import email
+from collections.abc import Callable
 
 import pytest
 from hostile import (
@@ -21,7 +22,7 @@ from hostile import (
     process,
     stored,
 )
-from support import INTAKE, TYPE1, TeamClient, with_changes
+from support import INTAKE, TYPE1, TeamClient
 
 from gateway.app import App
 from keys.compose import multipart_signed
@@ -78,23 +79,21 @@ def test_inline_signed_block_inside_unsigned_text(app: App, team: TeamClient) ->
 
 
 def test_unencrypted_mixed_with_a_signed_part_when_encryption_is_optional(
-    app: App, team: TeamClient
+    app_with: Callable[..., App], team: TeamClient
 ) -> None:
-    app.config = with_changes(app.config, policy={"require_encryption": False})
-    app.__dict__.pop("unwrapper", None)
+    optional = app_with(policy={"require_encryption": False})
     raw = f"From: {team.email}\r\nTo: {INTAKE}\r\n".encode() + multipart(
         "mixed", [UNSIGNED, _signed(team)]
     )
-    assert_refused(app, raw, "partially-signed")
+    assert_refused(optional, raw, "partially-signed")
 
 
 def test_bare_multipart_signed_is_accepted_when_encryption_is_optional(
-    app: App, team: TeamClient
+    app_with: Callable[..., App], team: TeamClient
 ) -> None:
-    app.config = with_changes(app.config, policy={"require_encryption": False})
-    app.__dict__.pop("unwrapper", None)
+    optional = app_with(policy={"require_encryption": False})
     raw = f"From: {team.email}\r\nTo: {INTAKE}\r\n".encode() + _signed(team)
-    assert process(app, raw) == ("accepted", None)
+    assert process(optional, raw) == ("accepted", None)
 
 
 # --- 6. encrypt-then-sign ------------------------------------------------------------------
@@ -116,11 +115,10 @@ def test_encrypt_then_sign_is_refused_when_encryption_is_required(
 
 
 def test_encrypt_then_sign_never_attributes_the_plaintext_to_the_signer(
-    app: App, team: TeamClient
+    app: App, app_with: Callable[..., App], team: TeamClient
 ) -> None:
-    app.config = with_changes(app.config, policy={"require_encryption": False})
-    app.__dict__.pop("unwrapper", None)
-    state, reason = process(app, _encrypt_then_sign(team))
+    optional = app_with(policy={"require_encryption": False})
+    state, reason = process(optional, _encrypt_then_sign(team))
     # The signature is the team's, but what it covers is ciphertext, which is never
     # decrypted: no report is found in the signed content.
     assert (state, reason) == ("rejected", "parse-error")
