@@ -11,7 +11,6 @@ import email
 import smtplib
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from smtp_support import Start
 from support import INTAKE, TYPE1, TeamClient
+from waiting import wait_until
 
 from gateway.app import App
 from gateway.service import worker_for
@@ -140,9 +140,11 @@ def test_three_teams_submitting_at_once_each_get_their_own_receipt(
         for thread in senders:
             thread.join(DEADLINE)
         assert errors == [] and not any(t.is_alive() for t in senders)
-        deadline = time.monotonic() + DEADLINE
-        while len(maildir_files(app)) < len(teams) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(
+            lambda: len(maildir_files(app)) >= len(teams),
+            f"{len(teams)} receipts in the maildir",
+            seconds=DEADLINE,
+        )
     finally:
         stop.set()
         wake.set()

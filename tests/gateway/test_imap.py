@@ -16,7 +16,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,6 +24,7 @@ import pytest
 from click.testing import CliRunner
 from imapclient import IMAPClient
 from support import INTAKE, TeamClient
+from waiting import wait_until
 
 from contract.errors import ImapError
 from gateway.app import App
@@ -125,15 +125,6 @@ def ids_in(dovecot: Server, folder: str) -> list[str]:
         header = raw.split(b"Message-ID: <", 1)
         found.append(header[1].split(b"@", 1)[0].decode() if len(header) == 2 else "?")
     return found
-
-
-def wait_until(condition: Callable[[], bool], seconds: float = DEADLINE) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 # --- one pass ------------------------------------------------------------------------------
@@ -325,7 +316,11 @@ def test_two_concurrent_pollers_store_every_message_once(
     for n in range(1, count + 1):
         dovecot.append(mail(n))
 
-    assert wait_until(lambda: len(spooled(app)) == count and not dovecot.messages("INBOX"))
+    wait_until(
+        lambda: len(spooled(app)) == count and not dovecot.messages("INBOX"),
+        f"{count} messages spooled and none left in INBOX",
+        seconds=DEADLINE,
+    )
     rows = spooled(app)
     assert sorted(m.raw for m in rows) == sorted(mail(n) for n in range(1, count + 1))
     assert len({m.intake_key for m in rows}) == count
@@ -341,12 +336,16 @@ def test_idle_delivers_a_message_within_seconds(
 ) -> None:
     woken = pollers(door(idle=True, poll_seconds=300))  # only IDLE can be this quick
     dovecot.append(mail(1))
-    assert wait_until(lambda: len(spooled(app)) == 1)
+    wait_until(lambda: len(spooled(app)) == 1, "mail 1 to be spooled", seconds=DEADLINE)
 
     dovecot.append(mail(2))
 
-    assert wait_until(lambda: len(spooled(app)) == 2)
-    assert wait_until(lambda: ids_in(dovecot, "Processed") == ["1", "2"])
+    wait_until(lambda: len(spooled(app)) == 2, "two messages spooled", seconds=DEADLINE)
+    wait_until(
+        lambda: ids_in(dovecot, "Processed") == ["1", "2"],
+        "mails 1 and 2 in Processed",
+        seconds=DEADLINE,
+    )
     assert woken() == 2
 
 
@@ -369,8 +368,10 @@ def test_without_idle_it_polls(
     pollers(door(idle=how != "idle off", poll_seconds=1))
     dovecot.append(mail(1))
 
-    assert wait_until(lambda: len(spooled(app)) == 1)
-    assert wait_until(lambda: ids_in(dovecot, "Processed") == ["1"])
+    wait_until(lambda: len(spooled(app)) == 1, "mail 1 to be spooled", seconds=DEADLINE)
+    wait_until(
+        lambda: ids_in(dovecot, "Processed") == ["1"], "mail 1 in Processed", seconds=DEADLINE
+    )
 
 
 def test_a_server_restart_mid_session_loses_and_duplicates_nothing(
@@ -381,15 +382,19 @@ def test_a_server_restart_mid_session_loses_and_duplicates_nothing(
     # above take mail delivered during a drain or after it at once).
     pollers(door(idle=True, poll_seconds=3))
     dovecot.append(mail(1))
-    assert wait_until(lambda: len(spooled(app)) == 1)
+    wait_until(lambda: len(spooled(app)) == 1, "mail 1 to be spooled", seconds=DEADLINE)
 
     dovecot.restart()  # every session is cut, the idling poller's too
     dovecot.append(mail(2))
     dovecot.append(mail(3))
 
-    assert wait_until(lambda: len(spooled(app)) == 3, seconds=20)
+    wait_until(lambda: len(spooled(app)) == 3, "three messages spooled", seconds=20)
     assert sorted(m.raw for m in spooled(app)) == [mail(1), mail(2), mail(3)]
-    assert wait_until(lambda: ids_in(dovecot, "Processed") == ["1", "2", "3"])
+    wait_until(
+        lambda: ids_in(dovecot, "Processed") == ["1", "2", "3"],
+        "mails 1 to 3 in Processed",
+        seconds=DEADLINE,
+    )
     assert ids_in(dovecot, "INBOX") == []
 
 
@@ -397,7 +402,7 @@ def test_the_poller_stops_promptly_while_idling(door: Door, dovecot: Server, app
     stop = threading.Event()
     thread = start_poller(door(idle=True), stop)
     dovecot.append(mail(1))
-    assert wait_until(lambda: len(spooled(app)) == 1)
+    wait_until(lambda: len(spooled(app)) == 1, "mail 1 to be spooled", seconds=DEADLINE)
 
     stop.set()
     thread.join(timeout=5)
@@ -506,7 +511,7 @@ def test_cli_poll_imap_keeps_polling_until_sigterm(
     process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         dovecot.append(mail(1))
-        assert wait_until(lambda: ids_in(dovecot, "Processed") == ["1"], seconds=20)
+        wait_until(lambda: ids_in(dovecot, "Processed") == ["1"], "mail 1 in Processed", seconds=20)
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=10)
     finally:
@@ -535,7 +540,11 @@ def test_serve_runs_the_poller_beside_smtp_and_the_worker(
     process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         dovecot.append(team.submit())
-        assert wait_until(lambda: [m.state for m in spooled(app)] == ["accepted"], seconds=30)
+        wait_until(
+            lambda: [m.state for m in spooled(app)] == ["accepted"],
+            "the submission to be accepted",
+            seconds=30,
+        )
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=15)
     finally:
@@ -583,6 +592,10 @@ def test_mail_arriving_during_or_after_a_drain_is_taken_at_once(
     monkeypatch.setattr(imap, step, then_deliver)
     dovecot.append(mail(1))
     pollers(door(idle=True, poll_seconds=300))
-    assert wait_until(lambda: len(spooled(app)) == 2)
+    wait_until(lambda: len(spooled(app)) == 2, "two messages spooled", seconds=DEADLINE)
     assert sorted(m.raw for m in spooled(app)) == [mail(1), mail(2)]
-    assert wait_until(lambda: ids_in(dovecot, "Processed") == ["1", "2"])
+    wait_until(
+        lambda: ids_in(dovecot, "Processed") == ["1", "2"],
+        "mails 1 and 2 in Processed",
+        seconds=DEADLINE,
+    )

@@ -7,7 +7,6 @@ own parser, so the names, labels and values asserted are what Prometheus would s
 from __future__ import annotations
 
 import threading
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from support import INTAKE, TYPE1, TeamClient
+from waiting import wait_until
 
 from contract.errors import ConfigError
 from gateway.app import App
@@ -142,11 +142,12 @@ def test_imap_poll_errors_are_counted(app_with: Callable[..., App], tmp_path: Pa
     poller = threading.Thread(target=run_poller, args=(door, stop), daemon=True)
     poller.start()
     try:
-        deadline = time.monotonic() + 30
         errors = "clearinghouse_imap_poll_errors_total"
-        while (door.metrics.registry.get_sample_value(errors) or 0) < 1:
-            assert time.monotonic() < deadline, "no IMAP error counted"
-            time.sleep(0.05)
+        wait_until(
+            lambda: (door.metrics.registry.get_sample_value(errors) or 0) >= 1,
+            "an IMAP error to be counted",
+            seconds=30,
+        )
     finally:
         stop.set()
         poller.join(timeout=10)
