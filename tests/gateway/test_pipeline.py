@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from hostile import outbox_entries as replies
-from hostile import process as run
+from pipeline_support import outbox_entries as replies
+from pipeline_support import process as run
 from support import INTAKE, TYPE1, TYPE2, TeamClient
 
 from gateway.app import App

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from hostile import outbox_entries, process
+from pipeline_support import outbox_entries, process
 from support import TYPE1, TeamClient
 
 from gateway.app import App

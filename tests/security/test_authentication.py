@@ -11,16 +11,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from hostile import (
-    assert_refused,
-    encrypt_to_gateway,
-    envelope,
-    gpg,
-    mime_text,
-    outbox_entries,
-    process,
-    stored,
-)
+from hostile import encrypt_to_gateway, envelope, gpg, mime_text
+from pipeline_support import assert_refused, outbox_entries, process, stored
 from support import INTAKE, TYPE1, TeamClient
 
 from gateway.app import App

@@ -11,17 +11,8 @@ import email
 from collections.abc import Callable
 
 import pytest
-from hostile import (
-    assert_refused,
-    encrypt_to_gateway,
-    envelope,
-    gpg,
-    mime_text,
-    multipart,
-    outbox_entries,
-    process,
-    stored,
-)
+from hostile import encrypt_to_gateway, envelope, gpg, mime_text, multipart
+from pipeline_support import assert_refused, outbox_entries, process, stored
 from support import INTAKE, TYPE1, TeamClient
 
 from gateway.app import App

@@ -13,8 +13,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from hostile import assert_refused, encrypt_to_gateway, gpg, mime_text, outbox_entries, process
-from hostile import stored as stored_rows
+from hostile import encrypt_to_gateway, gpg, mime_text
+from pipeline_support import assert_refused, outbox_entries, process
+from pipeline_support import stored as stored_rows
 from support import INTAKE, TYPE1, TeamClient
 
 from gateway.app import App

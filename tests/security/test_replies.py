@@ -13,15 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from hostile import (
-    encrypt_to_gateway,
-    envelope,
-    mime_text,
-    multipart,
-    outbox_entries,
-    process,
-    stored,
-)
+from hostile import encrypt_to_gateway, envelope, mime_text, multipart
+from pipeline_support import outbox_entries, process, stored
 from support import TYPE1, TeamClient
 
 from contract.errors import RegistryError
