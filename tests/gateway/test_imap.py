@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import pytest
 from click.testing import CliRunner
 from imapclient import IMAPClient
+from samples import samples
 from support import INTAKE, TeamClient
 from waiting import wait_until
 
@@ -192,8 +193,7 @@ def test_the_same_bytes_delivered_twice_are_stored_once(
 def test_unparseable_messages_go_to_the_failed_folder_unstored(
     door: Door, dovecot: Server, app: App, caplog: pytest.LogCaptureFixture
 ) -> None:
-    junk = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00"
-    prose = b"Dear clearinghouse,\r\nhere are our figures.\r\n"
+    junk, prose = NOT_MESSAGES["png-header"], NOT_MESSAGES["prose"]
     dovecot.append(junk)
     dovecot.append(mail(1))
     dovecot.append(prose)
@@ -221,31 +221,16 @@ def test_oversize_messages_go_to_the_failed_folder_unread(
     assert ids_in(dovecot, "Processed") == ["2"]
 
 
-@pytest.mark.parametrize(
-    "raw",
-    [
-        b"Subject: hi\r\n\r\nbody",
-        b"Subject: hi\n folded\n\tagain\nX-Y : obsolete space\n\nbody",
-        b"Subject: only a header",
-        b"From someone@example Mon Oct  5 10:00:00 2026\nSubject: mbox\n\nbody",
-        b"Subject: 8-bit \xff header value\r\n\r\n\x00\x01 binary body",
-    ],
-)
+MESSAGES = samples("looks-like-a-message/yes")  # each described in tests/data/README.md
+NOT_MESSAGES = samples("looks-like-a-message/no")
+
+
+@pytest.mark.parametrize("raw", MESSAGES.values(), ids=MESSAGES)
 def test_what_counts_as_a_message(raw: bytes) -> None:
     assert looks_like_message(raw)
 
 
-@pytest.mark.parametrize(
-    "raw",
-    [
-        b"",
-        b"\r\n\r\nbody after an empty header",
-        b" folded: before any field\r\n\r\n",
-        b"Subject: fine\r\nno colon on this line\r\n\r\nbody",
-        b"Bad Name: spaces are not allowed in a field name\r\n\r\n",
-        b"\x00\x01\x02\xff\xfe",
-    ],
-)
+@pytest.mark.parametrize("raw", NOT_MESSAGES.values(), ids=NOT_MESSAGES)
 def test_what_does_not(raw: bytes) -> None:
     assert not looks_like_message(raw)
 

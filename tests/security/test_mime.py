@@ -13,6 +13,7 @@ from collections.abc import Callable
 import pytest
 from hostile import encrypt_to_gateway, envelope, gpg, mime_text, multipart
 from pipeline_support import assert_refused, outbox_entries, process, stored
+from samples import sample
 from support import INTAKE, TYPE1, TeamClient
 
 from gateway.app import App
@@ -133,19 +134,19 @@ def _nested(depth: int) -> bytes:
     return head + REPORT + b"".join(f"\r\n--b{i}--\r\n".encode() for i in reversed(range(depth)))
 
 
+# The fixed samples are files (tests/data/mime/, described in tests/data/README.md);
+# those made by a rule, or too large to keep, are made here.
 MALFORMED: dict[str, bytes] = {
-    "missing boundary": b"Content-Type: multipart/mixed\r\n\r\n--x\r\n" + REPORT + b"\r\n--x--\r\n",
-    "reused boundary": multipart("mixed", [multipart("mixed", [REPORT], "same")], "same"),
+    "missing boundary": sample("mime/missing-boundary.eml"),
+    "reused boundary": sample("mime/reused-boundary.eml"),
     "1000-deep nesting": _nested(1000),
-    "broken base64": b"Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n"
-    + b"UmVwb3J0OiB0eXBlMQ=!=*&^%$\r\n",
-    "broken quoted-printable": b"Content-Type: text/plain\r\n"
-    b"Content-Transfer-Encoding: quoted-printable\r\n\r\nReport: type1=ZZ=\r\n=4\r\n",
-    "undeclared charset": b"Content-Type: text/plain\r\n\r\nReport: type1\r\nPeriod: \xe9\xff\r\n",
-    "unknown charset": b"Content-Type: text/plain; charset=x-klingon\r\n\r\nReport: type1\r\n",
-    "NUL bytes": b"Content-Type: text/plain\r\n\r\nReport: type1\x00\r\nPeriod: 2026-10\x00\r\n",
+    "broken base64": sample("mime/broken-base64.eml"),
+    "broken quoted-printable": sample("mime/broken-quoted-printable.eml"),
+    "undeclared charset": sample("mime/undeclared-charset.eml"),
+    "unknown charset": sample("mime/unknown-charset.eml"),
+    "NUL bytes": sample("mime/nul-bytes.eml"),
     "1 MB header line": b"X-Filler: " + b"a" * 1_048_576 + b"\r\n" + REPORT,
-    "no header at all": TYPE1.encode(),
+    "no header at all": sample("mime/no-header.eml"),
     "binary junk": bytes(range(256)) * 64,
 }
 
