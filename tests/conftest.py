@@ -8,6 +8,7 @@ is generated per test in tmp_path (ed25519 keys take a few tens of milliseconds)
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -74,6 +75,27 @@ def app(config: Config) -> Iterator[App]:
 
 
 @pytest.fixture
+def app_with(app: App) -> Iterator[Callable[..., App]]:
+    """app_with(section={key: value}, ...) -> a fresh App on `app`'s home, keyring and
+    database, with `app`'s clock, its configuration changed in those keys.
+
+    Fresh means nothing is cached: its policy, keyring, unwrapper and identity are built
+    from the changed configuration and from what is on disk now (`app_with()` reads a
+    replaced gateway key anew). The one way a test gets an App configured otherwise.
+    """
+    made: list[App] = []
+
+    def make(**sections: dict[str, Any]) -> App:
+        made.append(dataclasses.replace(app, config=with_changes(app.config, **sections)))
+        return made[-1]
+
+    yield make
+    for fresh in made:
+        if "engine" in vars(fresh):  # only those that made one: no engine made to dispose
+            fresh.engine.dispose()
+
+
+@pytest.fixture
 def make_team(app: App, tmp_path: Path) -> Callable[..., TeamClient]:
     """Register a team with a fresh key; returns its client side."""
 
@@ -102,16 +124,12 @@ def worker(app: App) -> Worker:
 
 
 @pytest.fixture
-def smtp_server(app: App) -> Iterator[Start]:
+def smtp_server(app: App, app_with: Callable[..., App]) -> Iterator[Start]:
     """start(**smtp_section_changes) -> port of a running intake server for `app`."""
     controllers: list[Any] = []
-    variants: list[App] = []
 
     def run(on_stored: Callable[[int], None] | None = None, **smtp: Any) -> int:
-        target = app
-        if smtp:
-            target = App(with_changes(app.config, smtp=smtp))
-            variants.append(target)
+        target = app_with(smtp=smtp) if smtp else app
         port = free_port()
         controller = make_controller(target, HOST, port, on_stored=on_stored)
         controller.start()
@@ -121,8 +139,6 @@ def smtp_server(app: App) -> Iterator[Start]:
     yield run
     for controller in controllers:
         controller.stop()
-    for variant in variants:
-        variant.engine.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from imapclient import IMAPClient
+from waiting import wait_until
 
 HOST = "127.0.0.1"
 
@@ -96,12 +97,19 @@ class Dovecot:
                 stderr=out,
                 start_new_session=True,  # its own process group: stop() ends all of it
             )
-        deadline = time.monotonic() + 15
-        while not (_answers(self.imap_port) and _answers(self.imaps_port)):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                pytest.fail(f"Dovecot did not start:\n{self.log.read_text(errors='replace')}")
-            time.sleep(0.05)
+        process = self.process
+
+        def listening() -> bool:
+            assert process.poll() is None, f"Dovecot exited with status {process.returncode}"
+            return _answers(self.imap_port) and _answers(self.imaps_port)
+
+        try:
+            wait_until(listening, "Dovecot to answer on its IMAP and IMAPS ports", seconds=15)
+        except AssertionError as problem:
+            self.stop()
+            pytest.fail(
+                f"{problem}; Dovecot did not start:\n{self.log.read_text(errors='replace')}"
+            )
 
     def stop(self) -> None:
         """Stop every Dovecot process, sessions included, as a service manager would.

@@ -8,18 +8,17 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import text
-from support import config_toml, with_changes
+from support import config_toml
 
 from gateway.cli import cli
-from gateway.config import default_config
+from gateway.config import Config
 from store import migrate
 from store.db import make_engine, open_session
 from store.registry import list_teams
 
 
 @pytest.fixture
-def config_file(tmp_path: Path, database_url: str) -> Path:
-    config = with_changes(default_config(tmp_path / "var"), core={"database_url": database_url})
+def config_file(tmp_path: Path, config: Config) -> Path:
     path = tmp_path / "clearinghouse.toml"
     path.write_text(config_toml(config))
     return path

@@ -14,17 +14,16 @@ import smtplib
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 from cli_support import Cli, write_config
 from click.testing import CliRunner
 from support import INTAKE, TYPE1, TYPE2, TeamClient, config_toml
+from waiting import wait_until
 
 from gateway.app import App
 from gateway.cli import cli
@@ -390,12 +389,6 @@ def _serving(config_file: Path, port: int, log_path: Path) -> Iterator[subproces
             proc.wait()
 
 
-def _wait_until(deadline: float, what: str, ready: Any) -> None:
-    while not ready():
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        time.sleep(0.1)
-
-
 def test_serve_accepts_over_smtp_and_stops_on_sigterm(
     app: App, config_file: Path, ch: Cli, team: TeamClient, tmp_path: Path
 ) -> None:
@@ -410,7 +403,7 @@ def test_serve_accepts_over_smtp_and_stops_on_sigterm(
                 return False
             return True
 
-        _wait_until(time.monotonic() + 30, "the SMTP port", listening)
+        wait_until(listening, "the SMTP port", seconds=30, interval=0.1)
         with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:
             assert smtp.sendmail(team.email, [INTAKE], team.submit()) == {}
 
@@ -418,7 +411,7 @@ def test_serve_accepts_over_smtp_and_stops_on_sigterm(
             sent = [e["state"] for e in ch.json("outbox", "list")] == ["sent"]
             return states(ch) == [(1, "accepted", None)] and sent
 
-        _wait_until(time.monotonic() + 30, "the message to be accepted", delivered)
+        wait_until(delivered, "the message to be accepted", seconds=30, interval=0.1)
         assert ch.json("messages", "list")[0]["channel"] == "smtp"
         assert len(maildir_files(app)) == 1
 
@@ -438,7 +431,7 @@ def test_serve_stops_with_an_error_when_its_smtp_door_process_dies(
 ) -> None:
     port, log_path = _free_port(), tmp_path / "serve.log"
     with _serving(config_file, port, log_path) as proc:
-        _wait_until(time.monotonic() + 60, "the SMTP door", lambda: _answers(port))
+        wait_until(lambda: _answers(port), "the SMTP door", seconds=60, interval=0.1)
         # The door answers from a process of its own, not from serve's.
         [door] = [pid for pid in _children(proc.pid) if _listens(pid, port)]
         os.kill(door, signal.SIGKILL)

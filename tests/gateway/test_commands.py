@@ -12,7 +12,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from hostile import outbox_entries, process, stored
+from pipeline_support import outbox_entries, process, stored
 from support import TYPE1, TYPE2, TeamClient
 
 from gateway.app import App

@@ -11,7 +11,6 @@ import email
 import smtplib
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from smtp_support import Start
-from support import INTAKE, TYPE1, TeamClient, with_changes
+from support import INTAKE, TYPE1, TeamClient
+from waiting import wait_until
 
 from gateway.app import App
 from gateway.service import worker_for
@@ -140,9 +140,11 @@ def test_three_teams_submitting_at_once_each_get_their_own_receipt(
         for thread in senders:
             thread.join(DEADLINE)
         assert errors == [] and not any(t.is_alive() for t in senders)
-        deadline = time.monotonic() + DEADLINE
-        while len(maildir_files(app)) < len(teams) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(
+            lambda: len(maildir_files(app)) >= len(teams),
+            f"{len(teams)} receipts in the maildir",
+            seconds=DEADLINE,
+        )
     finally:
         stop.set()
         wake.set()
@@ -191,24 +193,18 @@ def relay() -> Iterator[tuple[Relay, int]]:
 
 def test_receipt_goes_through_the_smtp_relay_to_the_registered_address(
     app: App,
+    app_with: Callable[..., App],
     team: TeamClient,
     smtp_server: Start,
     relay: tuple[Relay, int],
 ) -> None:
     handler, relay_port = relay
-    relaying = App(
-        with_changes(
-            app.config, outbound={"transport": "smtp", "relay": f"smtp://{HOST}:{relay_port}"}
-        )
-    )
-    try:
-        raw = with_header(team.submit(TYPE1), "Reply-To", ATTACKER)
-        send(smtp_server(), raw, mail_from=ATTACKER)
-        worker = worker_for(relaying)
-        assert worker.run_once() == {"accepted": 1}
-        assert worker.flush().sent == 1
-    finally:
-        relaying.engine.dispose()
+    relaying = app_with(outbound={"transport": "smtp", "relay": f"smtp://{HOST}:{relay_port}"})
+    raw = with_header(team.submit(TYPE1), "Reply-To", ATTACKER)
+    send(smtp_server(), raw, mail_from=ATTACKER)
+    worker = worker_for(relaying)
+    assert worker.run_once() == {"accepted": 1}
+    assert worker.flush().sent == 1
 
     [(mail_from, rcpt_tos, content)] = handler.received
     assert mail_from == app.config.clearinghouse.gateway_address

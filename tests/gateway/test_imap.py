@@ -16,7 +16,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,7 +23,9 @@ from typing import Any, Protocol
 import pytest
 from click.testing import CliRunner
 from imapclient import IMAPClient
-from support import INTAKE, TeamClient, with_changes
+from samples import samples
+from support import INTAKE, TeamClient
+from waiting import wait_until
 
 from contract.errors import ImapError
 from gateway.app import App
@@ -62,15 +63,15 @@ Door = Callable[..., App]
 
 
 @pytest.fixture
-def door(app: App, dovecot: Server) -> Iterator[Door]:
-    """door(**imap_changes) -> an App on the test database whose [imap] is the Dovecot.
+def door(app_with: Callable[..., App], dovecot: Server) -> Door:
+    """door(**imap_changes) -> an App on the test database whose [imap] is the Dovecot
+    (and with `smtp={...}`, whose [smtp] is changed too).
 
     By default: implicit TLS on the IMAPS port, the self-signed certificate trusted
     through `ca_file`, and a poll interval long enough that only IDLE delivers quickly.
     """
-    apps: list[App] = []
 
-    def make(**changes: Any) -> App:
+    def make(*, smtp: dict[str, Any] | None = None, **changes: Any) -> App:
         imap_section = {
             "host": dovecot.host,
             "port": dovecot.imaps_port,
@@ -80,12 +81,9 @@ def door(app: App, dovecot: Server) -> Iterator[Door]:
             "password_file": dovecot.password_file,
             "poll_seconds": 300,
         } | changes
-        apps.append(App(with_changes(app.config, imap=imap_section)))
-        return apps[-1]
+        return app_with(imap=imap_section, smtp=smtp or {})
 
-    yield make
-    for made in apps:
-        made.engine.dispose()
+    return make
 
 
 @pytest.fixture
@@ -128,15 +126,6 @@ def ids_in(dovecot: Server, folder: str) -> list[str]:
         header = raw.split(b"Message-ID: <", 1)
         found.append(header[1].split(b"@", 1)[0].decode() if len(header) == 2 else "?")
     return found
-
-
-def wait_until(condition: Callable[[], bool], seconds: float = DEADLINE) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 # --- one pass ------------------------------------------------------------------------------
@@ -204,8 +193,7 @@ def test_the_same_bytes_delivered_twice_are_stored_once(
 def test_unparseable_messages_go_to_the_failed_folder_unstored(
     door: Door, dovecot: Server, app: App, caplog: pytest.LogCaptureFixture
 ) -> None:
-    junk = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00"
-    prose = b"Dear clearinghouse,\r\nhere are our figures.\r\n"
+    junk, prose = NOT_MESSAGES["png-header"], NOT_MESSAGES["prose"]
     dovecot.append(junk)
     dovecot.append(mail(1))
     dovecot.append(prose)
@@ -226,40 +214,23 @@ def test_oversize_messages_go_to_the_failed_folder_unread(
 ) -> None:
     dovecot.append(mail(1, body="x" * 5000))
     dovecot.append(mail(2))
-    small = door()
-    small.config = with_changes(small.config, smtp={"max_message_bytes": 2000})
-    result = poll_once(small)
+    result = poll_once(door(smtp={"max_message_bytes": 2000}))
     assert (result.oversize, result.stored) == (1, 1)
     assert [m.raw for m in spooled(app)] == [mail(2)]
     assert ids_in(dovecot, "Failed") == ["1"]
     assert ids_in(dovecot, "Processed") == ["2"]
 
 
-@pytest.mark.parametrize(
-    "raw",
-    [
-        b"Subject: hi\r\n\r\nbody",
-        b"Subject: hi\n folded\n\tagain\nX-Y : obsolete space\n\nbody",
-        b"Subject: only a header",
-        b"From someone@example Mon Oct  5 10:00:00 2026\nSubject: mbox\n\nbody",
-        b"Subject: 8-bit \xff header value\r\n\r\n\x00\x01 binary body",
-    ],
-)
+MESSAGES = samples("looks-like-a-message/yes")  # each described in tests/data/README.md
+NOT_MESSAGES = samples("looks-like-a-message/no")
+
+
+@pytest.mark.parametrize("raw", MESSAGES.values(), ids=MESSAGES)
 def test_what_counts_as_a_message(raw: bytes) -> None:
     assert looks_like_message(raw)
 
 
-@pytest.mark.parametrize(
-    "raw",
-    [
-        b"",
-        b"\r\n\r\nbody after an empty header",
-        b" folded: before any field\r\n\r\n",
-        b"Subject: fine\r\nno colon on this line\r\n\r\nbody",
-        b"Bad Name: spaces are not allowed in a field name\r\n\r\n",
-        b"\x00\x01\x02\xff\xfe",
-    ],
-)
+@pytest.mark.parametrize("raw", NOT_MESSAGES.values(), ids=NOT_MESSAGES)
 def test_what_does_not(raw: bytes) -> None:
     assert not looks_like_message(raw)
 
@@ -330,7 +301,11 @@ def test_two_concurrent_pollers_store_every_message_once(
     for n in range(1, count + 1):
         dovecot.append(mail(n))
 
-    assert wait_until(lambda: len(spooled(app)) == count and not dovecot.messages("INBOX"))
+    wait_until(
+        lambda: len(spooled(app)) == count and not dovecot.messages("INBOX"),
+        f"{count} messages spooled and none left in INBOX",
+        seconds=DEADLINE,
+    )
     rows = spooled(app)
     assert sorted(m.raw for m in rows) == sorted(mail(n) for n in range(1, count + 1))
     assert len({m.intake_key for m in rows}) == count
@@ -346,12 +321,16 @@ def test_idle_delivers_a_message_within_seconds(
 ) -> None:
     woken = pollers(door(idle=True, poll_seconds=300))  # only IDLE can be this quick
     dovecot.append(mail(1))
-    assert wait_until(lambda: len(spooled(app)) == 1)
+    wait_until(lambda: len(spooled(app)) == 1, "mail 1 to be spooled", seconds=DEADLINE)
 
     dovecot.append(mail(2))
 
-    assert wait_until(lambda: len(spooled(app)) == 2)
-    assert wait_until(lambda: ids_in(dovecot, "Processed") == ["1", "2"])
+    wait_until(lambda: len(spooled(app)) == 2, "two messages spooled", seconds=DEADLINE)
+    wait_until(
+        lambda: ids_in(dovecot, "Processed") == ["1", "2"],
+        "mails 1 and 2 in Processed",
+        seconds=DEADLINE,
+    )
     assert woken() == 2
 
 
@@ -374,8 +353,10 @@ def test_without_idle_it_polls(
     pollers(door(idle=how != "idle off", poll_seconds=1))
     dovecot.append(mail(1))
 
-    assert wait_until(lambda: len(spooled(app)) == 1)
-    assert wait_until(lambda: ids_in(dovecot, "Processed") == ["1"])
+    wait_until(lambda: len(spooled(app)) == 1, "mail 1 to be spooled", seconds=DEADLINE)
+    wait_until(
+        lambda: ids_in(dovecot, "Processed") == ["1"], "mail 1 in Processed", seconds=DEADLINE
+    )
 
 
 def test_a_server_restart_mid_session_loses_and_duplicates_nothing(
@@ -386,15 +367,19 @@ def test_a_server_restart_mid_session_loses_and_duplicates_nothing(
     # above take mail delivered during a drain or after it at once).
     pollers(door(idle=True, poll_seconds=3))
     dovecot.append(mail(1))
-    assert wait_until(lambda: len(spooled(app)) == 1)
+    wait_until(lambda: len(spooled(app)) == 1, "mail 1 to be spooled", seconds=DEADLINE)
 
     dovecot.restart()  # every session is cut, the idling poller's too
     dovecot.append(mail(2))
     dovecot.append(mail(3))
 
-    assert wait_until(lambda: len(spooled(app)) == 3, seconds=20)
+    wait_until(lambda: len(spooled(app)) == 3, "three messages spooled", seconds=20)
     assert sorted(m.raw for m in spooled(app)) == [mail(1), mail(2), mail(3)]
-    assert wait_until(lambda: ids_in(dovecot, "Processed") == ["1", "2", "3"])
+    wait_until(
+        lambda: ids_in(dovecot, "Processed") == ["1", "2", "3"],
+        "mails 1 to 3 in Processed",
+        seconds=DEADLINE,
+    )
     assert ids_in(dovecot, "INBOX") == []
 
 
@@ -402,7 +387,7 @@ def test_the_poller_stops_promptly_while_idling(door: Door, dovecot: Server, app
     stop = threading.Event()
     thread = start_poller(door(idle=True), stop)
     dovecot.append(mail(1))
-    assert wait_until(lambda: len(spooled(app)) == 1)
+    wait_until(lambda: len(spooled(app)) == 1, "mail 1 to be spooled", seconds=DEADLINE)
 
     stop.set()
     thread.join(timeout=5)
@@ -513,7 +498,7 @@ def test_cli_poll_imap_keeps_polling_until_sigterm(
     process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         dovecot.append(mail(1))
-        assert wait_until(lambda: ids_in(dovecot, "Processed") == ["1"], seconds=20)
+        wait_until(lambda: ids_in(dovecot, "Processed") == ["1"], "mail 1 in Processed", seconds=20)
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=10)
     finally:
@@ -542,7 +527,11 @@ def test_serve_runs_the_poller_beside_smtp_and_the_worker(
     process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         dovecot.append(team.submit())
-        assert wait_until(lambda: [m.state for m in spooled(app)] == ["accepted"], seconds=30)
+        wait_until(
+            lambda: [m.state for m in spooled(app)] == ["accepted"],
+            "the submission to be accepted",
+            seconds=30,
+        )
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=15)
     finally:
@@ -590,6 +579,10 @@ def test_mail_arriving_during_or_after_a_drain_is_taken_at_once(
     monkeypatch.setattr(imap, step, then_deliver)
     dovecot.append(mail(1))
     pollers(door(idle=True, poll_seconds=300))
-    assert wait_until(lambda: len(spooled(app)) == 2)
+    wait_until(lambda: len(spooled(app)) == 2, "two messages spooled", seconds=DEADLINE)
     assert sorted(m.raw for m in spooled(app)) == [mail(1), mail(2)]
-    assert wait_until(lambda: ids_in(dovecot, "Processed") == ["1", "2"])
+    wait_until(
+        lambda: ids_in(dovecot, "Processed") == ["1", "2"],
+        "mails 1 and 2 in Processed",
+        seconds=DEADLINE,
+    )

@@ -13,6 +13,7 @@ import random
 import re
 
 import pytest
+from samples import samples
 
 from gateway.spool import strip_status_headers
 
@@ -45,19 +46,10 @@ def reference(raw: bytes) -> bytes:
     return b"".join(kept)
 
 
-@pytest.mark.parametrize(
-    "raw",
-    [
-        b"",
-        b"\r\n",
-        b"X-Clearinghouse-State: x\r\n",
-        b"X-Clearinghouse-State: x\r\n folded\r\nSubject: s\r\n\r\nX-Clearinghouse-A: body\r\n",
-        b"Subject: s\nX-Clearinghouse-State: lf only\n\nbody\n",
-        b"Subject: s\rX-Clearinghouse-State: cr only\r\rbody",
-        b"Subject: s\r\nX-Clearinghouse-State: mixed\nX-Clearinghouse-B: c\r\r\n\r\nbody",
-        b"no blank line at all\r\nX-Clearinghouse-State: x\r\n",
-    ],
-)
+CHOSEN = samples("status-headers")  # each described in tests/data/README.md
+
+
+@pytest.mark.parametrize("raw", CHOSEN.values(), ids=CHOSEN)
 def test_chosen_messages_lose_exactly_what_the_reference_drops(raw: bytes) -> None:
     assert strip_status_headers(raw) == reference(raw)
 

@@ -7,7 +7,6 @@ own parser, so the names, labels and values asserted are what Prometheus would s
 from __future__ import annotations
 
 import threading
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -15,7 +14,8 @@ from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from support import INTAKE, TYPE1, TeamClient, with_changes
+from support import INTAKE, TYPE1, TeamClient
+from waiting import wait_until
 
 from contract.errors import ConfigError
 from gateway.app import App
@@ -114,8 +114,10 @@ def test_monthly_run_and_gateway_key_gauges(app: App, scrape: Callable[[], Sampl
     assert value(samples, "clearinghouse_gateway_key_expiry_timestamp_seconds") == 0
 
 
-def test_a_broken_store_still_answers_the_scrape(tmp_path: Path, app: App) -> None:
-    broken = App(with_changes(app.config, core={"database_url": f"sqlite:///{tmp_path}/x/"}))
+def test_a_broken_store_still_answers_the_scrape(
+    tmp_path: Path, app_with: Callable[..., App]
+) -> None:
+    broken = app_with(core={"database_url": f"sqlite:///{tmp_path}/x/"})
     broken.metrics.watch(broken)
     exporter = start_exporter(broken.metrics, "127.0.0.1:0")
     try:
@@ -124,11 +126,10 @@ def test_a_broken_store_still_answers_the_scrape(tmp_path: Path, app: App) -> No
             text = response.read().decode()
     finally:
         exporter.stop()
-        broken.engine.dispose()
     assert "clearinghouse_store_up 0.0" in text
 
 
-def test_imap_poll_errors_are_counted(app: App, tmp_path: Path) -> None:
+def test_imap_poll_errors_are_counted(app_with: Callable[..., App], tmp_path: Path) -> None:
     from gateway.intake.imap_watch import run_poller
 
     password = tmp_path / "password"
@@ -136,20 +137,20 @@ def test_imap_poll_errors_are_counted(app: App, tmp_path: Path) -> None:
     port = _closed_port()
     imap = {"host": "127.0.0.1", "port": port, "security": "none", "username": "u",
             "password_file": password}  # fmt: skip
-    door = App(with_changes(app.config, imap=imap))
+    door = app_with(imap=imap)
     stop = threading.Event()
     poller = threading.Thread(target=run_poller, args=(door, stop), daemon=True)
     poller.start()
     try:
-        deadline = time.monotonic() + 30
         errors = "clearinghouse_imap_poll_errors_total"
-        while (door.metrics.registry.get_sample_value(errors) or 0) < 1:
-            assert time.monotonic() < deadline, "no IMAP error counted"
-            time.sleep(0.05)
+        wait_until(
+            lambda: (door.metrics.registry.get_sample_value(errors) or 0) >= 1,
+            "an IMAP error to be counted",
+            seconds=30,
+        )
     finally:
         stop.set()
         poller.join(timeout=10)
-        door.engine.dispose()
     assert not poller.is_alive()
 
 
@@ -161,24 +162,21 @@ def _closed_port() -> int:
         return int(sock.getsockname()[1])  # closed again when this returns: nobody listens
 
 
-def test_serve_metrics_follows_the_configuration(app: App) -> None:
-    off = App(with_changes(app.config, metrics={"listen": ""}))
-    assert serve_metrics(off) is None
-    on = App(with_changes(app.config, metrics={"listen": "127.0.0.1:0"}))
-    exporter = serve_metrics(on)
+def test_serve_metrics_follows_the_configuration(app_with: Callable[..., App]) -> None:
+    assert serve_metrics(app_with(metrics={"listen": ""})) is None
+    exporter = serve_metrics(app_with(metrics={"listen": "127.0.0.1:0"}))
     assert isinstance(exporter, Exporter)
     try:
         assert exporter.address[0] == "127.0.0.1"
     finally:
         exporter.stop()
-        on.engine.dispose()
 
 
-def test_a_taken_port_leaves_the_gateway_running(app: App) -> None:
+def test_a_taken_port_leaves_the_gateway_running(app: App, app_with: Callable[..., App]) -> None:
     first = start_exporter(app.metrics, "127.0.0.1:0")
     try:
         host, port = first.address
-        taken = App(with_changes(app.config, metrics={"listen": f"{host}:{port}"}))
+        taken = app_with(metrics={"listen": f"{host}:{port}"})
         assert serve_metrics(taken) is None  # logged; intake goes on without metrics
     finally:
         first.stop()

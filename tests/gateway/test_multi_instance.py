@@ -15,9 +15,8 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email import message_from_bytes
@@ -31,6 +30,7 @@ from smtp_support import HOST, free_port
 from sqlalchemy import func
 from sqlmodel import col, select
 from support import INTAKE, TYPE1, TeamClient, config_toml, with_changes
+from waiting import wait_until
 
 from gateway.app import App
 from gateway.config import default_config
@@ -129,13 +129,6 @@ def finished(process: subprocess.Popen[bytes], config: Path) -> str:
     code = process.wait(timeout=600)
     assert code == 0, config.with_suffix(".err").read_text(errors="replace")[-3000:]
     return config.with_suffix(".out").read_text()
-
-
-def wait_until(condition: Callable[[], bool], seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.05)
 
 
 def count(app: App, *where: Any) -> int:
@@ -240,14 +233,15 @@ def test_an_instance_killed_mid_batch_loses_and_duplicates_nothing(
     config = instance_config(gateway, tmp_path, "doomed", extra)
 
     doomed = start(config)  # runs until stopped
-    wait_until(lambda: count(gateway, Message.state == "accepted") >= 40, seconds=120)
-    wait_until(lambda: leased(gateway) > 0, seconds=30)
+    accepted = Message.state == "accepted"
+    wait_until(lambda: count(gateway, accepted) >= 40, "40 messages accepted", seconds=120)
+    wait_until(lambda: leased(gateway) > 0, "the instance to hold a lease", seconds=30)
     doomed.send_signal(signal.SIGKILL)
     doomed.wait(timeout=30)
     in_flight = leased(gateway)  # held by the dead instance: nobody may touch them yet
     abandoned = count(gateway, Message.state == "received", col(Message.lease_owner).is_not(None))
 
-    wait_until(lambda: leased(gateway) == 0, seconds=30)  # the leases expire
+    wait_until(lambda: leased(gateway) == 0, "the dead instance's leases to expire", seconds=30)
     survivor = start(config, "--once")
     finished(survivor, config)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import smtplib
 import ssl
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +20,7 @@ import pytest
 from smtp_support import HOST, RAW, SENDER, Start, client, free_port, spooled
 from sqlalchemy import text
 from support import INTAKE
+from waiting import wait_until
 
 from gateway import spool as spooler_module
 from gateway.app import App
@@ -176,10 +176,12 @@ def send_in_background(port: int, raw: bytes, replies: list[Reply]) -> Thread:
 
 
 def queued(spooler: GroupSpooler, storing: int, waiting: int) -> None:
-    deadline = time.monotonic() + 20
-    while (spooler.storing, spooler.waiting()) != (storing, waiting):
-        assert time.monotonic() < deadline, f"never {storing} storing, {waiting} waiting"
-        time.sleep(0.005)
+    wait_until(
+        lambda: (spooler.storing, spooler.waiting()) == (storing, waiting),
+        f"{storing} storing, {waiting} waiting",
+        seconds=20,
+        interval=0.005,
+    )
 
 
 def queued_id(reply: Reply) -> int:

@@ -6,14 +6,16 @@ database, which is what the passing of time would do.
 
 from __future__ import annotations
 
-import time
+import threading
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import Engine, update
 from sqlmodel import col
-from support import TYPE1, TeamClient, with_changes
+from support import TYPE1, TeamClient
 
 from contract.errors import ClearinghouseError, DeliveryError, GnuPGError, LeaseLostError
 from gateway import pipeline
@@ -317,20 +319,45 @@ def test_a_maildir_transport_error_keeps_the_entry_for_later(app: App, tmp_path:
 def test_parallel_workers_store_a_teams_corrections_in_arrival_order(
     app: App, team: TeamClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Three threads take the first report and two corrections. The first report's
+    # decryption is held until both corrections have overtaken it: each waits for it
+    # to commit or, were arrival order not kept, has committed already.
     first = team.submit(TYPE1.replace("Requests: 1204", "Requests: 1"))
-    real_unwrap = app.unwrapper.unwrap
+    first_id, _ = accept(app.engine, first, "ingest")
+    ahead: set[int] = set()  # the corrections that got past the first report
+    overtaken = threading.Condition()
+    held: list[bool] = []  # whether the first report's hold ended as it should
+    real_unwrap, real_wait_for_older = app.unwrapper.unwrap, leases.wait_for_older
 
-    def slow_for_the_first(raw: bytes) -> object:
+    def past_the_first(message_id: int) -> None:
+        with overtaken:
+            ahead.add(message_id)
+            overtaken.notify_all()
+
+    def held_for_the_first(raw: bytes) -> object:
         if raw.startswith(first[:200]):
-            time.sleep(0.5)  # the first report takes longest: the corrections overtake it
+            with overtaken:
+                held.append(overtaken.wait_for(lambda: len(ahead) >= 2, timeout=60))
         return real_unwrap(raw)
 
-    monkeypatch.setattr(app.unwrapper, "unwrap", slow_for_the_first)
-    accept(app.engine, first, "ingest")
+    def waiting(engine: Engine, message_id: int, **kwargs: Any) -> bool:
+        past_the_first(message_id)
+        return real_wait_for_older(engine, message_id, **kwargs)
+
+    def processed(app_: App, message_id: int, *args: Any, **kwargs: Any) -> Outcome:
+        outcome = process_message(app_, message_id, *args, **kwargs)
+        if message_id != first_id:
+            past_the_first(message_id)
+        return outcome
+
+    monkeypatch.setattr(app.unwrapper, "unwrap", held_for_the_first)
+    monkeypatch.setattr(leases, "wait_for_older", waiting)
+    monkeypatch.setattr("gateway.worker.process_message", processed)
     for n in range(2, 5):
         accept(app.engine, team.submit(TYPE1.replace("Requests: 1204", f"Requests: {n}")), "ingest")
     worker = Worker(app, MaildirTransport(app.config.outbound.maildir), threads=3)
     assert worker.run_once() == {"accepted": 4}
+    assert held == [True], "the corrections never overtook the first report"
     with open_session(app.engine) as s:
         rows = list_submissions(s)
     # Revision n holds the n-th message's figure: the newest revision is the last one sent.
@@ -362,15 +389,15 @@ def test_a_message_that_failed_does_not_hold_back_newer_ones(
 
 
 def test_only_the_first_concurrency_threads_take_a_large_message(
-    app: App, team: TeamClient
+    app: App, app_with: Callable[..., App], team: TeamClient
 ) -> None:
     # Threads beyond `[worker] concurrency` take the oldest message only when it is
     # small, so no more large messages are in memory at once than gpg can work on.
-    app.config = with_changes(app.config, worker={"concurrency": 1})
+    one_at_a_time = app_with(worker={"concurrency": 1})
     large_raw = b"Subject: x\r\n\r\n" + b"y" * pipeline.LARGE_MESSAGE_BYTES + b"\r\n"
     large, _ = accept(app.engine, large_raw, "ingest")
     small, _ = accept(app.engine, team.submit(TYPE1), "ingest")
-    worker = Worker(app, MaildirTransport(app.config.outbound.maildir), threads=2)
+    worker = Worker(one_at_a_time, MaildirTransport(app.config.outbound.maildir), threads=2)
     assert worker._claim(1) is None  # an extra thread: the oldest is large
     taken = worker._claim(0)
     assert taken is not None and (taken.id, taken.raw) == (large, None)

@@ -17,33 +17,12 @@ import tracemalloc
 from email.message import Message
 
 import pytest
+from samples import samples
 
 from keys import mimeparse
 from keys.mimeparse import parse_bytes
 
-EDGE_CASES = [
-    b"",
-    b"\n",
-    b"\r\n\r\nbody",
-    b"From: a\r\nSubject: x",
-    b"From: a\nnot a header\nmore\n",
-    b"From x@y Mon\nA: b\n\nbody",
-    b"A: b\nFrom x\n\nbody",  # a Unix From at the end of the header: body, not header
-    b"A: b\r\n c\r\n\r\nbody\rmore\r\n",
-    b"A: b\r\r\nbody",
-    b"A: b\rB: c\r\rbody",
-    b": x\n\nb",
-    b" x: y\n\nz",
-    b"A: \xff\xfe\n\nbody \xff\n",
-    b"From: a\r",
-    b"Content-Type: text/plain; x\n \n\nb\r",
-    b"Content-Type: multipart/mixed; boundary=x\n\n--x\nA: b\n\nhi\n--x--\n",
-    b"Content-Type: MULTIPART/mixed; boundary=x\n\n--x\n\nhi\n--x--\n",
-    b"Content-Type: multipart\n\nhi",
-    b"Content-Type: message/rfc822\n\nA: b\n\nhi\n",
-    b"Content-Type: message/delivery-status\n\nA: b\n\nC: d\n",
-    b"Content-Type: text/plain\n\n" + b"ab\n" * 1000,
-]
+EDGE_CASES = samples("mimeparse")  # each described in tests/data/README.md
 
 PIECES = [
     b"\r", b"\n", b"\r\n", b"\n\n", b"\r\n\r\n", b"A: b", b" c", b"\t", b" ", b":", b"x",
@@ -73,7 +52,7 @@ def generated(count: int, seed: int) -> list[bytes]:
     return [b"".join(rnd.choice(PIECES) for _ in range(rnd.randint(0, 40))) for _ in range(count)]
 
 
-@pytest.mark.parametrize("data", EDGE_CASES)
+@pytest.mark.parametrize("data", EDGE_CASES.values(), ids=EDGE_CASES)
 def test_edge_cases_parse_as_the_stdlib_parses_them(data: bytes) -> None:
     assert seen(parse_bytes(data)) == stdlib(data)
 

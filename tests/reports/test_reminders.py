@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from hostile import outbox_entries, process
-from support import TYPE1, TeamClient, with_changes
+from pipeline_support import outbox_entries, process
+from support import TYPE1, TeamClient
 
 from gateway.app import App
 from gateway.cli import cli
@@ -62,9 +62,11 @@ def test_the_reminder_names_the_period_and_the_report_day(
     assert "for November 2026 (2026-11)" in text and "computed on 2026-12-05" in text
 
 
-def test_no_reminders_when_disabled(app: App, teams: dict[str, TeamClient]) -> None:
-    app.config = with_changes(app.config, reports={"reminder_days_before": 0})
-    assert send_reminders(app, date(2026, 12, 3)).reminders == []
+def test_no_reminders_when_disabled(
+    app_with: Callable[..., App], teams: dict[str, TeamClient]
+) -> None:
+    disabled = app_with(reports={"reminder_days_before": 0})
+    assert send_reminders(disabled, date(2026, 12, 3)).reminders == []
 
 
 def test_a_key_expiring_soon_is_warned_about_once(

@@ -8,9 +8,9 @@ report parsers have their own properties in tests/parsers/test_properties.py.
 from __future__ import annotations
 
 import pytest
-from hostile import process_all
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pipeline_support import process_all
 from support import TYPE1, TeamClient
 
 from gateway.app import App

@@ -8,20 +8,13 @@ code, never in an exception, and stores nothing.
 from __future__ import annotations
 
 import email
+from collections.abc import Callable
 
 import pytest
-from hostile import (
-    assert_refused,
-    encrypt_to_gateway,
-    envelope,
-    gpg,
-    mime_text,
-    multipart,
-    outbox_entries,
-    process,
-    stored,
-)
-from support import INTAKE, TYPE1, TeamClient, with_changes
+from hostile import encrypt_to_gateway, envelope, gpg, mime_text, multipart
+from pipeline_support import assert_refused, outbox_entries, process, stored
+from samples import sample
+from support import INTAKE, TYPE1, TeamClient
 
 from gateway.app import App
 from keys.compose import multipart_signed
@@ -78,23 +71,21 @@ def test_inline_signed_block_inside_unsigned_text(app: App, team: TeamClient) ->
 
 
 def test_unencrypted_mixed_with_a_signed_part_when_encryption_is_optional(
-    app: App, team: TeamClient
+    app_with: Callable[..., App], team: TeamClient
 ) -> None:
-    app.config = with_changes(app.config, policy={"require_encryption": False})
-    app.__dict__.pop("unwrapper", None)
+    optional = app_with(policy={"require_encryption": False})
     raw = f"From: {team.email}\r\nTo: {INTAKE}\r\n".encode() + multipart(
         "mixed", [UNSIGNED, _signed(team)]
     )
-    assert_refused(app, raw, "partially-signed")
+    assert_refused(optional, raw, "partially-signed")
 
 
 def test_bare_multipart_signed_is_accepted_when_encryption_is_optional(
-    app: App, team: TeamClient
+    app_with: Callable[..., App], team: TeamClient
 ) -> None:
-    app.config = with_changes(app.config, policy={"require_encryption": False})
-    app.__dict__.pop("unwrapper", None)
+    optional = app_with(policy={"require_encryption": False})
     raw = f"From: {team.email}\r\nTo: {INTAKE}\r\n".encode() + _signed(team)
-    assert process(app, raw) == ("accepted", None)
+    assert process(optional, raw) == ("accepted", None)
 
 
 # --- 6. encrypt-then-sign ------------------------------------------------------------------
@@ -116,11 +107,10 @@ def test_encrypt_then_sign_is_refused_when_encryption_is_required(
 
 
 def test_encrypt_then_sign_never_attributes_the_plaintext_to_the_signer(
-    app: App, team: TeamClient
+    app: App, app_with: Callable[..., App], team: TeamClient
 ) -> None:
-    app.config = with_changes(app.config, policy={"require_encryption": False})
-    app.__dict__.pop("unwrapper", None)
-    state, reason = process(app, _encrypt_then_sign(team))
+    optional = app_with(policy={"require_encryption": False})
+    state, reason = process(optional, _encrypt_then_sign(team))
     # The signature is the team's, but what it covers is ciphertext, which is never
     # decrypted: no report is found in the signed content.
     assert (state, reason) == ("rejected", "parse-error")
@@ -144,19 +134,19 @@ def _nested(depth: int) -> bytes:
     return head + REPORT + b"".join(f"\r\n--b{i}--\r\n".encode() for i in reversed(range(depth)))
 
 
+# The fixed samples are files (tests/data/mime/, described in tests/data/README.md);
+# those made by a rule, or too large to keep, are made here.
 MALFORMED: dict[str, bytes] = {
-    "missing boundary": b"Content-Type: multipart/mixed\r\n\r\n--x\r\n" + REPORT + b"\r\n--x--\r\n",
-    "reused boundary": multipart("mixed", [multipart("mixed", [REPORT], "same")], "same"),
+    "missing boundary": sample("mime/missing-boundary.eml"),
+    "reused boundary": sample("mime/reused-boundary.eml"),
     "1000-deep nesting": _nested(1000),
-    "broken base64": b"Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n"
-    + b"UmVwb3J0OiB0eXBlMQ=!=*&^%$\r\n",
-    "broken quoted-printable": b"Content-Type: text/plain\r\n"
-    b"Content-Transfer-Encoding: quoted-printable\r\n\r\nReport: type1=ZZ=\r\n=4\r\n",
-    "undeclared charset": b"Content-Type: text/plain\r\n\r\nReport: type1\r\nPeriod: \xe9\xff\r\n",
-    "unknown charset": b"Content-Type: text/plain; charset=x-klingon\r\n\r\nReport: type1\r\n",
-    "NUL bytes": b"Content-Type: text/plain\r\n\r\nReport: type1\x00\r\nPeriod: 2026-10\x00\r\n",
+    "broken base64": sample("mime/broken-base64.eml"),
+    "broken quoted-printable": sample("mime/broken-quoted-printable.eml"),
+    "undeclared charset": sample("mime/undeclared-charset.eml"),
+    "unknown charset": sample("mime/unknown-charset.eml"),
+    "NUL bytes": sample("mime/nul-bytes.eml"),
     "1 MB header line": b"X-Filler: " + b"a" * 1_048_576 + b"\r\n" + REPORT,
-    "no header at all": TYPE1.encode(),
+    "no header at all": sample("mime/no-header.eml"),
     "binary junk": bytes(range(256)) * 64,
 }
 

@@ -13,9 +13,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from hostile import assert_refused, encrypt_to_gateway, gpg, mime_text, outbox_entries, process
-from hostile import stored as stored_rows
-from support import INTAKE, TYPE1, TeamClient, with_changes
+from hostile import encrypt_to_gateway, gpg, mime_text
+from pipeline_support import assert_refused, outbox_entries, process
+from pipeline_support import stored as stored_rows
+from support import INTAKE, TYPE1, TeamClient
 
 from gateway.app import App
 from gateway.spool import accept
@@ -222,11 +223,10 @@ def test_every_mutated_ciphertext_ends_the_same_way_without_a_reply(
 
 
 def test_mutations_get_no_reply_even_when_unauthenticated_replies_are_on(
-    app: App, team: TeamClient
+    app: App, app_with: Callable[..., App], team: TeamClient
 ) -> None:
-    app.config = with_changes(app.config, policy={"reply_to_unauthenticated": True})
-    app.__dict__.pop("policy", None)
+    replying = app_with(policy={"reply_to_unauthenticated": True})
     packets = _binary_submission(team)
     for mutated in _mutations(packets).values():
-        process(app, _binary_envelope(team, mutated))
+        process(replying, _binary_envelope(team, mutated))
     assert outbox_entries(app) == []

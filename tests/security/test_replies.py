@@ -13,16 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from hostile import (
-    encrypt_to_gateway,
-    envelope,
-    mime_text,
-    multipart,
-    outbox_entries,
-    process,
-    stored,
-)
-from support import TYPE1, TeamClient, with_changes
+from hostile import encrypt_to_gateway, envelope, mime_text, multipart
+from pipeline_support import outbox_entries, process, stored
+from support import TYPE1, TeamClient
 
 from contract.errors import RegistryError
 from gateway.app import App
@@ -190,22 +183,20 @@ def test_display_name_naming_someone_else_does_not_matter(app: App, attacker: Te
 
 
 def test_address_binding_refuses_another_mailbox_of_the_same_domain(
-    app: App, attacker: TeamClient
+    app_with: Callable[..., App], attacker: TeamClient
 ) -> None:
-    app.config = with_changes(app.config, policy={"sender_binding": "address"})
-    app.__dict__.pop("policy", None)
+    by_address = app_with(policy={"sender_binding": "address"})
     raw = _with_headers(attacker.submit(), "From: intern@mallory.example")
-    assert process(app, raw) == ("quarantined", "sender-mismatch")
-    assert process(app, attacker.submit()) == ("accepted", None)
+    assert process(by_address, raw) == ("quarantined", "sender-mismatch")
+    assert process(by_address, attacker.submit()) == ("accepted", None)
 
 
 def test_with_binding_off_the_data_still_belongs_to_the_signer(
-    app: App, victim: TeamClient, attacker: TeamClient
+    app: App, app_with: Callable[..., App], victim: TeamClient, attacker: TeamClient
 ) -> None:
-    app.config = with_changes(app.config, policy={"sender_binding": "off"})
-    app.__dict__.pop("policy", None)
+    unbound = app_with(policy={"sender_binding": "off"})
     raw = _with_headers(attacker.submit(), f"From: {victim.email}", f"Reply-To: {victim.email}")
-    assert process(app, raw) == ("accepted", None)
+    assert process(unbound, raw) == ("accepted", None)
     assert [row.team for row in stored(app)] == ["mallory"]
     assert [r for _, r, _ in outbox_entries(app)] == [attacker.email]
 

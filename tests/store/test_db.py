@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +16,7 @@ from databases import postgres_admin, postgres_schema
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
+from waiting import wait_until
 
 import store.db
 from store import registry
@@ -175,17 +175,17 @@ def test_postgresql_reads_use_a_pool_of_their_own_which_dispose_closes() -> None
         assert getattr(writer, "autocommit", None) is False
         assert _backends_named(name) == 2  # both idle in their pools
         engine.dispose()
-        assert _backends_gone(name)
+        _backends_gone(name)
 
 
-def _backends_gone(name: str, patience: float = 10.0) -> bool:
-    """Whether the server's processes for `name` end (each exits just after its client left)."""
-    deadline = time.monotonic() + patience
-    while _backends_named(name) > 0:
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
+def _backends_gone(name: str) -> None:
+    """Until the server's processes for `name` end (each exits just after its client left)."""
+    wait_until(
+        lambda: _backends_named(name) == 0,
+        f"the server's processes for {name} to end",
+        seconds=10,
+        interval=0.02,
+    )
 
 
 def test_one_statement_commits_and_wakes_commit_waiters(engine: Engine) -> None:
@@ -246,10 +246,12 @@ def test_objects_stay_readable_after_commit(engine: Engine) -> None:
 
 def _waiting(turn: _WriteTurn, count: int) -> None:
     """Until `count` threads wait for the turn (a Condition keeps its waiters in a deque)."""
-    deadline = time.monotonic() + 10
-    while len(turn._changed._waiters) < count:  # type: ignore[attr-defined]
-        assert time.monotonic() < deadline, "the writers never queued"
-        time.sleep(0.001)
+    wait_until(
+        lambda: len(turn._changed._waiters) >= count,  # type: ignore[attr-defined]
+        f"{count} writers to queue for the turn",
+        seconds=10,
+        interval=0.001,
+    )
 
 
 def test_an_urgent_writer_takes_the_next_turn_ahead_of_one_that_waited_longer() -> None:
@@ -326,13 +328,12 @@ def _writer_process(
 def _blocked_on(path: Path, count: int) -> None:
     """Wait until `count` processes are blocked on the flock of `path` (/proc/locks says)."""
     inode = f":{os.stat(path).st_ino} "
-    deadline = time.monotonic() + 20
-    while (
-        sum("->" in line and inode in line for line in Path("/proc/locks").read_text().splitlines())
-        < count
-    ):
-        assert time.monotonic() < deadline, f"{count} writers never queued on {path.name}"
-        time.sleep(0.005)
+    wait_until(
+        lambda: sum("->" in line and inode in line for line in _proc_locks()) >= count,
+        f"{count} writers to queue on {path.name}",
+        seconds=20,
+        interval=0.005,
+    )
 
 
 def _proc_locks() -> list[str]:

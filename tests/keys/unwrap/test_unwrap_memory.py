@@ -14,6 +14,7 @@ import re
 import tracemalloc
 
 import pytest
+from samples import samples
 from support import TYPE1, TeamClient
 
 from keys.gpg import GnuPG
@@ -67,27 +68,11 @@ def split_halves(entity: bytes) -> tuple[bytes, bytes] | None:
     return signed[1], signature
 
 
-SIGNED_HEAD = (
-    b'Content-Type: multipart/signed; micalg=pgp-sha512; boundary="b";\r\n'
-    b' protocol="application/pgp-signature"\r\n\r\n'
-)
-SIGNATURE_PART = b"Content-Type: application/pgp-signature\r\n\r\nsig\r\n"
+SIGNED = samples("signed-halves")  # each described in tests/data/README.md
 
 
-@pytest.mark.parametrize(
-    "body",
-    [
-        b"--b\r\nsigned\r\n--b\r\n" + SIGNATURE_PART + b"--b--\r\n",
-        b"--b\nsigned\nwith bare LF\n--b\n" + SIGNATURE_PART + b"--b--\n",
-        b"preamble\r\n--b  \t\r\nsigned\r\n--b\r\n" + SIGNATURE_PART + b"--b--\r\nepilogue",
-        b"--b trailing text\r\nsigned\r\n--b\r\n" + SIGNATURE_PART + b"--b--\r\n",
-        b"--b\r\nsigned\r\n--b\r\n" + SIGNATURE_PART + b"--b--\r\n--b\r\n",
-        b"--b\r\nsigned\r\n--b\r\n" + SIGNATURE_PART + b"--b\r\n",
-        b"--b\r\n\r\n--b\r\n" + SIGNATURE_PART + b"--b--",
-    ],
-)
-def test_multipart_signed_halves_are_the_plain_split(body: bytes) -> None:
-    entity = SIGNED_HEAD + body
+@pytest.mark.parametrize("entity", SIGNED.values(), ids=SIGNED)
+def test_multipart_signed_halves_are_the_plain_split(entity: bytes) -> None:
     msg = parse_bytes(entity)
     found = multipart_signed_halves(msg, entity)
     expected = split_halves(entity) if len(list(msg.walk())) == 3 else None
