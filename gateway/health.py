@@ -12,7 +12,7 @@ systemd timer or a human can run it. Checked:
   `key_expiry_days` (teams can no longer encrypt to it, receipts can no longer be signed);
 - ti-directory, ti-keys: the sync from the Trusted Introducer directory has not seen a
   linked team for too long, or a bound key expires soon by TI's date
-  (`gateway/directory_health.py`).
+  (when no team is linked, both pass, saying so).
 - team-keys: a team whose status allows submitting has no key the gateway can both
   verify and encrypt to (its reports would be refused, or accepted and never answered).
 """
@@ -26,11 +26,17 @@ from typing import Any
 from contract.codes import State
 from contract.errors import ClearinghouseError
 from gateway.app import App
-from keys.gpg import KeyDetails
+from keys.keycheck import assess
 from store.db import open_session
 from store.models import TeamKey
 from store.monitoring import backlog
-from store.registry import keys_of_team, list_teams
+from store.registry import (
+    bound_keys_ti_expiring,
+    keys_of_team,
+    linked_teams,
+    list_teams,
+    ti_links_seen_before,
+)
 from store.spool import count_by_state
 
 
@@ -45,8 +51,6 @@ class Check:
 
 
 def run_checks(app: App, now: datetime) -> list[Check]:
-    from gateway.directory_health import check_directory, check_directory_keys  # imports Check
-
     return [
         check_outbox(app, now),
         check_spool(app),
@@ -94,7 +98,7 @@ def check_gateway_key(app: App, now: datetime) -> Check:
         return Check("gateway-key", False, f"key {fingerprint} is missing from the keyring")
     if key.revoked:
         return Check("gateway-key", False, f"key {fingerprint} is revoked")
-    ends = usable_until(key)
+    ends = assess(key, now).until
     if ends is None:
         return Check("gateway-key", True, f"{fingerprint} does not expire")
     left = ends - now
@@ -142,17 +146,6 @@ def _no_key(app: App, bound: list[TeamKey], now: datetime) -> str | None:
     return next((a.problems[0] for a in assessed if a is not None and a.problems), "missing")
 
 
-def usable_until(key: KeyDetails) -> datetime | None:
-    """When teams can no longer use the key: the primary's expiry, or that of its last
-    encryption subkey, whichever comes first (None: never)."""
-    encryption = [s for s in key.subkeys if "e" in s.capabilities.lower() and not s.revoked]
-    ends = [key.expires]
-    if encryption and all(s.expires is not None for s in encryption):
-        ends.append(max(s.expires for s in encryption if s.expires is not None))
-    known = [e for e in ends if e is not None]
-    return min(known) if known else None
-
-
 def _duration(delta: timedelta) -> str:
     minutes = int(delta.total_seconds() // 60)
     if minutes < 120:
@@ -160,3 +153,49 @@ def _duration(delta: timedelta) -> str:
     if minutes < 48 * 60:
         return f"{minutes // 60} h"
     return f"{minutes // (24 * 60)} days"
+
+
+# --- the sync from the Trusted Introducer directory --------------------------------
+
+SHOWN = 5  # names in one line; the rest are counted
+
+
+def check_directory(app: App, now: datetime) -> Check:
+    days = app.config.registry.ti_max_age_days
+    with open_session(app.engine) as s:
+        linked = len(linked_teams(s))
+        stale = ti_links_seen_before(s, now - timedelta(days=days))
+    if not linked:
+        return Check("ti-directory", True, "no team is linked to the TI directory")
+    if not stale:
+        return Check(
+            "ti-directory", True, f"{linked} linked teams seen by a sync within {days} days"
+        )
+    names = [f"{h} ({f'seen {seen:%Y-%m-%d}' if seen else 'never synced'})" for h, seen in stale]
+    return Check(
+        "ti-directory",
+        False,
+        f"{len(stale)} of {linked} linked teams not seen by a sync for {days} days: "
+        f"{_some(names)}; is clearinghouse-ti-sync.timer running (`teams sync --ti ... "
+        "--apply`), and does TI still list them?",
+    )
+
+
+def check_directory_keys(app: App, now: datetime) -> Check:
+    days = app.config.health.key_expiry_days
+    with open_session(app.engine) as s:
+        expiring = bound_keys_ti_expiring(s, (now + timedelta(days=days)).date())
+    if not expiring:
+        return Check("ti-keys", True, f"no bound key expires within {days} days by TI's dates")
+    names = [f"{h} {fpr} on {expires:%Y-%m-%d}" for h, fpr, expires in expiring]
+    return Check(
+        "ti-keys",
+        False,
+        f"{len(expiring)} bound keys expire within {days} days by TI's dates: {_some(names)}; "
+        "ask the team for its next key (`keys import`, or `teams sync --keys`)",
+    )
+
+
+def _some(names: list[str]) -> str:
+    more = len(names) - SHOWN
+    return ", ".join(names[:SHOWN]) + (f" and {more} more" if more > 0 else "")

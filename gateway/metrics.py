@@ -45,6 +45,7 @@ from prometheus_client.registry import Collector
 from contract.codes import Reason, State
 from contract.errors import ClearinghouseError
 from gateway.addresses import split_host_port
+from keys.keycheck import assess
 from store.db import open_session
 from store.monitoring import backlog, last_monthly_run, outbox_by_state
 from store.spool import count_by_state
@@ -160,8 +161,6 @@ class StoreCollector(Collector):
         )
 
     def _key_expiry(self) -> float | None:
-        from gateway.health import usable_until
-
         try:
             key = self.app.gpg.details(self.app.identity.fingerprint)
         except Exception:
@@ -169,7 +168,7 @@ class StoreCollector(Collector):
             return None
         if key is None:
             return None
-        ends = usable_until(key)
+        ends = assess(key, datetime.now(UTC)).until
         return ends.timestamp() if ends is not None else 0.0
 
 

@@ -170,6 +170,7 @@ def assess(key: KeyDetails, now: datetime) -> Usability:
                 f"the key expired on {key.expires:%Y-%m-%d}: the team extends it "
                 f"(gpg --quick-set-expire {key.fingerprint} 2y) and sends it again",
             ),
+            key.expires,
         )
     sign = _capability(key, "s", now)
     encrypt = _capability(key, "e", now)

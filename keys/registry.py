@@ -21,7 +21,7 @@ from contract.errors import GnuPGError, RegistryError
 from keys import bindings
 from keys.bindings import ImportedKey
 from keys.directory_link import claim_link
-from keys.gpg import GnuPG, KeyDetails, SubkeyDetails
+from keys.gpg import GnuPG, KeyDetails
 from keys.identity import load_identity
 from keys.keycheck import Usability, assess, holders, read_keys
 from keys.policy import Binding
@@ -219,15 +219,7 @@ class Registry:
 
     def _can_encrypt(self, fingerprint: str, now: datetime) -> bool:
         key = self.gpg.details(fingerprint)
-        if key is None or key.revoked or (key.expires is not None and key.expires <= now):
-            return False
-        parts: list[KeyDetails | SubkeyDetails] = [key, *key.subkeys]
-        return any(
-            "e" in p.capabilities.lower()
-            and not p.revoked
-            and (p.expires is None or p.expires > now)
-            for p in parts
-        )
+        return key is not None and assess(key, now).can_encrypt
 
     # --- coordinators -------------------------------------------------------------------
 
