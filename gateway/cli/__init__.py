@@ -28,6 +28,7 @@ from gateway.cli.service import health, ingest, poll_imap, process, serve
 from gateway.cli.setup import db_group, gateway_key, init
 from gateway.cli.submissions import submissions
 from gateway.cli.teams import teams
+from gateway.cli.views import say
 from gateway.config import load_config
 from gateway.logs import LogFormat, setup_logging
 
@@ -39,11 +40,11 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except ClearinghouseError as exc:
-            click.echo(f"error: {exc}", err=True)
+            say(f"error: {exc}", err=True)
             ctx.exit(exc.exit_code)
         except (OperationalError, ProgrammingError) as exc:  # no schema, no server: not a bug
             logging.getLogger(__name__).debug("database error", exc_info=True)
-            click.echo(
+            say(
                 f"error: the database is not usable ({exc.orig or exc}); a new data "
                 "directory needs `clearinghouse init` first",
                 err=True,
@@ -77,7 +78,7 @@ def cli(
     try:
         ctx.obj = App(load_config(config_path))
     except ClearinghouseError as exc:
-        click.echo(f"error: {exc}", err=True)
+        say(f"error: {exc}", err=True)
         ctx.exit(75 if ctx.invoked_subcommand == "ingest" else exc.exit_code)
     logs = ctx.obj.config.logging
     level = logging.DEBUG if verbose else logging.getLevelName(logs.level.upper())

@@ -12,8 +12,9 @@ from contract.errors import ClearinghouseError
 from gateway.app import App
 from gateway.cli.common import json_option, pass_app
 from gateway.cli.progress import collect
-from gateway.cli.views import emit, message_row
+from gateway.cli.views import emit, message_row, say
 from gateway.pipeline import Outcome
+from gateway.printable import printable
 from gateway.service import reprocess
 from store.db import open_session
 from store.spool import count_by_state, get_message, list_messages
@@ -43,7 +44,11 @@ def messages_list(app: App, state: str | None, limit: int | None, as_json: bool)
 
 @messages.command("show")
 @click.argument("message_id", type=int)
-@click.option("--raw", is_flag=True, help="Print the raw message as received.")
+@click.option(
+    "--raw",
+    is_flag=True,
+    help="Print the raw message as received (to a terminal: control characters escaped).",
+)
 @json_option
 @pass_app
 def messages_show(app: App, message_id: int, raw: bool, as_json: bool) -> None:
@@ -53,7 +58,7 @@ def messages_show(app: App, message_id: int, raw: bool, as_json: bool) -> None:
         if message is None:
             raise ClearinghouseError(f"no message {message_id}; see `messages list`")
         if raw:
-            sys.stdout.buffer.write(message.raw)
+            _print_raw(message.raw)
             return
         emit(message_row(s, message, detailed=True), as_json)
 
@@ -72,6 +77,14 @@ def messages_reprocess(app: App, message_id: int | None, quarantined: bool) -> N
             waiting = count_by_state(s).get(State.QUARANTINED, 0)
         outcomes = collect(outcomes, waiting, f"reprocessing {waiting} quarantined")
     for mid, outcome in outcomes:
-        click.echo(
-            f"message {mid}: {outcome.state}{f' ({outcome.reason})' if outcome.reason else ''}"
-        )
+        say(f"message {mid}: {outcome.state}{f' ({outcome.reason})' if outcome.reason else ''}")
+
+
+def _print_raw(raw: bytes) -> None:
+    """The bytes as received when saved to a file or piped; on a terminal, readable text
+    whose control characters are escaped (the message is the sender's to choose)."""
+    if not sys.stdout.isatty():
+        sys.stdout.buffer.write(raw)
+        return
+    text = raw.decode("utf-8", "backslashreplace").replace("\r\n", "\n")
+    click.echo(printable(text, keep="\n\t"))

@@ -10,6 +10,7 @@ from contract.errors import ClearinghouseError
 from gateway.app import App
 from gateway.cli.common import pass_app
 from gateway.cli.progress import steps
+from gateway.cli.views import say
 from gateway.jobs.monthly import run_monthly
 from gateway.jobs.reminders import send_reminders
 from reports.periods import parse_period, period_of, previous_period
@@ -77,7 +78,7 @@ def report_reminders(app: App, on: datetime | None) -> None:
     Run it daily (clearinghouse-reminders.timer): each reminder and warning goes once.
     """
     result = send_reminders(app, on.date() if on else None)
-    click.echo(
+    say(
         f"{result.period}: {len(result.reminders)} reminder(s) "
         f"{', '.join(result.reminders)}; {len(result.warnings)} key warning(s)"
     )
