@@ -115,14 +115,17 @@ def _process(app: App, message: Spooled, owner: str | None, drafts: list[Queued]
     unwrapped = _unwrap(app, message)
     if isinstance(unwrapped, Refusal):
         return _quarantine(app, message, owner, unwrapped, None, drafts)
-    verdict, binding, older = _authenticate(app, unwrapped, message.id)
+    domain = _ordering_domain(app, unwrapped)
+    verdict, binding, older = _authenticate(app, unwrapped, message.id, domain)
     if isinstance(verdict, Refusal):
         team_id = binding.team_id if binding else None
         return _quarantine(app, message, owner, verdict, unwrapped, drafts, team_id)
     # Decryption ran in parallel; outcomes that store reports commit in arrival order, so a
-    # correction is never stored before the report it corrects.
+    # correction is never stored before the report it corrects: among the messages of the
+    # team's sending domain only, so that no other sender's slow message holds it.
     if older:
-        leases.wait_for_older(app.engine, message.id, timeout=app.config.worker.lease_seconds)
+        timeout = app.config.worker.lease_seconds
+        leases.wait_for_older(app.engine, message.id, timeout=timeout, domain=domain)
     with transaction(app.engine) as s:
         # One message per team at a time (threads, instances): duplicates and revisions
         # are decided on what the team's previous message committed.
@@ -173,8 +176,20 @@ class _Job(MessageTx):
         return queue_reply(self, self.team, letter, self.keys, **context)
 
 
+def _ordering_domain(app: App, u: Unwrapped) -> str | None:
+    """The sending domain among whose messages arrival order is kept; None: among all.
+
+    With `sender_binding` on, an authenticated message's one outer From is in its team's
+    registered domain, and so is every message of that team that could be stored; the
+    door recorded each message's domain the same way (keys/headers.py).
+    """
+    if app.config.policy.sender_binding == "off" or len(u.outer_from) != 1:
+        return None
+    return u.outer_from[0].rpartition("@")[2].lower()
+
+
 def _authenticate(
-    app: App, u: Unwrapped, message_id: int
+    app: App, u: Unwrapped, message_id: int, domain: str | None
 ) -> tuple[Authenticated | Refusal, Binding | None, bool]:
     """The policy's verdict, the registry binding of the signer's key if there is one,
     and whether a message older than `message_id` was in flight (read with the binding).
@@ -187,7 +202,9 @@ def _authenticate(
     found, older = None, False
     if primary:
         with read_connection(app.engine) as connection:
-            found, older = leases.binding_and_older_in_flight(connection, primary, message_id)
+            found, older = leases.binding_and_older_in_flight(
+                connection, primary, message_id, domain
+            )
     binding = app.registry.binding_of(found)
     key = app.registry.key_details(primary) if primary else None
     return authenticate(u, binding, key, app.policy, app.clock()), binding, older

@@ -7,8 +7,9 @@ so the facts are read from GnuPG's status lines (`keys/gpg_status.py`) and judge
 
 gpg always runs with `--batch --no-tty --no-verbose` (python-gnupg adds those), an
 explicit trust model (`always`: trust comes from the registry's fingerprint pins, never
-from the GnuPG web of trust), no key retrieval or import from messages, and a cap on the
-bytes it may output (compression bombs). Recipients are named by fingerprint only.
+from the GnuPG web of trust), no key retrieval or import from messages, a cap on the
+bytes it may output (compression bombs) and a time limit (`timeout`: killed after it).
+Recipients are named by fingerprint only.
 """
 
 from __future__ import annotations
@@ -24,12 +25,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import gnupg
-
 from contract.errors import GnuPGError, UsageError
 from keys import gpg_process
 from keys.gpg_status import (
     PROBLEM_KEYWORDS,
+    TIMED_OUT,
     CryptoResult,
     parse_status,
     status_lines,
@@ -113,12 +113,14 @@ class GnuPG:
         extra_options: Sequence[str] = (),
         max_parallel: int | None = None,
         nice: int = 0,
+        timeout: float = 60.0,
     ) -> None:
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(home, 0o700)
         self.home = home
         options = _options(max_output) + list(extra_options)
-        self._gpg = gnupg.GPG(gnupghome=str(home), options=options)
+        self._gpg = gpg_process.TimedGPG(gnupghome=str(home), options=options, timeout=timeout)
+        self._timeout = timeout
         # latin-1 maps every byte: gpg's stderr can carry attacker-chosen non-UTF-8 bytes,
         # and python-gnupg decodes it strictly in a reader thread that would die on them
         # (losing the status lines after). User IDs are re-decoded as UTF-8 in _details.
@@ -238,7 +240,8 @@ class GnuPG:
         argv = self._gpg.make_args(args, passphrase is not None)
         try:
             with self._slots:
-                return _Ran(*gpg_process.spawn(argv, data, self._gpg.env, self._nice))
+                ran = gpg_process.spawn(argv, data, self._gpg.env, self._nice, self._timeout)
+                return _Ran(*ran)
         except OSError as exc:
             raise GnuPGError(f"could not run gpg: {exc}") from exc
 
@@ -290,12 +293,17 @@ class _Ran:
     returncode: int
     stderr: str
     stdout: bytes
+    timed_out: bool = False
 
     def result(self, *, with_data: bool = True) -> CryptoResult:
+        if self.timed_out:  # killed: nothing it wrote is a result
+            return CryptoResult(self.returncode, problems=(TIMED_OUT,), timed_out=True)
         return parse_status(self.returncode, self.stderr, self.stdout if with_data else b"")
 
     def armored(self, what: str, *required: str) -> str:
         """The ASCII-armored output, if gpg exited 0 and reported every `required` step."""
+        if self.timed_out:
+            raise GnuPGError(f"{what} failed: gpg did not finish in time and was stopped")
         seen = {keyword for keyword, _ in status_lines(self.stderr)}
         missing = [keyword for keyword in required if keyword not in seen]
         if self.returncode != 0 or missing or not self.stdout:

@@ -2,14 +2,26 @@
 
 The GnuPG facade (`keys/gpg.py`) builds the command line; this module only starts the
 process, feeds it, waits for it and reads back what it wrote, without pipes where it
-can (see `spawn`), at a lower CPU priority when asked.
+can (see `spawn`), at a lower CPU priority when asked, and never for longer than its
+time limit: gpg runs in a process group of its own, killed whole when the limit passes
+(`Finished.timed_out`). One 10 MB message of random key packets kept gpg busy for
+minutes before there was a limit. The processes python-gnupg starts for key
+management get the same limit (`TimedGPG`).
 """
 
 from __future__ import annotations
 
 import os
+import select
+import signal
 import subprocess
-from typing import IO, NamedTuple
+import threading
+import time
+from typing import IO, Any, NamedTuple
+
+import gnupg
+
+from contract.errors import GnuPGError
 
 
 class Finished(NamedTuple):
@@ -18,6 +30,7 @@ class Finished(NamedTuple):
     returncode: int
     stderr: str
     stdout: bytes
+    timed_out: bool = False  # killed at the time limit: what it wrote is not a result
 
 
 # Larger input goes down a pipe: in a memory file it would be a second copy of a 10 MiB
@@ -25,7 +38,13 @@ class Finished(NamedTuple):
 _MEMORY_FILE_INPUT = 2**20
 
 
-def spawn(argv: list[str], data: bytes, env: dict[str, str] | None, nice: int = 0) -> Finished:
+def spawn(
+    argv: list[str],
+    data: bytes,
+    env: dict[str, str] | None,
+    nice: int = 0,
+    timeout: float | None = None,
+) -> Finished:
     """Run `argv` with `data` on stdin, its stdout and stderr in memory-only files.
 
     gpg reads and writes anonymous files (memfd: RAM, never a disk) instead of pipes,
@@ -37,29 +56,66 @@ def spawn(argv: list[str], data: bytes, env: dict[str, str] | None, nice: int = 
     about 20 MiB higher (bench/throughput.py --large 4). Input over
     `_MEMORY_FILE_INPUT` goes down a pipe, written whole; nothing else is a pipe, so
     that cannot deadlock. Where there are no memory files (not Linux), all are pipes.
+    After `timeout` seconds (feeding included) the process group is killed.
     """
+    deadline = None if timeout is None else time.monotonic() + timeout
     # S603: `argv` comes from `make_args` and fixed options, never from a message.
     if not hasattr(os, "memfd_create"):
-        pipe = subprocess.PIPE
-        with subprocess.Popen(argv, stdin=pipe, stdout=pipe, stderr=pipe, env=env) as proc:  # noqa: S603
-            _lower_priority(proc.pid, nice)
-            out, err = proc.communicate(data)
-        return Finished(proc.returncode, err.decode("latin-1"), out)
+        return _spawn_with_pipes(argv, data, env, nice, timeout)
     fds = [os.memfd_create(name, os.MFD_CLOEXEC) for name in ("gpg-out", "gpg-err")]
     try:
         stdin = _memory_file(data) if len(data) <= _MEMORY_FILE_INPUT else None
         fds += [stdin] if stdin is not None else []
         source = subprocess.PIPE if stdin is None else stdin
-        with subprocess.Popen(argv, stdin=source, stdout=fds[0], stderr=fds[1], env=env) as proc:  # noqa: S603
+        with subprocess.Popen(  # noqa: S603
+            argv, stdin=source, stdout=fds[0], stderr=fds[1], env=env, process_group=0
+        ) as proc:
             _lower_priority(proc.pid, nice)
             if proc.stdin is not None:
-                _feed(proc.stdin, data)
-            returncode = proc.wait()
+                _feed(proc.stdin, data, deadline)
+            timed_out = _wait(proc, deadline)
         # latin-1 maps every byte: gpg echoes attacker-chosen bytes into its log lines.
-        return Finished(returncode, _read_all(fds[1]).decode("latin-1"), _read_all(fds[0]))
+        stderr = _read_all(fds[1]).decode("latin-1")
+        return Finished(proc.returncode, stderr, _read_all(fds[0]), timed_out)
     finally:
         for fd in fds:
             os.close(fd)
+
+
+def _spawn_with_pipes(
+    argv: list[str], data: bytes, env: dict[str, str] | None, nice: int, timeout: float | None
+) -> Finished:
+    pipe = subprocess.PIPE
+    with subprocess.Popen(  # noqa: S603
+        argv, stdin=pipe, stdout=pipe, stderr=pipe, env=env, process_group=0
+    ) as proc:
+        _lower_priority(proc.pid, nice)
+        try:
+            out, err = proc.communicate(data, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            kill_group(proc.pid)
+            out, err = proc.communicate()
+            return Finished(proc.returncode, err.decode("latin-1"), out, True)
+    return Finished(proc.returncode, err.decode("latin-1"), out)
+
+
+def _wait(proc: subprocess.Popen[bytes], deadline: float | None) -> bool:
+    """Wait for `proc` until `deadline`; kill its group then. True if it was killed."""
+    try:
+        proc.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        kill_group(proc.pid)
+        proc.wait()
+        return True
+    return False
+
+
+def kill_group(pgid: int) -> None:
+    """SIGKILL every process of the group (gpg and anything it started in it)."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:  # it ended meanwhile
+        return
 
 
 def _memory_file(data: bytes) -> int:
@@ -73,10 +129,25 @@ def _memory_file(data: bytes) -> int:
     return fd
 
 
-def _feed(stdin: IO[bytes], data: bytes) -> None:
-    """All of `data` down gpg's stdin, then end it; gpg may stop reading early (bad input)."""
+def _feed(stdin: IO[bytes], data: bytes, deadline: float | None) -> None:
+    """All of `data` down gpg's stdin, then end it; gpg may stop reading early (bad input),
+    or stop reading for a long time (busy): at `deadline` the rest is not written, and
+    `_wait` kills it."""
+    fd, view = stdin.fileno(), memoryview(data)
+    os.set_blocking(fd, False)
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
     try:
-        stdin.write(data)
+        while view:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return
+            if not poller.poll(None if left is None else left * 1000):
+                continue
+            try:
+                view = view[os.write(fd, view[:_PIPE_CHUNK]) :]
+            except BlockingIOError:
+                continue
     except BrokenPipeError:
         pass
     finally:
@@ -84,6 +155,9 @@ def _feed(stdin: IO[bytes], data: bytes) -> None:
             stdin.close()
         except BrokenPipeError:
             pass
+
+
+_PIPE_CHUNK = 2**16
 
 
 def _lower_priority(pid: int, nice: int) -> None:
@@ -122,3 +196,49 @@ def _read_all(fd: int) -> bytes:
         chunks.append(chunk)
         offset += len(chunk)
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+class TimedGPG(gnupg.GPG):  # type: ignore[misc]  # python-gnupg ships no types
+    """python-gnupg, with each gpg process it starts in a group of its own, killed after
+    `timeout` seconds; the call then raises `GnuPGError` instead of returning a result.
+
+    python-gnupg has no time limit of its own: it starts the process in
+    `_open_subprocess` and waits for it in `_collect_output`, for every call (the ones
+    keys/gpg.py makes: key listings, imports, exports, generation, deletion), so both
+    are extended here (tests/keys/test_gpg_timeout.py holds them to that).
+    """
+
+    def __init__(self, *, timeout: float, **kwargs: Any) -> None:
+        self.timeout = timeout  # before python-gnupg's own first gpg process (its version)
+        self._timers: dict[int, tuple[threading.Timer, threading.Event]] = {}
+        super().__init__(**kwargs)
+
+    def _open_subprocess(self, args: Any, passphrase: bool = False) -> subprocess.Popen[bytes]:
+        cmd = self.make_args(args, passphrase)
+        pipe = subprocess.PIPE
+        proc = subprocess.Popen(  # noqa: S603 - make_args: fixed options, never a message
+            cmd, stdin=pipe, stdout=pipe, stderr=pipe, env=self.env, process_group=0
+        )
+        killed = threading.Event()
+        timer = threading.Timer(self.timeout, self._kill, (proc.pid, killed))
+        timer.daemon = True
+        self._timers[proc.pid] = (timer, killed)
+        timer.start()
+        return proc
+
+    @staticmethod
+    def _kill(pid: int, killed: threading.Event) -> None:
+        killed.set()
+        kill_group(pid)
+
+    def _collect_output(
+        self, process: subprocess.Popen[bytes], result: Any, writer: Any = None, stdin: Any = None
+    ) -> int:
+        try:
+            return int(super()._collect_output(process, result, writer, stdin))
+        finally:
+            timer, killed = self._timers.pop(process.pid, (None, threading.Event()))
+            if timer is not None:
+                timer.cancel()
+            if killed.is_set():
+                raise GnuPGError(f"gpg did not finish within {self.timeout:g} s and was stopped")

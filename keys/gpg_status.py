@@ -42,12 +42,15 @@ class CryptoResult:
     plaintext_packets: int = 0
     problems: tuple[str, ...] = ()  # ERROR/FAILURE/BADMDC/... status keywords
     output_limited: bool = False  # gpg stopped at --max-output (a compression bomb?)
+    timed_out: bool = False  # killed at the time limit (keys/gpg_process.py)
 
     @property
     def clean(self) -> bool:
         """GnuPG exited 0 and reported no problem: the precondition of everything."""
         return self.returncode == 0 and not self.problems
 
+
+TIMED_OUT = "TIMEOUT"  # the problem a killed gpg process is reported with
 
 PROBLEM_KEYWORDS = frozenset(
     {"ERROR", "FAILURE", "BADMDC", "DECRYPTION_FAILED", "NODATA", "UNEXPECTED", "BADARMOR"}

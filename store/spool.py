@@ -41,13 +41,15 @@ def spool_message(
     envelope_from: str | None = None,
     envelope_to: Sequence[str] = (),
     intake_key: str | None = None,
+    sender_domain: str | None = None,
 ) -> tuple[int, bool]:
     """Store one message durably (commits). Returns (id, False) for a known intake_key."""
     if intake_key is not None:
         known = _id_for_intake_key(engine, intake_key)
         if known is not None:
             return known, False
-    row = _new_row(Incoming(raw, channel, envelope_from, tuple(envelope_to)), intake_key)
+    incoming = Incoming(raw, channel, envelope_from, tuple(envelope_to), sender_domain)
+    row = _new_row(incoming, intake_key)
     try:
         [message_id] = _insert(engine, [row])
     except IntegrityError:
@@ -67,6 +69,8 @@ class Incoming:
     channel: str
     envelope_from: str | None = None
     envelope_to: tuple[str, ...] = ()
+    sender_domain: str | None = None  # of the outer From (keys/headers.py)
+    client_address: str | None = None  # the SMTP client's (an IPv6 client's /64)
 
 
 def spool_messages(engine: Engine, incoming: Sequence[Incoming]) -> list[int]:
@@ -102,6 +106,8 @@ def _new_row(incoming: Incoming, intake_key: str | None) -> dict[str, Any]:
         envelope_from=incoming.envelope_from,
         envelope_to=",".join(incoming.envelope_to) or None,
         intake_key=intake_key,
+        sender_domain=incoming.sender_domain,
+        client_address=incoming.client_address,
     )
 
 

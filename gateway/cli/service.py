@@ -29,7 +29,7 @@ def ingest(app: App, file: Any) -> None:
         raw = file.read()
         if not raw:
             raise StorageError("empty input: nothing to store")
-        message_id, _ = accept(app.engine, raw, "ingest")
+        message_id, _ = accept(app.engine, raw, "ingest", headers=app.header_limits)
     except ClearinghouseError as exc:
         say(f"error: {exc}", err=True)
         sys.exit(StorageError.exit_code)

@@ -46,7 +46,17 @@ def problems(c: Config) -> Iterator[Problem]:
             "in the days just before the report day",
         )
     yield from _at_least(
-        1, "limits", c.limits, "max_decrypted_bytes", "max_mime_depth", "max_mime_parts"
+        1,
+        "limits",
+        c.limits,
+        "max_decrypted_bytes",
+        "max_mime_depth",
+        "max_mime_parts",
+        "max_key_packets",
+        "max_encryption_layers",
+        "gpg_timeout_seconds",
+        "max_header_fields",
+        "max_header_bytes",
     )
     yield from _at_least(0, "limits", c.limits, "signature_future_skew_minutes")
     yield from _metrics_problems(c.metrics)

@@ -126,6 +126,15 @@ class LimitsConfig:
     max_mime_depth: int = 16
     max_mime_parts: int = 200
     signature_future_skew_minutes: int = 15
+    # Read from the packet headers before gpg runs (keys/packets.py): each key packet
+    # addressed to the gateway costs gpg-agent a private-key operation.
+    max_key_packets: int = 16
+    max_encryption_layers: int = 1
+    gpg_timeout_seconds: int = 60  # every gpg process is killed after this long
+    # Header fields and bytes of the outer message: capped at intake (SMTP 552) and
+    # before parsing (malformed-mime), so that a header of millions of lines costs nothing.
+    max_header_fields: int = 1000
+    max_header_bytes: int = 262144
 
 
 @dataclass(frozen=True)

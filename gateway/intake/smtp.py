@@ -39,7 +39,7 @@ class IntakeHandler:
         self.intake = {a.lower() for a in app.config.clearinghouse.intake_addresses}
         self.max_recipients = app.config.smtp.max_recipients
         self.on_stored = on_stored
-        self.spooler = GroupSpooler(app.engine)
+        self.spooler = GroupSpooler(app.engine, app.header_limits)
 
     def close(self) -> None:
         """Store what is waiting to be stored, and stop storing."""
