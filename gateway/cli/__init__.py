@@ -82,7 +82,12 @@ def cli(
         ctx.exit(75 if ctx.invoked_subcommand == "ingest" else exc.exit_code)
     logs = ctx.obj.config.logging
     level = logging.DEBUG if verbose else logging.getLevelName(logs.level.upper())
-    setup_logging(log_format or logs.format, level=level)
+    setup_logging(
+        log_format or logs.format,
+        level=level,
+        max_repeats=logs.max_repeats,
+        repeat_window_seconds=logs.repeat_window_seconds,
+    )
     ctx.call_on_close(lambda: _dispose(ctx.obj))
 
 

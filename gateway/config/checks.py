@@ -59,6 +59,7 @@ def problems(c: Config) -> Iterator[Problem]:
         "max_header_bytes",
     )
     yield from _at_least(0, "limits", c.limits, "signature_future_skew_minutes")
+    yield from _at_least(1, "logging", c.logging, "max_repeats", "repeat_window_seconds")
     yield from _metrics_problems(c.metrics)
     yield from _at_least(
         1, "health", c.health, "outbox_stuck_minutes", "spool_backlog", "key_expiry_days"
@@ -92,7 +93,20 @@ def _smtp_problems(smtp: SmtpConfig) -> Iterator[Problem]:
         yield "smtp", "tls_key", "tls_cert and tls_key must be set together"
     if smtp.require_starttls and smtp.tls_cert is None:
         yield "smtp", "require_starttls", "needs tls_cert and tls_key"
-    yield from _at_least(1, "smtp", smtp, "max_message_bytes", "max_recipients")
+    yield from _at_least(
+        1,
+        "smtp",
+        smtp,
+        "max_message_bytes",
+        "max_recipients",
+        "max_connections",
+        "max_connections_per_client",
+        "idle_timeout_seconds",
+        "min_bytes_per_second",
+    )
+    yield from _at_least(0, "smtp", smtp, "max_bytes_per_client_per_hour")
+    if smtp.max_connections_per_client > smtp.max_connections:
+        yield "smtp", "max_connections_per_client", "must not exceed max_connections"
 
 
 def _imap_problems(imap: ImapConfig) -> Iterator[Problem]:

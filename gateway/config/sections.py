@@ -45,6 +45,12 @@ class SmtpConfig:
     tls_key: Path | None = None
     require_starttls: bool = False
     max_recipients: int = 10  # added
+    # added: what one client may cost the door (gateway/intake/smtp_guard.py)
+    max_connections: int = 100  # at once, overall; 421 beyond
+    max_connections_per_client: int = 10  # at once, from one address (IPv6: its /64)
+    idle_timeout_seconds: int = 60  # waiting for a client, plus what its bytes earn:
+    min_bytes_per_second: int = 1024  # a client slower than this is dropped
+    max_bytes_per_client_per_hour: int = 104857600  # stored per hour; 452 beyond; 0: none
 
     @property
     def host(self) -> str:
@@ -154,6 +160,10 @@ class LoggingConfig:
 
     format: LogFormat = "text"
     level: LogLevel = "info"
+    # An identical event (same logger, level, message, fields) is written at most this
+    # many times per window; the rest are counted in one line (gateway/log_repeats.py).
+    max_repeats: int = 10
+    repeat_window_seconds: int = 60
 
 
 @dataclass(frozen=True)
