@@ -9,7 +9,7 @@ the bytes a client stored in the last hour (`bytes_from_client`, for the door's 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -72,8 +72,11 @@ def due_for_purge(
     return sorted(due, key=lambda d: d.id)
 
 
-def purge(engine: Engine, ids: Sequence[int]) -> int:
-    """Delete the raw bytes of these messages, keeping their records; how many."""
+def purge(engine: Engine, ids: Sequence[int], progress: Callable[[int], None] | None = None) -> int:
+    """Delete the raw bytes of these messages, keeping their records; how many.
+
+    In transactions of `_BATCH` messages; `progress` is told each batch's size.
+    """
     done = 0
     for start in range(0, len(ids), _BATCH):
         batch = list(ids[start : start + _BATCH])
@@ -84,4 +87,6 @@ def purge(engine: Engine, ids: Sequence[int]) -> int:
                 .values(raw=b"", purged_at=utcnow())
             )
             done += result.rowcount
+        if progress is not None:
+            progress(len(batch))
     return done

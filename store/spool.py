@@ -291,7 +291,7 @@ def requeue_quarantined(session: Session) -> list[int]:
     """Requeue every quarantined message; returns their ids in order."""
     result = session.exec(
         update(Message)
-        .where(col(Message.state) == State.QUARANTINED)
+        .where(col(Message.state) == State.QUARANTINED, col(Message.purged_at).is_(None))
         .values(_requeue_values())
         .returning(col(Message.id))
     )

@@ -1,4 +1,4 @@
-"""`messages list`, `show` and `reprocess`: incoming messages and their states."""
+"""`messages list`, `show`, `reprocess` and `purge`: incoming messages and their states."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from gateway.cli.progress import collect
 from gateway.cli.views import emit, message_row, say
 from gateway.pipeline import Outcome
 from gateway.printable import printable
+from gateway.retention import Purge, past_retention, purge_raw
 from gateway.service import reprocess
 from store.db import open_session
 from store.spool import count_by_state, get_message, list_messages
@@ -58,6 +59,11 @@ def messages_show(app: App, message_id: int, raw: bool, as_json: bool) -> None:
         if message is None:
             raise ClearinghouseError(f"no message {message_id}; see `messages list`")
         if raw:
+            if message.purged_at is not None:
+                raise ClearinghouseError(
+                    f"message {message_id}: its raw bytes were purged on "
+                    f"{message.purged_at:%Y-%m-%d} ([retention]); its record remains"
+                )
             _print_raw(message.raw)
             return
         emit(message_row(s, message, detailed=True), as_json)
@@ -78,6 +84,29 @@ def messages_reprocess(app: App, message_id: int | None, quarantined: bool) -> N
         outcomes = collect(outcomes, waiting, f"reprocessing {waiting} quarantined")
     for mid, outcome in outcomes:
         say(f"message {mid}: {outcome.state}{f' ({outcome.reason})' if outcome.reason else ''}")
+
+
+@messages.command("purge")
+@click.option("--dry-run", is_flag=True, help="Only list what is past [retention].")
+@json_option
+@pass_app
+def messages_purge(app: App, dry_run: bool, as_json: bool) -> None:
+    """Delete the raw bytes of messages past [retention]; their records stay."""
+    due = past_retention(app)
+    result = Purge(due, 0)
+    if not dry_run and due:
+        with click.progressbar(length=len(due), label="purging", file=sys.stderr) as bar:
+            result = purge_raw(app, due, progress=bar.update)
+    if as_json:
+        rows = [
+            {"id": d.id, "state": d.state, "size": d.size, "received_at": d.received_at}
+            for d in result.due
+        ]
+        emit({"dry_run": dry_run, "purged": result.purged, "messages": rows}, True)
+        return
+    verb = "would purge" if dry_run else "purged"
+    count = len(result.due) if dry_run else result.purged
+    say(f"{verb} the raw bytes of {count} message(s), {result.bytes} bytes")
 
 
 def _print_raw(raw: bytes) -> None:

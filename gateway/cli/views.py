@@ -88,6 +88,7 @@ def message_row(s: Session, m: Message, *, detailed: bool = False) -> Row:
             "envelope_from": m.envelope_from,
             "envelope_to": m.envelope_to,
             "processed_at": m.processed_at,
+            "purged_at": m.purged_at,
             "signer_fingerprint": m.signer_fingerprint,
             "detail": m.detail,
             "explanation": meaning or None,

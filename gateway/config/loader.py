@@ -32,6 +32,7 @@ from gateway.config.sections import (
     OutboundConfig,
     PolicyConfig,
     ReportsConfig,
+    RetentionConfig,
     SmtpConfig,
     TaxonomyConfig,
     WorkerConfig,
@@ -51,6 +52,7 @@ _SECTIONS: dict[str, tuple[str, type]] = {
     "metrics": ("metrics", MetricsConfig),
     "health": ("health", HealthConfig),
     "worker": ("worker", WorkerConfig),
+    "retention": ("retention", RetentionConfig),
 }
 
 

@@ -144,6 +144,14 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True)
+class RetentionConfig:
+    """[retention]: how long raw mail is kept (`messages purge`, daily by a timer)."""
+
+    refused_raw_days: int = 90  # quarantined, rejected, duplicate; 0: kept
+    accepted_raw_days: int = 0  # 0: kept; the message record always stays
+
+
+@dataclass(frozen=True)
 class TaxonomyConfig:
     """[taxonomy] (added): a TOML file extending the shipped type 2 taxonomy."""
 
@@ -222,6 +230,7 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
     worker: WorkerConfig = field(default_factory=WorkerConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
 
     @property
     def clearinghouse(self) -> CoreConfig:
