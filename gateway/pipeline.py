@@ -173,7 +173,8 @@ class _Job(MessageTx):
         )
 
     def reply(self, letter: Letter, **context: Any) -> str | None:
-        return queue_reply(self, self.team, letter, self.keys, **context)
+        sha = self.unwrapped.content_sha256  # an identical content is answered once
+        return queue_reply(self, self.team, letter, self.keys, content_sha256=sha, **context)
 
 
 def _ordering_domain(app: App, u: Unwrapped) -> str | None:
@@ -232,6 +233,7 @@ def _finish(
         signer_fingerprint=verdict.signing_fingerprint if verdict else None,
         content_sha256=content_sha256,
         owner=owner,
+        signed_at=verdict.signed_at if verdict else None,
     )
     team = get_team_by_id(s, team_id) if team_id is not None and verdict is None else None
     handle = verdict.binding.handle if verdict else (team.handle if team else None)
@@ -257,6 +259,7 @@ def _quarantine(
             refusal.reason,
             detail=refusal.detail,
             team_id=team_id,
+            content_sha256=u.content_sha256 if u else None,  # replays are told apart by it
         )
         if app.config.policy.reply_to_unauthenticated and u is not None:
             _notify_signer(MessageTx(app, s, message, owner, drafts), refusal, u)
@@ -277,19 +280,22 @@ def _notify_signer(tx: MessageTx, refusal: Refusal, u: Unwrapped) -> None:
     if team is None or binding is None or binding.revoked:
         return
     signer = sigs[0].signing_fingerprint
-    queue_reply(tx, team, QUARANTINE, reason=refusal.reason, signer=signer)
+    sha = u.content_sha256
+    queue_reply(tx, team, QUARANTINE, content_sha256=sha, reason=refusal.reason, signer=signer)
 
 
 def _duplicate(job: _Job, earlier_id: int) -> Outcome:
-    job.reply(DUPLICATE, original_id=earlier_id)
-    return job.finish(State.DUPLICATE, None, f"identical to message {earlier_id}")
+    note = job.reply(DUPLICATE, original_id=earlier_id)
+    detail = f"identical to message {earlier_id}" + (f"; {note}" if note else "")
+    return job.finish(State.DUPLICATE, None, detail, job.unwrapped.content_sha256)
 
 
 def _rejected(job: _Job, parsed: ParseOutcome) -> Outcome:
     errors = [str(e) for e in parsed.errors] or ["no report found in the signed content"]
-    job.reply(REJECTION, errors=errors)
+    note = job.reply(REJECTION, errors=errors)
     reason = Reason.PARSE_ERROR if parsed.nothing_found else Reason.INVALID_REPORT
-    return job.finish(State.REJECTED, reason, "; ".join(errors)[:2000])
+    detail = "; ".join(errors)[:2000] + (f"; {note}" if note else "")
+    return job.finish(State.REJECTED, reason, detail, job.unwrapped.content_sha256)
 
 
 def _accepted(job: _Job, parsed: ParseOutcome) -> Outcome:
@@ -302,7 +308,8 @@ def _command(job: _Job, command: Command | CommandError) -> Outcome:
     """Answer a team command; the answer goes, like every reply, only to the team."""
     if isinstance(command, CommandError):
         job.reply(COMMAND_ERROR, error=command.message)
-        return job.finish(State.REJECTED, Reason.UNKNOWN_COMMAND, command.message)
+        sha = job.unwrapped.content_sha256
+        return job.finish(State.REJECTED, Reason.UNKNOWN_COMMAND, command.message, sha)
     if command.verb == "template":
         blank = blank_report(command.argument, job.app.taxonomy)
         note = job.reply(COMMAND_TEMPLATE, report=blank, report_type=command.argument)

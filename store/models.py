@@ -140,6 +140,8 @@ class Message(SQLModel, table=True):
     client_address: str | None = Field(default=None, index=True)
     # When [retention] removed the raw bytes (`raw` is then empty); the record stays.
     purged_at: datetime | None = None
+    # When the accepted signature was made (authenticated messages only).
+    signed_at: datetime | None = None
 
 
 class Submission(SQLModel, table=True):

@@ -148,6 +148,7 @@ _OUTCOME = {
     "team_id": bindparam("team_id"),
     "signer_fingerprint": bindparam("signer_fingerprint"),
     "content_sha256": bindparam("content_sha256"),
+    "signed_at": bindparam("signed_at", type_=_MESSAGE.c.signed_at.type),
     "processed_at": bindparam("processed_at", type_=_MESSAGE.c.processed_at.type),
     "lease_owner": None,
     "lease_until": None,
@@ -175,6 +176,7 @@ def finish_message(
     signer_fingerprint: str | None = None,
     content_sha256: str | None = None,
     owner: str | None = None,
+    signed_at: datetime | None = None,
 ) -> None:
     """Record a message's outcome and drop its lease, in the caller's transaction.
 
@@ -192,6 +194,7 @@ def finish_message(
         "team_id": team_id,
         "signer_fingerprint": signer_fingerprint,
         "content_sha256": content_sha256,
+        "signed_at": signed_at,
         "processed_at": utcnow(),
     }
     if owner is None:
@@ -272,6 +275,7 @@ def _requeue_values() -> dict[str, object]:
         "team_id": None,
         "signer_fingerprint": None,
         "content_sha256": None,
+        "signed_at": None,
         "processed_at": None,
         "attempts": 0,
         "lease_owner": None,

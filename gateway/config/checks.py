@@ -32,7 +32,8 @@ def problems(c: Config) -> Iterator[Problem]:
     except ValueError as exc:
         yield "outbound", "relay", str(exc)
     yield from _at_least(1, "outbound", c.outbound, "max_attempts")
-    yield from _at_least(1, "policy", c.policy, "max_signature_age_days")
+    yield from _at_least(1, "policy", c.policy, "max_signature_age_days", "replay_after_hours")
+    yield from _at_least(0, "policy", c.policy, "max_notices_per_team_per_hour")
     if not 1 <= c.reports.day_of_month <= 28:
         yield "reports", "day_of_month", f"must be 1..28, found {c.reports.day_of_month}"
     yield from _at_least(1, "reports", c.reports, "min_teams_for_public")

@@ -111,6 +111,11 @@ class PolicyConfig:
     allowed_statuses: tuple[TeamStatus, ...] = ("accredited", "certified")
     reply_to_unauthenticated: bool = False
     sender_binding: SenderBinding = "domain"
+    # added: rejections and notices (not receipts) to one team per hour; 0: no limit.
+    max_notices_per_team_per_hour: int = 10
+    # added: a refusal of content signed this long before it arrived counts as a replay
+    # in the coordinator summary (not as the team's own rejection).
+    replay_after_hours: int = 24
 
 
 @dataclass(frozen=True)
