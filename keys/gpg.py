@@ -8,8 +8,7 @@ so the facts are read from GnuPG's status lines (`keys/gpg_status.py`) and judge
 gpg always runs with `--batch --no-tty --no-verbose` (python-gnupg adds those), an
 explicit trust model (`always`: trust comes from the registry's fingerprint pins, never
 from the GnuPG web of trust), no key retrieval or import from messages, a cap on the
-bytes it may output (compression bombs) and a time limit (`timeout`: killed after it).
-Recipients are named by fingerprint only.
+bytes it may output (compression bombs), a time limit. Recipients by fingerprint only.
 """
 
 from __future__ import annotations
@@ -29,8 +28,9 @@ from contract.errors import GnuPGError, UsageError
 from keys import gpg_process
 from keys.gpg_status import (
     PROBLEM_KEYWORDS,
-    TIMED_OUT,
     CryptoResult,
+    StopWhen,
+    key_packets_over,
     parse_status,
     status_lines,
     timestamp,
@@ -120,7 +120,6 @@ class GnuPG:
         self.home = home
         options = _options(max_output) + list(extra_options)
         self._gpg = gpg_process.TimedGPG(gnupghome=str(home), options=options, timeout=timeout)
-        self._timeout = timeout
         # latin-1 maps every byte: gpg's stderr can carry attacker-chosen non-UTF-8 bytes,
         # and python-gnupg decodes it strictly in a reader thread that would die on them
         # (losing the status lines after). User IDs are re-decoded as UTF-8 in _details.
@@ -224,7 +223,9 @@ class GnuPG:
 
     # --- decrypt, verify, sign, encrypt: one gpg process each, no threads ------------------
 
-    def _run(self, args: list[str], data: bytes, passphrase: str | None = None) -> _Ran:
+    def _run(
+        self, args: list[str], data: bytes, passphrase: str | None = None, stop: StopWhen = None
+    ) -> _Ran:
         """Run gpg once over `data` on its stdin; its exit status, stderr and stdout.
 
         Not through python-gnupg's `_handle_io`: that starts three threads per call (a
@@ -240,13 +241,16 @@ class GnuPG:
         argv = self._gpg.make_args(args, passphrase is not None)
         try:
             with self._slots:
-                ran = gpg_process.spawn(argv, data, self._gpg.env, self._nice, self._timeout)
-                return _Ran(*ran)
+                env, nice, timeout = self._gpg.env, self._nice, self._gpg.timeout
+                return _Ran(*gpg_process.spawn(argv, data, env, nice, timeout, stop))
         except OSError as exc:
             raise GnuPGError(f"could not run gpg: {exc}") from exc
 
-    def decrypt(self, data: bytes, passphrase: str | None = None) -> CryptoResult:
-        return self._run(["--decrypt"], data, passphrase).result()
+    def decrypt(
+        self, data: bytes, passphrase: str | None = None, *, max_key_packets: int | None = None
+    ) -> CryptoResult:
+        stop = key_packets_over(max_key_packets) if max_key_packets else None
+        return self._run(["--decrypt"], data, passphrase, stop).result()
 
     def verify_detached(self, signed: bytes, signature: bytes) -> CryptoResult:
         with tempfile.TemporaryDirectory(dir=self.home, prefix="sig-") as tmp:
@@ -293,16 +297,18 @@ class _Ran:
     returncode: int
     stderr: str
     stdout: bytes
-    timed_out: bool = False
+    stopped: str | None = None  # killed: by the time limit, or by the stop condition
 
     def result(self, *, with_data: bool = True) -> CryptoResult:
-        if self.timed_out:  # killed: nothing it wrote is a result
-            return CryptoResult(self.returncode, problems=(TIMED_OUT,), timed_out=True)
+        if self.stopped:  # killed: nothing it wrote is a result
+            return CryptoResult(
+                self.returncode, problems=(f"STOPPED {self.stopped}",), stopped=self.stopped
+            )
         return parse_status(self.returncode, self.stderr, self.stdout if with_data else b"")
 
     def armored(self, what: str, *required: str) -> str:
         """The ASCII-armored output, if gpg exited 0 and reported every `required` step."""
-        if self.timed_out:
+        if self.stopped:
             raise GnuPGError(f"{what} failed: gpg did not finish in time and was stopped")
         seen = {keyword for keyword, _ in status_lines(self.stderr)}
         missing = [keyword for keyword in required if keyword not in seen]

@@ -4,24 +4,23 @@ The GnuPG facade (`keys/gpg.py`) builds the command line; this module only start
 process, feeds it, waits for it and reads back what it wrote, without pipes where it
 can (see `spawn`), at a lower CPU priority when asked, and never for longer than its
 time limit: gpg runs in a process group of its own, killed whole when the limit passes
-(`Finished.timed_out`). One 10 MB message of random key packets kept gpg busy for
-minutes before there was a limit. The processes python-gnupg starts for key
-management get the same limit (`TimedGPG`).
+or when a check of its output says so (`keys/gpg_watchdog.py`; `Finished.stopped`).
+One 10 MB message of random key packets kept gpg busy for minutes before there was a
+limit. The processes python-gnupg starts for key management get the same limit
+(`TimedGPG`).
 """
 
 from __future__ import annotations
 
 import os
-import select
-import signal
 import subprocess
-import threading
-import time
+from collections.abc import Callable
 from typing import IO, Any, NamedTuple
 
 import gnupg
 
 from contract.errors import GnuPGError
+from keys.gpg_watchdog import TIMEOUT, WATCHDOG, Watched, kill_group
 
 
 class Finished(NamedTuple):
@@ -30,7 +29,7 @@ class Finished(NamedTuple):
     returncode: int
     stderr: str
     stdout: bytes
-    timed_out: bool = False  # killed at the time limit: what it wrote is not a result
+    stopped: str | None = None  # killed: gpg_watchdog's TIMEOUT or the check's reason
 
 
 # Larger input goes down a pipe: in a memory file it would be a second copy of a 10 MiB
@@ -44,6 +43,7 @@ def spawn(
     env: dict[str, str] | None,
     nice: int = 0,
     timeout: float | None = None,
+    stop_when: Callable[[bytes], str | None] | None = None,
 ) -> Finished:
     """Run `argv` with `data` on stdin, its stdout and stderr in memory-only files.
 
@@ -56,9 +56,9 @@ def spawn(
     about 20 MiB higher (bench/throughput.py --large 4). Input over
     `_MEMORY_FILE_INPUT` goes down a pipe, written whole; nothing else is a pipe, so
     that cannot deadlock. Where there are no memory files (not Linux), all are pipes.
-    After `timeout` seconds (feeding included) the process group is killed.
+    After `timeout` seconds (feeding included), or once `stop_when` finds in what gpg
+    wrote to stderr so far that it must stop, the process group is killed.
     """
-    deadline = None if timeout is None else time.monotonic() + timeout
     # S603: `argv` comes from `make_args` and fixed options, never from a message.
     if not hasattr(os, "memfd_create"):
         return _spawn_with_pipes(argv, data, env, nice, timeout)
@@ -67,16 +67,22 @@ def spawn(
         stdin = _memory_file(data) if len(data) <= _MEMORY_FILE_INPUT else None
         fds += [stdin] if stdin is not None else []
         source = subprocess.PIPE if stdin is None else stdin
+        check = None if stop_when is None else (lambda: stop_when(_read_all(fds[1])))
         with subprocess.Popen(  # noqa: S603
             argv, stdin=source, stdout=fds[0], stderr=fds[1], env=env, process_group=0
         ) as proc:
-            _lower_priority(proc.pid, nice)
-            if proc.stdin is not None:
-                _feed(proc.stdin, data, deadline)
-            timed_out = _wait(proc, deadline)
+            watched = WATCHDOG.watch(proc.pid, timeout, check)
+            try:
+                _lower_priority(proc.pid, nice)
+                if proc.stdin is not None:
+                    _feed(proc.stdin, data)  # killed by the watchdog, gpg lets it go
+                # Ended, not yet reaped: the watchdog can never kill a reused group id.
+                os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
+            finally:
+                WATCHDOG.done(watched)
         # latin-1 maps every byte: gpg echoes attacker-chosen bytes into its log lines.
         stderr = _read_all(fds[1]).decode("latin-1")
-        return Finished(proc.returncode, stderr, _read_all(fds[0]), timed_out)
+        return Finished(proc.returncode, stderr, _read_all(fds[0]), watched.outcome)
     finally:
         for fd in fds:
             os.close(fd)
@@ -95,27 +101,8 @@ def _spawn_with_pipes(
         except subprocess.TimeoutExpired:
             kill_group(proc.pid)
             out, err = proc.communicate()
-            return Finished(proc.returncode, err.decode("latin-1"), out, True)
+            return Finished(proc.returncode, err.decode("latin-1"), out, TIMEOUT)
     return Finished(proc.returncode, err.decode("latin-1"), out)
-
-
-def _wait(proc: subprocess.Popen[bytes], deadline: float | None) -> bool:
-    """Wait for `proc` until `deadline`; kill its group then. True if it was killed."""
-    try:
-        proc.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
-        kill_group(proc.pid)
-        proc.wait()
-        return True
-    return False
-
-
-def kill_group(pgid: int) -> None:
-    """SIGKILL every process of the group (gpg and anything it started in it)."""
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:  # it ended meanwhile
-        return
 
 
 def _memory_file(data: bytes) -> int:
@@ -129,25 +116,11 @@ def _memory_file(data: bytes) -> int:
     return fd
 
 
-def _feed(stdin: IO[bytes], data: bytes, deadline: float | None) -> None:
-    """All of `data` down gpg's stdin, then end it; gpg may stop reading early (bad input),
-    or stop reading for a long time (busy): at `deadline` the rest is not written, and
-    `_wait` kills it."""
-    fd, view = stdin.fileno(), memoryview(data)
-    os.set_blocking(fd, False)
-    poller = select.poll()
-    poller.register(fd, select.POLLOUT)
+def _feed(stdin: IO[bytes], data: bytes) -> None:
+    """All of `data` down gpg's stdin, then end it; gpg may stop reading early (bad input,
+    or killed by the watchdog while it was busy and not reading)."""
     try:
-        while view:
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                return
-            if not poller.poll(None if left is None else left * 1000):
-                continue
-            try:
-                view = view[os.write(fd, view[:_PIPE_CHUNK]) :]
-            except BlockingIOError:
-                continue
+        stdin.write(data)
     except BrokenPipeError:
         pass
     finally:
@@ -155,9 +128,6 @@ def _feed(stdin: IO[bytes], data: bytes, deadline: float | None) -> None:
             stdin.close()
         except BrokenPipeError:
             pass
-
-
-_PIPE_CHUNK = 2**16
 
 
 def _lower_priority(pid: int, nice: int) -> None:
@@ -200,7 +170,8 @@ def _read_all(fd: int) -> bytes:
 
 class TimedGPG(gnupg.GPG):  # type: ignore[misc]  # python-gnupg ships no types
     """python-gnupg, with each gpg process it starts in a group of its own, killed after
-    `timeout` seconds; the call then raises `GnuPGError` instead of returning a result.
+    `timeout` seconds (`keys/gpg_watchdog.py`); the call then raises `GnuPGError` instead
+    of returning a result.
 
     python-gnupg has no time limit of its own: it starts the process in
     `_open_subprocess` and waits for it in `_collect_output`, for every call (the ones
@@ -210,7 +181,7 @@ class TimedGPG(gnupg.GPG):  # type: ignore[misc]  # python-gnupg ships no types
 
     def __init__(self, *, timeout: float, **kwargs: Any) -> None:
         self.timeout = timeout  # before python-gnupg's own first gpg process (its version)
-        self._timers: dict[int, tuple[threading.Timer, threading.Event]] = {}
+        self._watched: dict[int, Watched] = {}
         super().__init__(**kwargs)
 
     def _open_subprocess(self, args: Any, passphrase: bool = False) -> subprocess.Popen[bytes]:
@@ -219,17 +190,8 @@ class TimedGPG(gnupg.GPG):  # type: ignore[misc]  # python-gnupg ships no types
         proc = subprocess.Popen(  # noqa: S603 - make_args: fixed options, never a message
             cmd, stdin=pipe, stdout=pipe, stderr=pipe, env=self.env, process_group=0
         )
-        killed = threading.Event()
-        timer = threading.Timer(self.timeout, self._kill, (proc.pid, killed))
-        timer.daemon = True
-        self._timers[proc.pid] = (timer, killed)
-        timer.start()
+        self._watched[proc.pid] = WATCHDOG.watch(proc.pid, self.timeout)
         return proc
-
-    @staticmethod
-    def _kill(pid: int, killed: threading.Event) -> None:
-        killed.set()
-        kill_group(pid)
 
     def _collect_output(
         self, process: subprocess.Popen[bytes], result: Any, writer: Any = None, stdin: Any = None
@@ -237,8 +199,10 @@ class TimedGPG(gnupg.GPG):  # type: ignore[misc]  # python-gnupg ships no types
         try:
             return int(super()._collect_output(process, result, writer, stdin))
         finally:
-            timer, killed = self._timers.pop(process.pid, (None, threading.Event()))
-            if timer is not None:
-                timer.cancel()
-            if killed.is_set():
-                raise GnuPGError(f"gpg did not finish within {self.timeout:g} s and was stopped")
+            watched = self._watched.pop(process.pid, None)
+            if watched is not None:
+                WATCHDOG.done(watched)
+                if watched.outcome is not None:
+                    raise GnuPGError(
+                        f"gpg did not finish within {self.timeout:g} s and was stopped"
+                    )

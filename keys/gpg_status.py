@@ -10,7 +10,7 @@ policy tells apart. Judging the facts is `keys/policy.py`'s job.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -42,7 +42,7 @@ class CryptoResult:
     plaintext_packets: int = 0
     problems: tuple[str, ...] = ()  # ERROR/FAILURE/BADMDC/... status keywords
     output_limited: bool = False  # gpg stopped at --max-output (a compression bomb?)
-    timed_out: bool = False  # killed at the time limit (keys/gpg_process.py)
+    stopped: str | None = None  # killed: "timeout", or why its check stopped it
 
     @property
     def clean(self) -> bool:
@@ -50,7 +50,21 @@ class CryptoResult:
         return self.returncode == 0 and not self.problems
 
 
-TIMED_OUT = "TIMEOUT"  # the problem a killed gpg process is reported with
+KEY_PACKETS = "key-packets"  # why a decryption was stopped: too many key packets met
+_ENC_TO = b"[GNUPG:] ENC_TO "
+
+
+StopWhen = Callable[[bytes], str | None] | None  # gpg's stderr so far -> why stop it
+
+
+def key_packets_over(limit: int) -> Callable[[bytes], str | None]:
+    """A check of gpg's status output so far: KEY_PACKETS once it met more than `limit`.
+
+    gpg writes ENC_TO for each key packet as it meets it, also for those nested inside
+    the encryption, which no inspection before gpg can count (keys/packets.py).
+    """
+    return lambda stderr: KEY_PACKETS if stderr.count(_ENC_TO) > limit else None
+
 
 PROBLEM_KEYWORDS = frozenset(
     {"ERROR", "FAILURE", "BADMDC", "DECRYPTION_FAILED", "NODATA", "UNEXPECTED", "BADARMOR"}

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from contract.codes import Reason
 from keys.gpg import GnuPG
-from keys.gpg_status import CryptoResult
+from keys.gpg_status import KEY_PACKETS, CryptoResult
 from keys.headers import HeaderLimits, header_refusal
 from keys.packets import PacketLimits, inspect
 from keys.shapes import (
@@ -154,11 +154,15 @@ class Unwrapper:
 
     def _decrypt(self, ciphertext: bytes) -> CryptoResult | Refusal:
         """gpg's decryption, unless the packet headers show it would cost too much."""
-        return inspect(ciphertext, self.packets) or self.gpg.decrypt(ciphertext, self.passphrase)
+        limit = self.packets.max_key_packets  # key packets inside the encryption, too
+        refusal = inspect(ciphertext, self.packets)
+        return refusal or self.gpg.decrypt(ciphertext, self.passphrase, max_key_packets=limit)
 
     def _not_one_clean_layer(self, result: CryptoResult) -> Refusal | None:
         """Why the decryption did not cleanly remove one layer, if it did not."""
-        if result.timed_out:
+        if result.stopped == KEY_PACKETS:
+            return Refusal(Reason.TOO_MANY_PACKETS, "key packets inside the encryption")
+        if result.stopped:
             return _timed_out()
         if result.output_limited or len(result.data) >= self.limits.max_decrypted_bytes:
             return Refusal(Reason.TOO_LARGE, "decrypted content reached the size cap")
@@ -205,7 +209,7 @@ class Unwrapper:
             return self._inline_signed(content.text, outer_from, encrypted=encrypted)
         signed = content.signed
         result = self.gpg.verify_detached(signed, content.signature)
-        if result.timed_out:
+        if result.stopped:
             return _timed_out()
         return _result(parse(signed), signed, result, outer_from, encrypted=encrypted)
 
@@ -220,7 +224,7 @@ class Unwrapper:
                 return Refusal(Reason.PARTIALLY_SIGNED, "OpenPGP block inside unsigned text")
             return Refusal(Reason.NOT_SIGNED, "no signature over the content")
         result = self.gpg.verify_clearsigned(block)
-        if result.timed_out:
+        if result.stopped:
             return _timed_out()
         return _result(
             text_entity(result.data), result.data, result, outer_from, encrypted=encrypted

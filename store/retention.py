@@ -4,7 +4,8 @@ each SMTP client has stored in the last hour.
 In: an engine, the retention periods (`[retention]`) or a client address. Out: the
 messages whose raw bytes are due for deletion (`due_for_purge`), their deletion
 (`purge`: the bytes go, the record stays with its state, reason, hashes and size), and
-the bytes a client stored in the last hour (`bytes_from_client`, for the door's quota).
+the messages and bytes a client stored in the last hour (`stored_by_client`, for the
+door's quotas).
 """
 
 from __future__ import annotations
@@ -34,14 +35,16 @@ class Due:
     received_at: datetime
 
 
-def bytes_from_client(engine: Engine, client: str, *, hours: int = 1) -> int:
-    """Bytes stored from `client` (an SMTP client address) in the last `hours` hours."""
+def stored_by_client(engine: Engine, client: str, *, hours: int = 1) -> tuple[int, int]:
+    """Messages and bytes stored from `client` (an SMTP client address) in the last
+    `hours` hours."""
     since = utcnow() - timedelta(hours=hours)
-    query = select(func.coalesce(func.sum(Message.size), 0)).where(
+    query = select(func.count(), func.coalesce(func.sum(Message.size), 0)).where(
         col(Message.client_address) == client, col(Message.received_at) >= since
     )
     with open_session(engine) as session:
-        return int(session.exec(query).one())
+        count, size = session.exec(query).one()
+        return int(count), int(size)
 
 
 def due_for_purge(

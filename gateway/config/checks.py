@@ -106,7 +106,9 @@ def _smtp_problems(smtp: SmtpConfig) -> Iterator[Problem]:
         "idle_timeout_seconds",
         "min_bytes_per_second",
     )
-    yield from _at_least(0, "smtp", smtp, "max_bytes_per_client_per_hour")
+    yield from _at_least(
+        0, "smtp", smtp, "max_bytes_per_client_per_hour", "max_messages_per_client_per_hour"
+    )
     if smtp.max_connections_per_client > smtp.max_connections:
         yield "smtp", "max_connections_per_client", "must not exceed max_connections"
 

@@ -42,7 +42,7 @@ from gateway.intake.smtp_guard import (
 )
 from gateway.logs import event
 from gateway.spool import GroupSpooler
-from store.retention import bytes_from_client
+from store.retention import stored_by_client
 from store.spool import Incoming
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,7 @@ class IntakeHandler:
         self.on_stored = on_stored
         self.spooler = GroupSpooler(app.engine, app.header_limits)
         self.quota = app.config.smtp.max_bytes_per_client_per_hour
+        self.message_quota = app.config.smtp.max_messages_per_client_per_hour
 
     def close(self) -> None:
         """Store what is waiting to be stored, and stop storing."""
@@ -78,18 +79,22 @@ class IntakeHandler:
         return "250 OK"
 
     async def _over_quota(self, session: Session, size: int = 0) -> bool:
-        """Whether the client's bytes stored this hour, with `size` more, pass its quota
-        (at MAIL FROM, `size` 0: whether it is used up already)."""
-        if not self.quota:
+        """Whether the client's messages or bytes stored this hour, with one of `size`
+        bytes more, pass its quotas (at MAIL FROM, `size` 0: whether one is used up)."""
+        if not (self.quota or self.message_quota):
             return False
         client = client_key(session.peer)
         loop = asyncio.get_running_loop()
         try:
-            used = await loop.run_in_executor(None, bytes_from_client, self.app.engine, client)
+            count, used = await loop.run_in_executor(
+                None, stored_by_client, self.app.engine, client
+            )
         except SQLAlchemyError:  # storing will fail too, and answer 451 itself
             log.warning("could not read the quota of %s", client, exc_info=True)
             return False
-        over = used + size > self.quota if size else used >= self.quota
+        over = bool(self.message_quota) and count >= self.message_quota  # this one: 1 more
+        if self.quota:
+            over |= used + size > self.quota if size else used >= self.quota
         if over:
             event(log, "SMTP client over its hourly quota", logging.WARNING, client=client)
         return over

@@ -56,8 +56,19 @@ def test_a_decryption_past_the_limit_is_killed_with_its_group(
 ) -> None:
     home, flood = home_and_flood
     result = GnuPG(home, timeout=1).decrypt(flood)
-    assert result.timed_out and result.problems == ("TIMEOUT",)
+    assert result.stopped == "timeout" and result.problems == ("STOPPED timeout",)
     assert not result.decrypted and result.data == b""
+    assert _running(home, "--decrypt") == []
+
+
+def test_key_packets_met_inside_the_encryption_stop_gpg_before_its_limit(
+    home_and_flood: tuple[Path, bytes],
+) -> None:
+    """gpg reports each key packet as it meets it (ENC_TO): past the limit it is stopped,
+    long before the time limit (here ten minutes) could."""
+    home, flood = home_and_flood
+    result = GnuPG(home, timeout=600).decrypt(flood, max_key_packets=16)
+    assert result.stopped == "key-packets" and not result.decrypted
     assert _running(home, "--decrypt") == []
 
 

@@ -102,14 +102,17 @@ def test_arrival_order_is_kept_per_sending_domain_only(
         slow_app.engine.dispose()
 
 
-def test_a_flood_inside_the_encryption_is_stopped_at_the_time_limit(
+def test_a_flood_inside_the_encryption_is_stopped_as_gpg_meets_it(
     app: App, team: TeamClient
 ) -> None:
     """Key packets inside the first layer cannot be counted without decrypting it: gpg
-    meets them itself, and is stopped at `gpg_timeout_seconds`."""
+    meets them itself, reports each one, and is stopped past `max_key_packets`; with
+    that limit lifted, `gpg_timeout_seconds` stops it."""
     inner = pkesk_flood(encryption_key_id(app), 500_000, junk_for_gateway(team))
     raw = binary_envelope(team.email, nested_layer(team, inner))
-    quick = App(with_changes(app.config, limits={"gpg_timeout_seconds": 2}))
+    assert process(app, raw) == ("quarantined", "too-many-packets")
+    lifted = {"max_key_packets": 10**6, "gpg_timeout_seconds": 2}
+    quick = App(with_changes(app.config, limits=lifted))
     try:
         assert process(quick, raw) == ("quarantined", "gpg-timeout")
     finally:

@@ -140,3 +140,16 @@ def test_a_client_over_its_hourly_quota_gets_452_and_another_does_not(
     assert other.sendmail("b@junk.example", [INTAKE], message) == {}
     other.quit()
     assert len(spooled(app)) == 4  # nothing refused was stored
+
+
+def test_many_small_messages_meet_the_message_quota(app: App, smtp_server: Start) -> None:
+    """Every encrypted message costs a gpg run however small: messages are counted too."""
+    port = smtp_server(max_messages_per_client_per_hour=5)
+    smtp = smtplib.SMTP(HOST, port, timeout=30, source_address=("127.0.0.2", 0))
+    smtp.ehlo("client.example")
+    for _ in range(5):
+        assert smtp.sendmail("a@junk.example", [INTAKE], junk(500)) == {}
+    code, reply = smtp.mail("a@junk.example")
+    assert code == 452 and b"quota" in reply
+    smtp.close()
+    assert len(spooled(app)) == 5
