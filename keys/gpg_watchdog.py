@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 TIMEOUT = "timeout"  # killed at its deadline
-POLL_SECONDS = 0.05  # how often checks run, while any process has one
+POLL_SECONDS = 0.02  # how often checks run, while any process has one
 
 
 @dataclass(eq=False)

@@ -51,7 +51,7 @@ class SmtpConfig:
     idle_timeout_seconds: int = 60  # waiting for a client, plus what its bytes earn:
     min_bytes_per_second: int = 1024  # a client slower than this is dropped
     max_bytes_per_client_per_hour: int = 104857600  # stored per hour; 452 beyond; 0: none
-    max_messages_per_client_per_hour: int = 1000  # the same, counted in messages
+    max_messages_per_client_per_hour: int = 120  # the same, counted in messages
 
     @property
     def host(self) -> str:
