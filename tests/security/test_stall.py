@@ -35,7 +35,7 @@ from store.spool import get_message
 
 ATTACKER = "mallory@evil.example"
 FLOOD_BYTES = 7_400_000  # binary: about 10 MB once base64-encoded in its MIME envelope
-SLOWER_THAN_ANY_REPORT = 10  # the bound on a report's delay, in control runs
+SLOWER_THAN_ANY_REPORT = 20  # the bound on a report's delay, in control runs
 
 
 def junk_for_gateway(team: TeamClient) -> bytes:
@@ -52,10 +52,13 @@ def test_a_pkesk_flood_holds_no_other_teams_report(
     )
     assert len(flood) > 9_900_000
     with running_gateway(app) as port:
-        start = time.monotonic()
-        control_id = send(port, bravo.email, bravo.submit(TYPE1))
-        control = wait_final(app, control_id, since=start, within=300)
-        assert control is not None and state_of(app, control_id) == ("accepted", None)
+        controls = []  # the slower of two, so that one lucky run sets no bound
+        for report in (TYPE1, TYPE1.replace("1204", "1205")):
+            start = time.monotonic()
+            control_id = send(port, bravo.email, bravo.submit(report))
+            controls.append(wait_final(app, control_id, since=start, within=300))
+            assert state_of(app, control_id) == ("accepted", None)
+        control = max(c for c in controls if c is not None)
 
         floods = [send(port, ATTACKER, flood) for _ in range(2)]
         start = time.monotonic()
