@@ -46,6 +46,8 @@ class Reason(StrEnum):
     INVALID_REPORT = "invalid-report"
     UNKNOWN_COMMAND = "unknown-command"
     PROCESSING_FAILED = "processing-failed"
+    TOO_MANY_PACKETS = "too-many-packets"
+    GPG_TIMEOUT = "gpg-timeout"
 
 
 class MailKind(StrEnum):

@@ -82,6 +82,17 @@ REASONS: dict[Reason, tuple[str, str]] = {
         "The signed content was a `Command:` the gateway does not know.",
         "Nothing to do: the team was told which commands exist.",
     ),
+    Reason.TOO_MANY_PACKETS: (
+        "The encrypted message carried more key packets (PKESK/SKESK) or more encryption "
+        "layers than [limits] allows; it was refused from its packet headers, before gpg ran.",
+        "Nothing, unless it is a team's message: a team's client writes one key packet per "
+        "recipient. Raise [limits] max_key_packets only for such a team, then reprocess.",
+    ),
+    Reason.GPG_TIMEOUT: (
+        "GnuPG did not finish within [limits] gpg_timeout_seconds and was stopped (a "
+        "message built to cost gpg more than any team's does, or an overloaded machine).",
+        "If the message is a team's, reprocess it when the machine is quiet; else nothing.",
+    ),
     Reason.PROCESSING_FAILED: (
         "Processing raised an error repeatedly (a bug or broken infrastructure).",
         "See the logs, fix the cause, then reprocess.",

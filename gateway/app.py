@@ -19,7 +19,9 @@ from contract.errors import SetupError
 from gateway.config import Config
 from gateway.metrics import Metrics
 from keys.gpg import GnuPG
+from keys.headers import HeaderLimits
 from keys.identity import GatewayIdentity, load_identity
+from keys.packets import PacketLimits
 from keys.policy import Policy
 from keys.registry import Registry
 from keys.shapes import Limits
@@ -51,6 +53,7 @@ class App:
             max_output=self.config.limits.max_decrypted_bytes,
             max_parallel=self.config.worker.concurrency,
             nice=self.config.worker.gpg_nice,
+            timeout=self.config.limits.gpg_timeout_seconds,
         )
 
     @cached_property
@@ -70,7 +73,14 @@ class App:
             limits,
             require_encryption=self.config.policy.require_encryption,
             passphrase=self.identity.passphrase,
+            packets=PacketLimits(lim.max_key_packets, lim.max_encryption_layers),
+            headers=self.header_limits,
         )
+
+    @property
+    def header_limits(self) -> HeaderLimits:
+        lim = self.config.limits
+        return HeaderLimits(lim.max_header_fields, lim.max_header_bytes)
 
     @cached_property
     def policy(self) -> Policy:

@@ -11,12 +11,17 @@ What may be logged: ids, team handles, states, reason codes, fingerprints, addre
 from the registry. Never decrypted content: the pipeline logs its outcome through
 `message_event`, whose fields carry nothing of the message itself.
 
+Identical events beyond a burst are counted, not written (gateway/log_repeats.py): one
+line then says how often an event repeated. Every line is escaped as the CLI escapes
+stored text (gateway/printable.py): log lines quote what senders chose.
+
 Like `logging.basicConfig`, `setup_logging` leaves a root logger alone that someone else
 (pytest, an embedding program) has already given handlers; it only replaces its own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -24,6 +29,8 @@ from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
 
 from contract.codes import Reason, State
+from gateway.log_repeats import RepeatLimit
+from gateway.printable import printable
 
 LogFormat = Literal["text", "json"]
 FIELDS = "clearinghouse_fields"  # the LogRecord attribute `event` stores its fields in
@@ -77,7 +84,7 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return json.dumps(record_fields(record), ensure_ascii=False, default=str)
+        return printable(json.dumps(record_fields(record), ensure_ascii=False, default=str))
 
 
 class KeyValueFormatter(logging.Formatter):
@@ -94,20 +101,50 @@ def _kv_value(value: Any) -> str:
     text = value if isinstance(value, str) else str(value)
     if text and text.isprintable() and not any(c in text for c in ' "=\\'):
         return text
-    return json.dumps(text, ensure_ascii=False)
+    return printable(json.dumps(text, ensure_ascii=False))
 
 
 class _StderrHandler(logging.Handler):
-    """Writes each record as one line to whatever `sys.stderr` is at that moment."""
+    """Writes each record as one line to whatever `sys.stderr` is at that moment, but an
+    identical event repeated beyond `repeats`' burst (counted instead)."""
+
+    def __init__(self, repeats: RepeatLimit) -> None:
+        super().__init__()
+        self.repeats = repeats
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            line = self.format(record)
-            stream: TextIO = sys.stderr
-            stream.write(line + "\n")
-            stream.flush()
+            lines = [self.format(_repeated(*due)) for due in self.repeats.due()]
+            if self.repeats.admit(record, getattr(record, FIELDS, None)):
+                lines.append(self.format(record))
+            if lines:
+                stream: TextIO = sys.stderr
+                stream.write("\n".join(lines) + "\n")
+                stream.flush()
         except Exception:
             self.handleError(record)
+
+    def close(self) -> None:
+        """Say what was held back, before the handler goes."""
+        with contextlib.suppress(Exception):
+            for due in self.repeats.due(everything=True):
+                sys.stderr.write(self.format(_repeated(*due)) + "\n")
+        super().close()
+
+
+def _repeated(first: logging.LogRecord, held: int) -> logging.LogRecord:
+    """The line that says an event was held back `held` times; its fields are the
+    event's, and `repeated`."""
+    line = logging.makeLogRecord(
+        {
+            "name": first.name,
+            "levelno": first.levelno,
+            "levelname": first.levelname,
+            "msg": f"repeated {held} more times (not written): {first.getMessage()}",
+        }
+    )
+    setattr(line, FIELDS, {**getattr(first, FIELDS, {}), "repeated": held})
+    return line
 
 
 def current_format() -> LogFormat:
@@ -116,7 +153,13 @@ def current_format() -> LogFormat:
     return "json" if ours and isinstance(ours[0].formatter, JsonFormatter) else "text"
 
 
-def setup_logging(fmt: LogFormat = "text", *, level: int = logging.INFO) -> bool:
+def setup_logging(
+    fmt: LogFormat = "text",
+    *,
+    level: int = logging.INFO,
+    max_repeats: int = 10,
+    repeat_window_seconds: float = 60,
+) -> bool:
     """Install (or replace) our handler on the root logger; False if left to another.
 
     Also quietens libraries whose own lines say nothing an operator needs: python-gnupg
@@ -132,7 +175,7 @@ def setup_logging(fmt: LogFormat = "text", *, level: int = logging.INFO) -> bool
         return False
     for handler in ours:
         root.removeHandler(handler)
-    handler = _StderrHandler()
+    handler = _StderrHandler(RepeatLimit(max_repeats, repeat_window_seconds))
     handler.setFormatter(JsonFormatter() if fmt == "json" else KeyValueFormatter())
     root.addHandler(handler)
     root.setLevel(level)

@@ -116,14 +116,17 @@ def _process(app: App, message: Spooled, owner: str | None, drafts: list[Queued]
     unwrapped = _unwrap(app, message)
     if isinstance(unwrapped, Refusal):
         return _quarantine(app, message, owner, unwrapped, None, drafts)
-    verdict, binding, older = _authenticate(app, unwrapped, message.id)
+    domain = _ordering_domain(app, unwrapped)
+    verdict, binding, older = _authenticate(app, unwrapped, message.id, domain)
     if isinstance(verdict, Refusal):
         team_id = binding.team_id if binding else None
         return _quarantine(app, message, owner, verdict, unwrapped, drafts, team_id)
     # Decryption ran in parallel; outcomes that store reports commit in arrival order, so a
-    # correction is never stored before the report it corrects.
+    # correction is never stored before the report it corrects: among the messages of the
+    # team's sending domain only, so that no other sender's slow message holds it.
     if older:
-        leases.wait_for_older(app.engine, message.id, timeout=app.config.worker.lease_seconds)
+        timeout = app.config.worker.lease_seconds
+        leases.wait_for_older(app.engine, message.id, timeout=timeout, domain=domain)
     with transaction(app.engine) as s:
         # One message per team at a time (threads, instances): duplicates and revisions
         # are decided on what the team's previous message committed.
@@ -171,11 +174,24 @@ class _Job(MessageTx):
         )
 
     def reply(self, letter: Letter, **context: Any) -> str | None:
-        return queue_reply(self, self.team, letter, self.keys, **context)
+        sha = self.unwrapped.content_sha256  # an identical content is answered once
+        return queue_reply(self, self.team, letter, self.keys, content_sha256=sha, **context)
+
+
+def _ordering_domain(app: App, u: Unwrapped) -> str | None:
+    """The sending domain among whose messages arrival order is kept; None: among all.
+
+    With `sender_binding` on, an authenticated message's one outer From is in its team's
+    registered domain, and so is every message of that team that could be stored; the
+    door recorded each message's domain the same way (keys/headers.py).
+    """
+    if app.config.policy.sender_binding == "off" or len(u.outer_from) != 1:
+        return None
+    return u.outer_from[0].rpartition("@")[2].lower()
 
 
 def _authenticate(
-    app: App, u: Unwrapped, message_id: int
+    app: App, u: Unwrapped, message_id: int, domain: str | None
 ) -> tuple[Authenticated | Refusal, Binding | None, bool]:
     """The policy's verdict, the registry binding of the signer's key if there is one,
     and whether a message older than `message_id` was in flight (read with the binding).
@@ -188,7 +204,9 @@ def _authenticate(
     found, older = None, False
     if primary:
         with read_connection(app.engine) as connection:
-            found, older = leases.binding_and_older_in_flight(connection, primary, message_id)
+            found, older = leases.binding_and_older_in_flight(
+                connection, primary, message_id, domain
+            )
     binding = app.registry.binding_of(found)
     key = app.registry.key_details(primary) if primary else None
     return authenticate(u, binding, key, app.policy, app.clock()), binding, older
@@ -216,6 +234,7 @@ def _finish(
         signer_fingerprint=verdict.signing_fingerprint if verdict else None,
         content_sha256=content_sha256,
         owner=owner,
+        signed_at=verdict.signed_at if verdict else None,
     )
     team = get_team_by_id(s, team_id) if team_id is not None and verdict is None else None
     handle = verdict.binding.handle if verdict else (team.handle if team else None)
@@ -241,6 +260,7 @@ def _quarantine(
             refusal.reason,
             detail=refusal.detail,
             team_id=team_id,
+            content_sha256=u.content_sha256 if u else None,  # replays are told apart by it
         )
         if app.config.policy.reply_to_unauthenticated and u is not None:
             _notify_signer(MessageTx(app, s, message, owner, drafts), refusal, u)
@@ -261,19 +281,29 @@ def _notify_signer(tx: MessageTx, refusal: Refusal, u: Unwrapped) -> None:
     if team is None or binding is None or binding.revoked:
         return
     signer, signing_key = binding.fingerprint, sigs[0].signing_fingerprint
-    queue_reply(tx, team, QUARANTINE, reason=refusal.reason, signer=signer, signing_key=signing_key)
+    queue_reply(
+        tx,
+        team,
+        QUARANTINE,
+        content_sha256=u.content_sha256,
+        reason=refusal.reason,
+        signer=signer,
+        signing_key=signing_key,
+    )
 
 
 def _duplicate(job: _Job, earlier_id: int) -> Outcome:
-    job.reply(DUPLICATE, original_id=earlier_id)
-    return job.finish(State.DUPLICATE, None, f"identical to message {earlier_id}")
+    note = job.reply(DUPLICATE, original_id=earlier_id)
+    detail = f"identical to message {earlier_id}" + (f"; {note}" if note else "")
+    return job.finish(State.DUPLICATE, None, detail, job.unwrapped.content_sha256)
 
 
 def _rejected(job: _Job, parsed: ParseOutcome) -> Outcome:
     errors = [str(e) for e in parsed.errors] or ["no report found in the signed content"]
-    job.reply(REJECTION, errors=errors)
+    note = job.reply(REJECTION, errors=errors)
     reason = Reason.PARSE_ERROR if parsed.nothing_found else Reason.INVALID_REPORT
-    return job.finish(State.REJECTED, reason, "; ".join(errors)[:2000])
+    detail = "; ".join(errors)[:2000] + (f"; {note}" if note else "")
+    return job.finish(State.REJECTED, reason, detail, job.unwrapped.content_sha256)
 
 
 def _accepted(job: _Job, parsed: ParseOutcome) -> Outcome:
@@ -289,7 +319,8 @@ def _command(job: _Job, command: Command | CommandError) -> Outcome:
     """Answer a team command; the answer goes, like every reply, only to the team."""
     if isinstance(command, CommandError):
         job.reply(COMMAND_ERROR, error=command.message)
-        return job.finish(State.REJECTED, Reason.UNKNOWN_COMMAND, command.message)
+        sha = job.unwrapped.content_sha256
+        return job.finish(State.REJECTED, Reason.UNKNOWN_COMMAND, command.message, sha)
     if command.verb == "template":
         blank = blank_report(command.argument, job.app.taxonomy)
         note = job.reply(COMMAND_TEMPLATE, report=blank, report_type=command.argument)

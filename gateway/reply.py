@@ -24,6 +24,7 @@ from sqlmodel import Session
 
 from contract.errors import GnuPGError
 from gateway.app import App
+from gateway.notices import withheld
 from keys.registry import no_usable_key
 from keys.wrap import Attachment, Envelope, new_message_id, seal
 from reports.mail import Letter, write
@@ -135,6 +136,8 @@ def queue_reply(
     team: Team | TeamRow,
     letter: Letter,
     keys: list[KeyDates] | None = None,
+    *,
+    content_sha256: str | None = None,
     **context: Any,
 ) -> str | None:
     """Queue `letter` to the team's registered address in the same transaction.
@@ -143,8 +146,14 @@ def queue_reply(
     transaction has committed (`seal_drafts`, given `tx.drafts`). Returns a note for the
     admin when no reply can be sealed (the team has no key that can be encrypted to any
     more): the outcome stands, the reply is impossible. `keys` are the team's keys if
-    read already.
+    read already. A rejection or notice is withheld (a note again) when the same signed
+    content (`content_sha256`) was answered before, or past the hourly limit
+    (gateway/notices.py).
     """
+    note = withheld(tx.s, tx.app.config.policy, tx.message.id, team, letter.kind, content_sha256)
+    if note is not None:
+        log.info("message %s: %s", tx.message.id, note)
+        return note
     registry = tx.app.registry
     if keys is None:
         recipient_key = registry.encryption_key(tx.s, team)

@@ -107,6 +107,11 @@ def reprocess(app: App, message_id: int | None) -> Iterator[tuple[int, Outcome]]
             message = spool.get_message(s, message_id)
             if message is None:
                 raise ClearinghouseError(f"no message {message_id}; see `messages list`")
+            if message.purged_at is not None:
+                raise ClearinghouseError(
+                    f"message {message_id}: its raw bytes were purged ([retention]); "
+                    "there is nothing to process again"
+                )
             if message.state not in REPROCESSABLE:
                 raise ClearinghouseError(
                     f"message {message_id} is {message.state}; only quarantined or rejected "

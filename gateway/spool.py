@@ -3,8 +3,10 @@
 `accept` stores one message (`ingest`, IMAP); `GroupSpooler` stores what the SMTP door
 receives, grouped: what arrives while a commit is under way goes in the next. Headers
 that imitate the gateway's own status headers (`X-Clearinghouse-*`) are dropped before a
-message is stored, so nothing downstream can mistake them for ours. The caller
-acknowledges (SMTP 250, IMAP move, exit 0) only after the commit that holds its message.
+message is stored, so nothing downstream can mistake them for ours. The domain of the
+outer From is recorded with it (`keys.headers.sender_domain`: arrival order is kept per
+sending domain). The caller acknowledges (SMTP 250, IMAP move, exit 0) only after the
+commit that holds its message.
 
 Grouping: each store is a write turn on the database and a commit. With one transaction
 a message, 20 senders ending DATA together queued for 20 turns, each behind whatever
@@ -29,10 +31,12 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from contract.errors import StorageError
+from keys.headers import HeaderLimits, sender_domain
 from store.readiness import brief, describe
 from store.spool import Incoming, spool_message, spool_messages
 
-STATUS_HEADER = re.compile(rb"^x-clearinghouse-[^:]*:", re.I)
+STATUS_FIELD = re.compile(rb"x-clearinghouse-[^:\r\n]*:", re.I)  # at a line's start
+LINE_END = re.compile(rb"\r\n|\r|\n")
 STATUS_ANYWHERE = re.compile(rb"x-clearinghouse-", re.I)
 # Where a blank line can begin after the first: a line ends (LF, or a CR not followed by
 # LF) and the next line is empty (starts with CR or LF). A CR LF pair is one line end.
@@ -41,9 +45,17 @@ BLANK_LINE_AFTER = re.compile(rb"\n\r|\n\n|\r\r")
 log = logging.getLogger(__name__)
 
 
-def accept_many(engine: Engine, incoming: Sequence[Incoming]) -> list[int]:
+def accept_many(
+    engine: Engine, incoming: Sequence[Incoming], headers: HeaderLimits | None = None
+) -> list[int]:
     """Store several raw messages durably in one commit (all or none); returns their ids."""
-    stripped = [replace(one, raw=strip_status_headers(one.raw)) for one in incoming]
+    limits = headers or HeaderLimits()
+    stripped = [
+        replace(
+            one, raw=strip_status_headers(one.raw), sender_domain=sender_domain(one.raw, limits)
+        )
+        for one in incoming
+    ]
     try:
         return spool_messages(engine, stripped)
     except SQLAlchemyError as exc:
@@ -77,18 +89,35 @@ def _header_end(raw: bytes) -> int:
 
 
 def _without_status_fields(header: bytes) -> list[bytes]:
-    """The header's lines, each with its own ending, except status fields."""
+    """The header's pieces between status fields (each field with its continuation
+    lines dropped), every line with its own ending.
+
+    Found where "x-clearinghouse-" occurs at the start of a line, not by splitting the
+    header into lines: a header of two million lines, split, held some 80 MB.
+    """
     kept: list[bytes] = []
-    dropping = False
-    for line in header.splitlines(keepends=True):
-        if line[:1] in (b" ", b"\t"):
-            if not dropping:
-                kept.append(line)
+    at = 0
+    for found in STATUS_ANYWHERE.finditer(header):
+        start = found.start()
+        at_line_start = start == 0 or header[start - 1] in b"\r\n"
+        if start < at or not at_line_start or not STATUS_FIELD.match(header, start):
             continue
-        dropping = bool(STATUS_HEADER.match(line))
-        if not dropping:
-            kept.append(line)
+        kept.append(header[at:start])
+        at = _field_end(header, start)
+    kept.append(header[at:])
     return kept
+
+
+def _field_end(header: bytes, start: int) -> int:
+    """Where the field starting at `start` ends: after its last continuation line."""
+    position = start
+    while True:
+        line_end = LINE_END.search(header, position)
+        if line_end is None:
+            return len(header)
+        position = line_end.end()
+        if header[position : position + 1] not in (b" ", b"\t"):
+            return position
 
 
 def accept(
@@ -99,6 +128,7 @@ def accept(
     envelope_from: str | None = None,
     envelope_to: Sequence[str] = (),
     intake_key: str | None = None,
+    headers: HeaderLimits | None = None,
 ) -> tuple[int, bool]:
     """Store one raw message durably; returns (message id, newly stored)."""
     try:
@@ -109,6 +139,7 @@ def accept(
             envelope_from=envelope_from,
             envelope_to=envelope_to,
             intake_key=intake_key,
+            sender_domain=sender_domain(raw, headers or HeaderLimits()),
         )
     except SQLAlchemyError as exc:
         log.warning("could not store: %s", describe(exc, engine.url))
@@ -132,8 +163,9 @@ class _Waiting:
 class GroupSpooler:
     """One thread that stores the doors' messages, as many to a commit as are waiting."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, headers: HeaderLimits | None = None) -> None:
         self._engine = engine
+        self._headers = headers
         self._queue: queue.SimpleQueue[_Waiting | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -188,7 +220,7 @@ class GroupSpooler:
 
     def _store(self, group: list[_Waiting]) -> None:
         try:
-            ids = accept_many(self._engine, [waiting.incoming for waiting in group])
+            ids = accept_many(self._engine, [w.incoming for w in group], self._headers)
         except Exception as exc:  # noqa: BLE001 - told to each sender's session
             if len(group) > 1:
                 log.warning("could not store %d messages together; storing each alone", len(group))

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from sqlmodel import Session
 
 from contract.errors import GnuPGError, RegistryError
-from keys.gpg import KeyDetails
+from keys.key_details import KeyDetails
 from keys.keycheck import Usability, assess, holders, read_keys, shared_packet
 from store import registry as q
 from store.db import transaction

@@ -7,8 +7,8 @@ so the facts are read from GnuPG's status lines (`keys/gpg_status.py`) and judge
 
 gpg always runs with `--batch --no-tty --no-verbose` (python-gnupg adds those), an
 explicit trust model (`always`: trust comes from the registry's fingerprint pins, never
-from the GnuPG web of trust), no key retrieval or import from messages, and a cap on the
-bytes it may output (compression bombs). Recipients are named by fingerprint only.
+from the GnuPG web of trust), no key retrieval or import from messages, a cap on the
+bytes it may output (compression bombs), a time limit. Recipients by fingerprint only.
 """
 
 from __future__ import annotations
@@ -19,22 +19,20 @@ import tempfile
 import threading
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import gnupg
 
 from contract.errors import GnuPGError, UsageError
 from keys import gpg_process
 from keys.gpg_status import (
     PROBLEM_KEYWORDS,
     CryptoResult,
+    StopWhen,
+    key_packets_over,
     parse_status,
     status_lines,
-    timestamp,
 )
+from keys.key_details import KeyDetails, key_details
 
 
 def _options(max_output: int) -> list[str]:
@@ -52,36 +50,6 @@ def _options(max_output: int) -> list[str]:
         "--max-output",
         str(max_output),
     ]
-
-
-@dataclass(frozen=True)
-class SubkeyDetails:
-    fingerprint: str
-    capabilities: str
-    created: datetime | None
-    expires: datetime | None
-    revoked: bool
-
-
-@dataclass(frozen=True)
-class KeyDetails:
-    fingerprint: str  # primary
-    user_ids: tuple[str, ...]
-    capabilities: str
-    created: datetime | None
-    expires: datetime | None
-    revoked: bool
-    subkeys: tuple[SubkeyDetails, ...] = field(default=())
-
-    def owns(self, fingerprint: str) -> bool:
-        fpr = fingerprint.upper()
-        return fpr == self.fingerprint or any(s.fingerprint == fpr for s in self.subkeys)
-
-    def key_for(self, fingerprint: str) -> KeyDetails | SubkeyDetails | None:
-        fpr = fingerprint.upper()
-        if fpr == self.fingerprint:
-            return self
-        return next((s for s in self.subkeys if s.fingerprint == fpr), None)
 
 
 _FINGERPRINT = re.compile(r"^(?:[0-9A-F]{40}|[0-9A-F]{64})$")
@@ -113,12 +81,13 @@ class GnuPG:
         extra_options: Sequence[str] = (),
         max_parallel: int | None = None,
         nice: int = 0,
+        timeout: float = 60.0,
     ) -> None:
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(home, 0o700)
         self.home = home
         options = _options(max_output) + list(extra_options)
-        self._gpg = gnupg.GPG(gnupghome=str(home), options=options)
+        self._gpg = gpg_process.TimedGPG(gnupghome=str(home), options=options, timeout=timeout)
         # latin-1 maps every byte: gpg's stderr can carry attacker-chosen non-UTF-8 bytes,
         # and python-gnupg decodes it strictly in a reader thread that would die on them
         # (losing the status lines after). User IDs are re-decoded as UTF-8 in _details.
@@ -168,7 +137,7 @@ class GnuPG:
     def public_keys(self) -> list[KeyDetails]:
         """Every public key in the keyring, with its subkeys."""
         with self._slots:
-            return [_details(k) for k in self._gpg.list_keys()]
+            return [key_details(k) for k in self._gpg.list_keys()]
 
     def _known(self) -> list[str]:
         with self._slots:
@@ -190,7 +159,7 @@ class GnuPG:
         with self._slots:
             keys = self._gpg.list_keys(secret=secret, keys=[fingerprint])
         match = [k for k in keys if str(k["fingerprint"]).upper() == fingerprint.upper()]
-        found = _details(match[0]) if match else None
+        found = key_details(match[0]) if match else None
         with self._listed_lock:
             if state == self._listed_state:  # else it changed meanwhile: not worth keeping
                 self._listed[wanted] = found
@@ -212,7 +181,7 @@ class GnuPG:
         """Public keys with a user ID for exactly `address` (gpg's `<address>` match)."""
         with self._slots:
             keys = self._gpg.list_keys(keys=[f"<{address}>"])
-        return [_details(k) for k in keys]
+        return [key_details(k) for k in keys]
 
     def export_public(self, fingerprint: str) -> str:
         with self._slots:
@@ -227,7 +196,9 @@ class GnuPG:
 
     # --- decrypt, verify, sign, encrypt: one gpg process each, no threads ------------------
 
-    def _run(self, args: list[str], data: bytes, passphrase: str | None = None) -> _Ran:
+    def _run(
+        self, args: list[str], data: bytes, passphrase: str | None = None, stop: StopWhen = None
+    ) -> _Ran:
         """Run gpg once over `data` on its stdin; its exit status, stderr and stdout.
 
         Not through python-gnupg's `_handle_io`: that starts three threads per call (a
@@ -243,12 +214,16 @@ class GnuPG:
         argv = self._gpg.make_args(args, passphrase is not None)
         try:
             with self._slots:
-                return _Ran(*gpg_process.spawn(argv, data, self._gpg.env, self._nice))
+                env, nice, timeout = self._gpg.env, self._nice, self._gpg.timeout
+                return _Ran(*gpg_process.spawn(argv, data, env, nice, timeout, stop))
         except OSError as exc:
             raise GnuPGError(f"could not run gpg: {exc}") from exc
 
-    def decrypt(self, data: bytes, passphrase: str | None = None) -> CryptoResult:
-        return self._run(["--decrypt"], data, passphrase).result()
+    def decrypt(
+        self, data: bytes, passphrase: str | None = None, *, max_key_packets: int | None = None
+    ) -> CryptoResult:
+        stop = key_packets_over(max_key_packets) if max_key_packets else None
+        return self._run(["--decrypt"], data, passphrase, stop).result()
 
     def verify_detached(self, signed: bytes, signature: bytes) -> CryptoResult:
         with tempfile.TemporaryDirectory(dir=self.home, prefix="sig-") as tmp:
@@ -295,12 +270,19 @@ class _Ran:
     returncode: int
     stderr: str
     stdout: bytes
+    stopped: str | None = None  # killed: by the time limit, or by the stop condition
 
     def result(self, *, with_data: bool = True) -> CryptoResult:
+        if self.stopped:  # killed: nothing it wrote is a result
+            return CryptoResult(
+                self.returncode, problems=(f"STOPPED {self.stopped}",), stopped=self.stopped
+            )
         return parse_status(self.returncode, self.stderr, self.stdout if with_data else b"")
 
     def armored(self, what: str, *required: str) -> str:
         """The ASCII-armored output, if gpg exited 0 and reported every `required` step."""
+        if self.stopped:
+            raise GnuPGError(f"{what} failed: gpg did not finish in time and was stopped")
         seen = {keyword for keyword, _ in status_lines(self.stderr)}
         missing = [keyword for keyword in required if keyword not in seen]
         if self.returncode != 0 or missing or not self.stdout:
@@ -311,30 +293,3 @@ class _Ran:
 
 def _recipient_args(recipients: Sequence[str]) -> list[str]:
     return [arg for fpr in _fingerprints(recipients) for arg in ("--recipient", fpr)]
-
-
-def _utf8(latin1: str) -> str:
-    return latin1.encode("latin-1", "replace").decode("utf-8", "replace")
-
-
-def _details(raw: dict[str, Any]) -> KeyDetails:
-    subs = []
-    for sub in (raw.get("subkey_info") or {}).values():
-        subs.append(
-            SubkeyDetails(
-                fingerprint=str(sub.get("fingerprint", "")).upper(),
-                capabilities=str(sub.get("cap", "")),
-                created=timestamp(str(sub.get("date", ""))),
-                expires=timestamp(str(sub.get("expires", ""))),
-                revoked=sub.get("trust") == "r",
-            )
-        )
-    return KeyDetails(
-        fingerprint=str(raw["fingerprint"]).upper(),
-        user_ids=tuple(_utf8(str(u)) for u in raw.get("uids") or []),
-        capabilities=str(raw.get("cap", "")),
-        created=timestamp(str(raw.get("date", ""))),
-        expires=timestamp(str(raw.get("expires", ""))),
-        revoked=raw.get("trust") == "r",
-        subkeys=tuple(subs),
-    )

@@ -10,7 +10,7 @@ policy tells apart. Judging the facts is `keys/policy.py`'s job.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -42,11 +42,28 @@ class CryptoResult:
     plaintext_packets: int = 0
     problems: tuple[str, ...] = ()  # ERROR/FAILURE/BADMDC/... status keywords
     output_limited: bool = False  # gpg stopped at --max-output (a compression bomb?)
+    stopped: str | None = None  # killed: "timeout", or why its check stopped it
 
     @property
     def clean(self) -> bool:
         """GnuPG exited 0 and reported no problem: the precondition of everything."""
         return self.returncode == 0 and not self.problems
+
+
+KEY_PACKETS = "key-packets"  # why a decryption was stopped: too many key packets met
+_ENC_TO = b"[GNUPG:] ENC_TO "
+
+
+StopWhen = Callable[[bytes], str | None] | None  # gpg's stderr so far -> why stop it
+
+
+def key_packets_over(limit: int) -> Callable[[bytes], str | None]:
+    """A check of gpg's status output so far: KEY_PACKETS once it met more than `limit`.
+
+    gpg writes ENC_TO for each key packet as it meets it, also for those nested inside
+    the encryption, which no inspection before gpg can count (keys/packets.py).
+    """
+    return lambda stderr: KEY_PACKETS if stderr.count(_ENC_TO) > limit else None
 
 
 PROBLEM_KEYWORDS = frozenset(

@@ -30,7 +30,8 @@ from datetime import datetime
 from pathlib import Path
 
 from contract.errors import RegistryError
-from keys.gpg import GnuPG, KeyDetails, SubkeyDetails
+from keys.gpg import GnuPG
+from keys.key_details import KeyDetails, SubkeyDetails
 
 _KEY_TAGS = {5: "secret key", 6: "public key", 7: "secret subkey", 14: "public subkey"}
 _ARMOR = re.compile(

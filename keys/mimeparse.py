@@ -29,6 +29,7 @@ FEED_BYTES = 65_536
 # and a line end. Lines end at CRLF, CR or LF alike.
 _HEADER_LINE = re.compile(rb"From |[\041-\071\073-\176]*:|[\t ]")
 _LINE_END = re.compile(rb"\r\n|\r|\n")
+HEADER_LINE, LINE_END = _HEADER_LINE, _LINE_END  # for keys/headers.py, which counts lines
 
 
 def parse_bytes(data: bytes) -> Message:
@@ -78,3 +79,8 @@ def _fed(data: bytes, end: int) -> Message:
     for start in range(0, end, FEED_BYTES):
         parser.feed(_text(data, start, min(start + FEED_BYTES, end)))
     return parser.close()
+
+
+def parse_header(data: bytes, end: int) -> Message:
+    """The header block of `data`, which ends at `end` (read as `parse_bytes` reads it)."""
+    return _fed(data, end)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from contract.codes import Reason
-from keys.gpg import KeyDetails
+from keys.key_details import KeyDetails
 from keys.shapes import Refusal
 from keys.unwrap import Unwrapped
 

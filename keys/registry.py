@@ -21,8 +21,9 @@ from contract.errors import GnuPGError, RegistryError
 from keys import bindings
 from keys.bindings import ImportedKey
 from keys.directory_link import claim_link
-from keys.gpg import GnuPG, KeyDetails
+from keys.gpg import GnuPG
 from keys.identity import load_identity
+from keys.key_details import KeyDetails
 from keys.keycheck import Usability, assess, holders, read_keys
 from keys.policy import Binding
 from store import audit as audit_log

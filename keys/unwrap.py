@@ -12,7 +12,10 @@ Accepted shapes (RFC 3156 and inline PGP), nothing else:
   body.
 Anything unsigned beside or around the signed entity is `partially-signed`. Ciphertext
 found inside the plaintext is never decrypted (no decryption oracle for nested
-ciphertext). Whether the signature is acceptable is decided in `keys/policy.py`.
+ciphertext). Ciphertext with more key packets or layers than `PacketLimits` allow is
+refused from its packet headers before gpg sees it (`keys/packets.py`), and a gpg
+process stopped at its time limit is `gpg-timeout`. Whether the signature is acceptable
+is decided in `keys/policy.py`.
 
 Messages of 10 MiB pass through here, two at a time: each step hands the next only what it
 found (the ciphertext, the signed part), so the raw bytes, the ciphertext and every parse
@@ -27,7 +30,9 @@ from dataclasses import dataclass
 
 from contract.codes import Reason
 from keys.gpg import GnuPG
-from keys.gpg_status import CryptoResult
+from keys.gpg_status import KEY_PACKETS, CryptoResult
+from keys.headers import HeaderLimits, header_refusal
+from keys.packets import PacketLimits, inspect
 from keys.shapes import (
     ANY_ARMOR,
     ARMOR_MESSAGE,
@@ -75,9 +80,13 @@ class Unwrapper:
         *,
         require_encryption: bool = True,
         passphrase: str | None = None,
+        packets: PacketLimits | None = None,
+        headers: HeaderLimits | None = None,
     ) -> None:
         self.gpg = gpg
         self.limits = limits
+        self.packets = packets or PacketLimits()
+        self.headers = headers or HeaderLimits()
         self.require_encryption = require_encryption
         self.passphrase = passphrase  # of the gateway key, when an adopted key has one
 
@@ -98,6 +107,9 @@ class Unwrapper:
 
     def _outer(self, raw: bytes) -> tuple[Found, tuple[str, ...]] | Refusal:
         """What the outer message holds, and its From addresses; its parse ends here."""
+        refusal = header_refusal(raw, self.headers)  # before the parser holds each line
+        if refusal:
+            return refusal
         msg = parse(raw)
         refusal = check_shape(msg, self.limits)
         if refusal:
@@ -126,7 +138,9 @@ class Unwrapper:
         return signed_content(raw, msg)
 
     def _decrypted(self, sealed: Sealed, outer_from: tuple[str, ...]) -> Unwrapped | Refusal:
-        result = self.gpg.decrypt(sealed.take(), self.passphrase)
+        result = self._decrypt(sealed.take())
+        if isinstance(result, Refusal):
+            return result
         refusal = self._not_one_clean_layer(result)
         if refusal:
             return refusal
@@ -138,8 +152,18 @@ class Unwrapper:
         del result  # of the plaintext, only what was signed in it is needed now
         return self._verified(content, outer_from, encrypted=True)
 
+    def _decrypt(self, ciphertext: bytes) -> CryptoResult | Refusal:
+        """gpg's decryption, unless the packet headers show it would cost too much."""
+        limit = self.packets.max_key_packets  # key packets inside the encryption, too
+        refusal = inspect(ciphertext, self.packets)
+        return refusal or self.gpg.decrypt(ciphertext, self.passphrase, max_key_packets=limit)
+
     def _not_one_clean_layer(self, result: CryptoResult) -> Refusal | None:
         """Why the decryption did not cleanly remove one layer, if it did not."""
+        if result.stopped == KEY_PACKETS:
+            return Refusal(Reason.TOO_MANY_PACKETS, "key packets inside the encryption")
+        if result.stopped:
+            return _timed_out()
         if result.output_limited or len(result.data) >= self.limits.max_decrypted_bytes:
             return Refusal(Reason.TOO_LARGE, "decrypted content reached the size cap")
         if not result.decrypted or result.problems or result.plaintext_packets != 1:
@@ -185,6 +209,8 @@ class Unwrapper:
             return self._inline_signed(content.text, outer_from, encrypted=encrypted)
         signed = content.signed
         result = self.gpg.verify_detached(signed, content.signature)
+        if result.stopped:
+            return _timed_out()
         return _result(parse(signed), signed, result, outer_from, encrypted=encrypted)
 
     def _inline_signed(
@@ -198,9 +224,15 @@ class Unwrapper:
                 return Refusal(Reason.PARTIALLY_SIGNED, "OpenPGP block inside unsigned text")
             return Refusal(Reason.NOT_SIGNED, "no signature over the content")
         result = self.gpg.verify_clearsigned(block)
+        if result.stopped:
+            return _timed_out()
         return _result(
             text_entity(result.data), result.data, result, outer_from, encrypted=encrypted
         )
+
+
+def _timed_out() -> Refusal:
+    return Refusal(Reason.GPG_TIMEOUT, "gpg did not finish within its time limit")
 
 
 def _result(

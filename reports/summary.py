@@ -12,6 +12,9 @@ Rules:
   did not include it. Late revisions of the whole 12-month window are listed, since they
   change the trend shown in this month's reports.
 - Message counts are for messages *received* in the calendar month (UTC).
+- Refusals that were replays (content the team had sent before, content signed long
+  before it arrived, a stale signature) are listed apart, by team, and not counted among
+  the team's own rejections: anyone can resend a team's signed text.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from contract.codes import State
 from reports.periods import report_day
 from reports.statistics import TYPES
 from store.models import Team
+from store.notices import Replayed
 from store.statistics import MessageCount, RevisionRow, StoredReport
 
 
@@ -57,7 +61,8 @@ class CoordinatorSummary:
     late: tuple[RevisionRow, ...]
     states: tuple[tuple[str, int], ...]  # state -> messages received in the month
     quarantined: tuple[tuple[str, int], ...]  # reason -> count
-    rejected: tuple[tuple[str, str, int], ...]  # (reason, team, count)
+    rejected: tuple[tuple[str, str, int], ...]  # (reason, team, count), replays apart
+    replayed: tuple[Replayed, ...] = ()  # refusals not counted against the team
 
     def submitted(self, report_type: str) -> int:
         return sum(1 for line in self.teams if report_type in line.submitted)
@@ -76,6 +81,7 @@ def summarise(
     *,
     allowed_statuses: Sequence[str],
     day_of_month: int,
+    replayed: Iterable[Replayed] = (),
 ) -> CoordinatorSummary:
     def late(row_period: str, created_at: datetime) -> bool:
         return _aware(created_at) >= report_day(row_period, day_of_month)
@@ -97,7 +103,20 @@ def summarise(
         for team in sorted(teams, key=lambda t: t.handle)
     )
     late_rows = tuple(r for r in revisions if late(r.period, r.created_at))
-    return CoordinatorSummary(period, lines, late_rows, *_message_tables(counts))
+    replays = tuple(replayed)
+    states, quarantined, rejected = _message_tables(counts)
+    return CoordinatorSummary(
+        period, lines, late_rows, states, quarantined, _own(rejected, replays), replays
+    )
+
+
+def _own(
+    rejected: tuple[tuple[str, str, int], ...], replays: tuple[Replayed, ...]
+) -> tuple[tuple[str, str, int], ...]:
+    """The rejections by reason and team, less those that were replays."""
+    apart = {(r.reason or "unknown", r.team): r.count for r in replays if r.state == "rejected"}
+    left = [(reason, team, n - apart.get((reason, team), 0)) for reason, team, n in rejected]
+    return tuple(sorted((row for row in left if row[2] > 0), key=lambda r: (-r[2], r[:2])))
 
 
 def _message_tables(

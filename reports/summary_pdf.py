@@ -1,5 +1,6 @@
 """The coordinators' summary PDF: who submitted which type, who did not, which
-revisions came late, and the month's quarantine and rejection counts by reason.
+revisions came late, and the month's quarantine and rejection counts by reason, with
+replayed refusals apart from each team's own rejections.
 
 In: a `CoordinatorSummary` and the clearinghouse name. Out: PDF bytes. Unlike the
 internal reports this one names teams: it goes to coordinators only.
@@ -143,4 +144,21 @@ def _messages(summary: CoordinatorSummary) -> list[Flowable]:
             ]
         )
     )
+    flow.append(KeepTogether(_replayed(summary)))
     return flow
+
+
+def _replayed(summary: CoordinatorSummary) -> list[Flowable]:
+    flow: list[Flowable] = [
+        p("Replays: not counted against the team", "h2"),
+        p(
+            "Refusals of content the team had sent before, of content signed long before "
+            "it arrived, and of stale signatures. Anyone who has a copy of a team's "
+            "signed text can send it again: these are not the team's own rejections."
+        ),
+    ]
+    if not summary.replayed:
+        return [*flow, p("None.")]
+    rows = [[r.team, r.state, r.reason or "-", str(r.count)] for r in summary.replayed]
+    widths = [4 * cm, 3 * cm, 4 * cm, 2.5 * cm]
+    return [*flow, table(["Team", "State", "Reason", "Messages"], rows, widths, numeric_from=3)]

@@ -7,6 +7,11 @@ whether it won. That is correct on SQLite (one writer at a time) and on PostgreS
 `FOR UPDATE SKIP LOCKED` additionally keeps competing workers off the same candidate. A
 worker that dies lets its messages go when their leases expire; one whose attempt failed
 backs off. The outbox leases its entries with the same rule (`lease_free`).
+
+Arrival order is kept among the messages of one sending domain (the outer From's,
+recorded at intake): with `[policy] sender_binding` on, a team's messages all come from
+its registered domain, so a message waits only for older ones of that domain, and a
+slow message from elsewhere (one built to keep gpg busy) holds no other team's report.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, or_, update
 from sqlalchemy import select as core_select
 from sqlalchemy.orm import Mapped
-from sqlalchemy.sql import Executable
+from sqlalchemy.sql import Executable, Select
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col
 
@@ -96,6 +101,16 @@ _OLDER_IN_FLIGHT = (
     )
     .limit(1)
 )
+
+
+# The same, among messages of one sending domain (or of none recorded: older rows).
+_OLDER_IN_FLIGHT_OF_DOMAIN = _OLDER_IN_FLIGHT.where(
+    or_(_MESSAGE.c.sender_domain.is_(None), _MESSAGE.c.sender_domain == bindparam("domain"))
+)
+
+
+def _older(domain: str | None) -> Select[Any]:
+    return _OLDER_IN_FLIGHT if domain is None else _OLDER_IN_FLIGHT_OF_DOMAIN
 
 
 def _claimable(now: datetime) -> ColumnElement[bool]:
@@ -196,33 +211,46 @@ def claim_message(engine: Engine, message_id: int, owner: str, lease_seconds: in
         return _claim(session, message_id, owner, lease_seconds)
 
 
-def older_in_flight(engine: Engine, message_id: int) -> bool:
-    """Whether an older message is still being processed under a live lease."""
+def older_in_flight(engine: Engine, message_id: int, domain: str | None = None) -> bool:
+    """Whether an older message (of sending domain `domain`, if given) is still being
+    processed under a live lease."""
+    params = {"message_id": message_id, "now": utcnow(), "domain": domain}
     with open_session(engine) as session:
-        found = session.execute(_OLDER_IN_FLIGHT, {"message_id": message_id, "now": utcnow()})
-        return found.first() is not None
+        return session.execute(_older(domain), params).first() is not None
 
 
 # The signer's binding and the arrival-order check, which processing makes one after the
 # other, in one round trip.
-_BOUND_KEY_AND_OLDER = BOUND_KEY.add_columns(_OLDER_IN_FLIGHT.exists())
+_BOUND_KEY_AND_OLDER = {
+    False: BOUND_KEY.add_columns(_OLDER_IN_FLIGHT.exists()),
+    True: BOUND_KEY.add_columns(_OLDER_IN_FLIGHT_OF_DOMAIN.exists()),
+}
 
 
 def binding_and_older_in_flight(
-    session: Session | Connection, fingerprint: str, message_id: int
+    session: Session | Connection, fingerprint: str, message_id: int, domain: str | None = None
 ) -> tuple[BoundKey | None, bool]:
     """`team_for_fingerprint(fingerprint)`, and whether a message older than `message_id`
     is in flight (`older_in_flight`), read together; (None, False) for an unbound key."""
     params = {"fingerprint": normalize_fingerprint(fingerprint), "message_id": message_id}
-    found = session.execute(_BOUND_KEY_AND_OLDER, params | {"now": utcnow()}).first()
+    statement = _BOUND_KEY_AND_OLDER[domain is not None]
+    found = session.execute(statement, params | {"now": utcnow(), "domain": domain}).first()
     if found is None:
         return None, False
     *bound, older = found
     return BoundKey(*bound), bool(older)
 
 
-def wait_for_older(engine: Engine, message_id: int, *, timeout: float, poll: float = 0.05) -> bool:
-    """Wait until no older message is in flight, so that outcomes commit in arrival order.
+def wait_for_older(
+    engine: Engine,
+    message_id: int,
+    *,
+    timeout: float,
+    poll: float = 0.05,
+    domain: str | None = None,
+) -> bool:
+    """Wait until no older message (of `domain`, if given) is in flight, so that outcomes
+    commit in arrival order.
 
     Parallel workers decrypt and verify side by side; a team's correction must still not
     be stored before the report it corrects. A commit in this process wakes the wait at
@@ -233,7 +261,7 @@ def wait_for_older(engine: Engine, message_id: int, *, timeout: float, poll: flo
     deadline = time.monotonic() + timeout
     while True:
         seen = commits_so_far(engine)
-        if not older_in_flight(engine, message_id):
+        if not older_in_flight(engine, message_id, domain):
             return True
         left = deadline - time.monotonic()
         if left <= 0:

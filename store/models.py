@@ -153,6 +153,15 @@ class Message(SQLModel, table=True):
     # Claim/lease so that several workers never process one message at once.
     lease_owner: str | None = None
     lease_until: datetime | None = None
+    # The domain of the outer From, when there is exactly one (else ""; None: stored
+    # before it was recorded). Arrival order is kept among messages of one domain only.
+    sender_domain: str | None = None
+    # The SMTP client's address (an IPv6 client's /64), for per-client quotas.
+    client_address: str | None = Field(default=None, index=True)
+    # When [retention] removed the raw bytes (`raw` is then empty); the record stays.
+    purged_at: datetime | None = None
+    # When the accepted signature was made (authenticated messages only).
+    signed_at: datetime | None = None
 
 
 class Submission(SQLModel, table=True):

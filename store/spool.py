@@ -41,13 +41,15 @@ def spool_message(
     envelope_from: str | None = None,
     envelope_to: Sequence[str] = (),
     intake_key: str | None = None,
+    sender_domain: str | None = None,
 ) -> tuple[int, bool]:
     """Store one message durably (commits). Returns (id, False) for a known intake_key."""
     if intake_key is not None:
         known = _id_for_intake_key(engine, intake_key)
         if known is not None:
             return known, False
-    row = _new_row(Incoming(raw, channel, envelope_from, tuple(envelope_to)), intake_key)
+    incoming = Incoming(raw, channel, envelope_from, tuple(envelope_to), sender_domain)
+    row = _new_row(incoming, intake_key)
     try:
         [message_id] = _insert(engine, [row])
     except IntegrityError:
@@ -67,6 +69,8 @@ class Incoming:
     channel: str
     envelope_from: str | None = None
     envelope_to: tuple[str, ...] = ()
+    sender_domain: str | None = None  # of the outer From (keys/headers.py)
+    client_address: str | None = None  # the SMTP client's (an IPv6 client's /64)
 
 
 def spool_messages(engine: Engine, incoming: Sequence[Incoming]) -> list[int]:
@@ -102,6 +106,8 @@ def _new_row(incoming: Incoming, intake_key: str | None) -> dict[str, Any]:
         envelope_from=incoming.envelope_from,
         envelope_to=",".join(incoming.envelope_to) or None,
         intake_key=intake_key,
+        sender_domain=incoming.sender_domain,
+        client_address=incoming.client_address,
     )
 
 
@@ -142,6 +148,7 @@ _OUTCOME = {
     "team_id": bindparam("team_id"),
     "signer_fingerprint": bindparam("signer_fingerprint"),
     "content_sha256": bindparam("content_sha256"),
+    "signed_at": bindparam("signed_at", type_=_MESSAGE.c.signed_at.type),
     "processed_at": bindparam("processed_at", type_=_MESSAGE.c.processed_at.type),
     "lease_owner": None,
     "lease_until": None,
@@ -169,6 +176,7 @@ def finish_message(
     signer_fingerprint: str | None = None,
     content_sha256: str | None = None,
     owner: str | None = None,
+    signed_at: datetime | None = None,
 ) -> None:
     """Record a message's outcome and drop its lease, in the caller's transaction.
 
@@ -186,6 +194,7 @@ def finish_message(
         "team_id": team_id,
         "signer_fingerprint": signer_fingerprint,
         "content_sha256": content_sha256,
+        "signed_at": signed_at,
         "processed_at": utcnow(),
     }
     if owner is None:
@@ -266,6 +275,7 @@ def _requeue_values() -> dict[str, object]:
         "team_id": None,
         "signer_fingerprint": None,
         "content_sha256": None,
+        "signed_at": None,
         "processed_at": None,
         "attempts": 0,
         "lease_owner": None,
@@ -285,7 +295,7 @@ def requeue_quarantined(session: Session) -> list[int]:
     """Requeue every quarantined message; returns their ids in order."""
     result = session.exec(
         update(Message)
-        .where(col(Message.state) == State.QUARANTINED)
+        .where(col(Message.state) == State.QUARANTINED, col(Message.purged_at).is_(None))
         .values(_requeue_values())
         .returning(col(Message.id))
     )

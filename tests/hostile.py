@@ -9,12 +9,15 @@ tests/pipeline_support.py's job.
 
 from __future__ import annotations
 
+import base64
+import os
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
 from support import INTAKE, TeamClient
 
+from gateway.app import App
 from keys.wrap import encrypted_envelope
 
 
@@ -59,3 +62,66 @@ def encrypt_to_gateway(
     if sign_with:
         args.append("--sign")
     return gpg(team.gpg.home, *args, data=plaintext)
+
+
+# --- floods of key packets (issue 18, item 2) ----------------------------------------------
+
+
+def encryption_key_id(app: App) -> bytes:
+    """The 8-byte key ID of the gateway's encryption subkey, as PKESK packets name it."""
+    details = app.gpg.details(app.identity.fingerprint)
+    assert details is not None
+    [subkey] = [s for s in details.subkeys if "e" in s.capabilities]
+    return bytes.fromhex(subkey.fingerprint[-16:])
+
+
+def random_pkesk(key_id: bytes) -> bytes:
+    """A version 3 PKESK for an ECDH (cv25519) key: a random ephemeral point and a random
+    wrapped session key. gpg-agent does one X25519 operation for it, then fails."""
+    body = (
+        bytes([3])
+        + key_id
+        + bytes([18])  # ECDH
+        + (263).to_bytes(2, "big")
+        + b"\x40"
+        + os.urandom(32)  # the ephemeral point, an MPI of 263 bits
+        + bytes([48])
+        + os.urandom(48)  # the wrapped session key
+    )
+    return bytes([0xC1, len(body)]) + body  # new format, tag 1, one-octet length
+
+
+def pkesk_flood(key_id: bytes, size: int, tail: bytes) -> bytes:
+    """Random PKESK packets for `key_id` up to about `size` bytes, then `tail` (a real
+    message's packets), so gpg tries every one of them before the one that works."""
+    one = len(random_pkesk(key_id))
+    return b"".join(random_pkesk(key_id) for _ in range(max(1, (size - len(tail)) // one))) + tail
+
+
+def nested_layer(team: TeamClient, inner: bytes) -> bytes:
+    """`inner` OpenPGP packets encrypted to the gateway as they are (no literal packet
+    around them): gpg decrypts this layer and then processes `inner` itself."""
+    args = ["--recipient", team.gateway_fingerprint, "--compress-algo", "none"]
+    return gpg(team.gpg.home, "--no-literal", *args, "--encrypt", data=inner)
+
+
+def binary_envelope(sender: str, packets: bytes) -> bytes:
+    """multipart/encrypted from `sender` carrying binary OpenPGP data, base64-encoded."""
+    encoded = base64.encodebytes(packets).replace(b"\n", b"\r\n")
+    head = (
+        f"From: {sender}\r\nTo: {INTAKE}\r\nSubject: [...]\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/encrypted; protocol="application/pgp-encrypted";'
+        ' boundary="enc"\r\n\r\n--enc\r\nContent-Type: application/pgp-encrypted\r\n\r\n'
+        "Version: 1\r\n\r\n--enc\r\nContent-Type: application/octet-stream\r\n"
+        "Content-Transfer-Encoding: base64\r\n\r\n"
+    )
+    return head.encode() + encoded + b"\r\n--enc--\r\n"
+
+
+def binary_report(team: TeamClient, report: bytes) -> bytes:
+    """`report` signed by the team and encrypted to the gateway, as binary packets."""
+    args = ["--local-user", team.fingerprint, "--recipient", team.gateway_fingerprint]
+    return gpg(team.gpg.home, *args, "--sign", "--encrypt", data=report)
+
+
+# --- a running gateway: the SMTP door and the worker's threads, as `serve` runs them -------

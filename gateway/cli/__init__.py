@@ -28,6 +28,7 @@ from gateway.cli.service import health, ingest, poll_imap, process, serve
 from gateway.cli.setup import db_group, gateway_key, init
 from gateway.cli.submissions import submissions
 from gateway.cli.teams import teams
+from gateway.cli.views import say
 from gateway.config import load_config
 from gateway.logs import LogFormat, setup_logging
 from store.readiness import describe
@@ -40,12 +41,12 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except ClearinghouseError as exc:
-            click.echo(f"error: {exc}", err=True)
+            say(f"error: {exc}", err=True)
             ctx.exit(exc.exit_code)
         except (OperationalError, ProgrammingError) as exc:  # server gone, file damaged
             logging.getLogger(__name__).debug("database error", exc_info=True)
             url = ctx.obj.engine.url if isinstance(ctx.obj, App) else "the database"
-            click.echo(f"error: {describe(exc, url)}", err=True)
+            say(f"error: {describe(exc, url)}", err=True)
             ctx.exit(1)
 
 
@@ -76,11 +77,16 @@ def cli(
     try:
         ctx.obj = App(load_config(config_path))
     except ClearinghouseError as exc:
-        click.echo(f"error: {exc}", err=True)
+        say(f"error: {exc}", err=True)
         ctx.exit(75 if ctx.invoked_subcommand == "ingest" else exc.exit_code)
     logs = ctx.obj.config.logging
     level = logging.DEBUG if verbose else logging.getLevelName(logs.level.upper())
-    setup_logging(log_format or logs.format, level=level)
+    setup_logging(
+        log_format or logs.format,
+        level=level,
+        max_repeats=logs.max_repeats,
+        repeat_window_seconds=logs.repeat_window_seconds,
+    )
     ctx.call_on_close(lambda: _dispose(ctx.obj))
     ctx.meta["config_path"] = config_path
 

@@ -24,7 +24,8 @@ from contract.errors import ClearinghouseError, UsageError
 from gateway.addresses import is_address, parse_relay_url
 from gateway.delivery import SmtpRelayTransport
 from keys.compose import FORMS, compose
-from keys.gpg import GnuPG, KeyDetails
+from keys.gpg import GnuPG
+from keys.key_details import KeyDetails
 from parsers.taxonomy import load_taxonomy
 from parsers.template import TYPES, blank_report
 from parsers.text import parse_text

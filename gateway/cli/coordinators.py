@@ -8,7 +8,7 @@ import click
 
 from gateway.app import App
 from gateway.cli.common import json_option, pass_app
-from gateway.cli.views import emit
+from gateway.cli.views import emit, say
 from store.db import open_session
 from store.registry import list_coordinators
 
@@ -26,7 +26,7 @@ def coordinators() -> None:
 def coordinators_add(app: App, email: str, key_file: Any, name: str | None) -> None:
     """Register a coordinator with their public key."""
     c = app.registry.add_coordinator(email, key_file.read(), name)
-    click.echo(f"coordinator {c.email} added with key {c.fingerprint}")
+    say(f"coordinator {c.email} added with key {c.fingerprint}")
 
 
 @coordinators.command("list")
@@ -48,4 +48,4 @@ def coordinators_list(app: App, as_json: bool) -> None:
 def coordinators_remove(app: App, email: str) -> None:
     """Remove a coordinator."""
     app.registry.remove_coordinator(email)
-    click.echo(f"coordinator {email} removed")
+    say(f"coordinator {email} removed")

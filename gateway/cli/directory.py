@@ -17,6 +17,7 @@ from contract.errors import DirectoryError
 from gateway.app import App
 from gateway.cli.common import json_option, pass_app
 from gateway.cli.directory_view import Asked, guard_refusal, print_plan
+from gateway.cli.views import say
 from gateway.directory_source import open_source
 from keys import directory_sync
 from keys.directory import read_directory
@@ -87,9 +88,9 @@ def teams_set_ti(app: App, handle: str, name: str | None, unlink: bool) -> None:
         team = app.registry.team(s, handle)
         stored = set_link(s, app.registry.actor, team, name)
     if stored is None:
-        click.echo(f"team {handle} is linked to no TI entry; `teams sync` leaves it alone")
+        say(f"team {handle} is linked to no TI entry; `teams sync` leaves it alone")
     else:
-        click.echo(
+        say(
             f"team {handle} is linked to TI entry {stored!r}; next: "
             "clearinghouse teams sync --ti teams.json"
         )

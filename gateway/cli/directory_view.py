@@ -25,9 +25,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import click
-
-from gateway.cli.views import emit
+from gateway.cli.views import emit, say
 from keys.directory_plan import Change, Plan, Report, SyncOptions
 from keys.directory_sync import SyncResult
 
@@ -104,37 +102,37 @@ def _report(r: Report) -> dict[str, Any]:
 def print_plan(result: SyncResult, asked: Asked, as_json: bool) -> None:
     document = plan_document(result, asked)
     if as_json:
-        click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+        say(json.dumps(document, indent=2, ensure_ascii=False))
         return
     plan = result.plan
-    click.echo(
+    say(
         f"TI directory {asked.source}: {asked.directory_teams} teams; registry: "
         f"{plan.guard.teams} teams, {plan.linked} linked to the directory"
     )
-    click.echo("\nChanges:")
+    say("\nChanges:")
     emit(document["changes"], False, ["kind", "team", "ti", "from", "to", "detail"])
-    click.echo("\nReports (nothing is changed for these):")
+    say("\nReports (nothing is changed for these):")
     emit(document["reports"], False, ["kind", "team", "ti", "fingerprint", "expires", "detail"])
     _print_unregistered(plan)
     if asked.keys is not None:
-        click.echo(
+        say(
             f"\nKeys in {asked.keys}: {plan.keys_offered}, of which {plan.keys_matched} "
             "are listed for a linked team"
         )
-    click.echo("\n" + closing_line(result, asked))
+    say("\n" + closing_line(result, asked))
 
 
 def _print_unregistered(plan: Plan) -> None:
     names = [e.short_name for e in plan.unregistered]
     if not names:
         return
-    click.echo(
+    say(
         f"\nIn the directory, not in the registry ({len(names)}; never added: register a "
         "team with `teams add HANDLE ... --ti NAME`):"
     )
     shown = ", ".join(names[:SHOWN_UNREGISTERED])
     more = len(names) - SHOWN_UNREGISTERED
-    click.echo(f"  {shown}" + (f", and {more} more (--json lists all)" if more > 0 else ""))
+    say(f"  {shown}" + (f", and {more} more (--json lists all)" if more > 0 else ""))
 
 
 def closing_line(result: SyncResult, asked: Asked) -> str:

@@ -9,7 +9,7 @@ import click
 from contract.errors import ClearinghouseError
 from gateway.app import App
 from gateway.cli.common import json_option, pass_app
-from gateway.cli.views import emit, key_row
+from gateway.cli.views import emit, key_row, say
 from gateway.jobs.welcome import has_usable_key, welcome_if_first_key
 from keys.bindings import ImportedKey
 from store.db import open_session
@@ -34,9 +34,9 @@ def keys_import(app: App, handle: str, file: Any) -> None:
     """
     had_usable_key = has_usable_key(app, handle)
     for key in app.registry.import_keys(handle, file.read()):
-        click.echo(_imported_line(handle, key))
+        say(_imported_line(handle, key))
         for uid in key.user_ids:
-            click.echo(f"  {uid}")
+            say(f"  {uid}")
     try:
         welcome = welcome_if_first_key(app, handle, had_usable_key)
     except ClearinghouseError as exc:  # the key is bound all the same
@@ -45,7 +45,7 @@ def keys_import(app: App, handle: str, file: Any) -> None:
             f"send it with `teams welcome {handle}`"
         ) from exc
     if welcome is not None and welcome.entry_id is not None:
-        click.echo(
+        say(
             f"welcome mail queued to {welcome.email} (outbox {welcome.entry_id}): the intake "
             "address, the gateway key and how to send"
         )
@@ -84,7 +84,7 @@ def keys_list(app: App, as_json: bool) -> None:
 def keys_revoke(app: App, fingerprint: str, reason: str | None) -> None:
     """Stop accepting signatures by a key."""
     key = app.registry.revoke_key(fingerprint, reason)
-    click.echo(f"revoked {key.fingerprint}; its signatures are now refused (key-revoked)")
+    say(f"revoked {key.fingerprint}; its signatures are now refused (key-revoked)")
 
 
 @keys_group.command("remove")
@@ -99,4 +99,4 @@ def keys_remove(app: App, fingerprint: str) -> None:
     removed = app.registry.remove_key(fingerprint)
     owner = f"bound to team {removed.team}" if removed.team else "bound to no team"
     keyring = " and the gateway keyring" if removed.in_keyring else ""
-    click.echo(f"removed {removed.fingerprint} ({owner}) from the registry{keyring}")
+    say(f"removed {removed.fingerprint} ({owner}) from the registry{keyring}")

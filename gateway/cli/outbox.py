@@ -8,7 +8,7 @@ import click
 
 from gateway.app import App
 from gateway.cli.common import json_option, pass_app
-from gateway.cli.views import emit, outbox_row
+from gateway.cli.views import emit, outbox_row, say
 from gateway.service import worker_for
 from store.db import open_session
 from store.monitoring import list_outbox
@@ -39,6 +39,6 @@ def outbox_list(app: App, state: str | None, as_json: bool) -> None:
 def outbox_flush(app: App) -> None:
     """Deliver every due entry now."""
     result = worker_for(app).flush()
-    click.echo(f"{result.sent} sent, {result.retrying} retrying, {result.failed} failed")
+    say(f"{result.sent} sent, {result.retrying} retrying, {result.failed} failed")
     if result.retrying or result.failed:
         sys.exit(1)

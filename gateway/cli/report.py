@@ -10,6 +10,7 @@ from contract.errors import ClearinghouseError
 from gateway.app import App
 from gateway.cli.common import pass_app
 from gateway.cli.progress import steps
+from gateway.cli.views import say
 from gateway.jobs.monthly import run_monthly
 from gateway.jobs.reminders import send_reminders
 from reports.periods import parse_period, period_of, previous_period
@@ -55,7 +56,7 @@ def report_monthly(app: App, period: str | None, no_send: bool, resend: bool) ->
     app.create_schema()  # adds tables a newer version needs (monthly runs); keeps the rest
     with steps(f"statistics for {chosen}", _monthly_steps(app), click.echo) as progress:
         result = run_monthly(app, chosen, send=not no_send, resend=resend, progress=progress)
-    click.echo(f"statistics for {chosen} are in {result.directory}")
+    say(f"statistics for {chosen} are in {result.directory}")
     if result.delivery is not None and result.delivery.skipped:
         raise ClearinghouseError(
             f"{len(result.delivery.skipped)} recipient(s) could not be mailed: "
@@ -98,7 +99,7 @@ def report_reminders(app: App, on: datetime | None) -> None:
     Run it daily (clearinghouse-reminders.timer): each reminder and warning goes once.
     """
     result = send_reminders(app, on.date() if on else None)
-    click.echo(
+    say(
         f"{result.period}: {len(result.reminders)} reminder(s) "
         f"{', '.join(result.reminders)}; {len(result.warnings)} key warning(s)"
     )

@@ -11,7 +11,7 @@ from contract.errors import ClearinghouseError, StorageError
 from gateway.addresses import split_host_port
 from gateway.app import App
 from gateway.cli.common import json_option, pass_app
-from gateway.cli.views import emit
+from gateway.cli.views import emit, say
 from gateway.health import run_checks
 from gateway.intake.imap import poll_once
 from gateway.intake.imap_watch import poll_until_signalled
@@ -29,14 +29,14 @@ def ingest(app: App, file: Any) -> None:
         raw = file.read()
         if not raw:
             raise StorageError("empty input: nothing to store")
-        message_id, _ = accept(app.engine, raw, "ingest")
+        message_id, _ = accept(app.engine, raw, "ingest", headers=app.header_limits)
     except ClearinghouseError as exc:
-        click.echo(f"error: {exc}", err=True)
+        say(f"error: {exc}", err=True)
         sys.exit(StorageError.exit_code)
     except Exception as exc:  # the MTA must retry whatever went wrong
-        click.echo(f"error: could not store the message ({type(exc).__name__}: {exc})", err=True)
+        say(f"error: could not store the message ({type(exc).__name__}: {exc})", err=True)
         sys.exit(StorageError.exit_code)
-    click.echo(f"stored as message {message_id}")
+    say(f"stored as message {message_id}")
 
 
 @click.command()
@@ -49,7 +49,7 @@ def process(app: App, once: bool) -> None:
         counts = worker.run_once()
         sent = worker.flush()
         summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "nothing"
-        click.echo(
+        say(
             f"processed: {summary}; outbox: {sent.sent} sent, {sent.retrying} retrying, "
             f"{sent.failed} failed"
         )
@@ -84,7 +84,7 @@ def poll_imap(app: App, once: bool) -> None:
     """Fetch from the configured IMAP mailbox into the spool."""
     app.create_schema()
     if once:
-        click.echo(poll_once(app).summary())
+        say(poll_once(app).summary())
         return
     poll_until_signalled(app)
 
@@ -99,6 +99,6 @@ def health(app: App, as_json: bool) -> None:
         emit([c.as_dict() for c in checks], True)
     else:
         for c in checks:
-            click.echo(f"{'ok  ' if c.ok else 'FAIL'}  {c.name:<12} {c.detail}")
+            say(f"{'ok  ' if c.ok else 'FAIL'}  {c.name:<12} {c.detail}")
     if not all(c.ok for c in checks):
         sys.exit(1)

@@ -10,6 +10,7 @@ import click
 from contract.errors import ClearinghouseError
 from gateway.app import App
 from gateway.cli.common import pass_app
+from gateway.cli.views import say
 from keys.identity import FPR_FILE, create_identity, import_identity, load_identity
 from store import migrate
 from store.readiness import Schema
@@ -32,13 +33,13 @@ def init(app: App, name: str | None, email: str | None) -> None:
     if not (app.gpg.home / FPR_FILE).exists():
         identity = create_identity(app.gpg, name or core.name, email or core.gateway_address)
         app.registry.note_gateway_key("gateway-key init", identity.fingerprint, uid)
-        click.echo(identity.fingerprint)
+        say(identity.fingerprint)
         return
     identity = load_identity(app.gpg)
     key = app.gpg.details(identity.fingerprint)
     has = "; ".join(key.user_ids) if key else "?"
     if fresh_database:
-        click.echo(
+        say(
             f"reusing the gateway key already in {app.gpg.home}: {identity.fingerprint} "
             f"({has}); to start with a new key, move that directory away first",
             err=True,
@@ -46,15 +47,15 @@ def init(app: App, name: str | None, email: str | None) -> None:
         note = f"reused the key already in the GnuPG home ({has})"
         app.registry.note_gateway_key("gateway-key init", identity.fingerprint, note)
     else:
-        click.echo(f"already initialised; the gateway key is {identity.fingerprint}", err=True)
+        say(f"already initialised; the gateway key is {identity.fingerprint}", err=True)
     if (name or email) and uid not in (key.user_ids if key else ()):
-        click.echo(
+        say(
             f"the gateway key exists and is not changed: its user ID stays {has!r}; "
             f"to add {uid!r}, run `gpg --homedir {app.gpg.home} --quick-add-uid "
             f"{identity.fingerprint} '{uid}'`",
             err=True,
         )
-    click.echo(identity.fingerprint)
+    say(identity.fingerprint)
 
 
 @click.group("gateway-key", invoke_without_command=True)
@@ -89,7 +90,7 @@ def gateway_key_import(
     identity = import_identity(app.gpg, file.read(), passphrase, address=address)
     note = "with a passphrase" if passphrase else "without a passphrase"
     app.registry.note_gateway_key("gateway-key import", identity.fingerprint, note)
-    click.echo(identity.fingerprint)
+    say(identity.fingerprint)
 
 
 @click.group("db")
@@ -105,9 +106,9 @@ def db_upgrade(app: App) -> None:
     app.create_schema()
     after = migrate.current(app.engine)
     if before == after:
-        click.echo(f"the database is at revision {after}, the newest; nothing to do")
+        say(f"the database is at revision {after}, the newest; nothing to do")
     else:
-        click.echo(f"the database was upgraded from {before or 'no revision'} to {after}")
+        say(f"the database was upgraded from {before or 'no revision'} to {after}")
 
 
 @db_group.command("current")
@@ -126,4 +127,4 @@ def db_current(app: App) -> None:
             f"{state.newest}: run `clearinghouse db upgrade` (a new gateway: `clearinghouse "
             "init`)"
         )
-    click.echo(f"{state.revision} (the newest revision)")
+    say(f"{state.revision} (the newest revision)")

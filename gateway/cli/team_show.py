@@ -13,12 +13,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import click
 from sqlmodel import Session
 
 from gateway.app import App
-from gateway.cli.views import Row, team_row
-from keys.gpg import KeyDetails, SubkeyDetails
+from gateway.cli.views import Row, say, team_row
+from keys.key_details import KeyDetails, SubkeyDetails
 from keys.keycheck import assess
 from store.models import Team, TeamKey
 from store.registry import keys_of_team
@@ -93,9 +92,9 @@ def print_team(row: Row) -> None:
         ("keys", f"{len(row['keys'])} ({usable} usable)"),
     ]
     for label, value in lines:
-        click.echo(f"{label:<16} {_safe(str(value))}")
+        say(f"{label:<16} {value}")
     for key in row["keys"]:
-        click.echo("")
+        say("")
         _print_key(key)
 
 
@@ -106,14 +105,14 @@ def _print_key(key: Row) -> None:
     if key["revoked_at"] is not None:
         why = f": {key['revoke_reason']}" if key["revoke_reason"] else ""
         state = f"REVOKED {_date(key['revoked_at'])}{why}"
-    click.echo(f"key {key['fingerprint']}  {_safe(state)}")
+    say(f"key {key['fingerprint']}  {state}")
     for uid in key["user_ids"]:
-        click.echo(f"  user ID   {_safe(uid)}")
+        say(f"  user ID   {uid}")
     caps = key.get("capabilities", [])
-    click.echo(f"  primary   {_part(caps, key['created_at'], key['expires_at'], False)}")
+    say(f"  primary   {_part(caps, key['created_at'], key['expires_at'], False)}")
     for sub in key.get("subkeys", []):
         part = _part(sub["capabilities"], sub["created_at"], sub["expires_at"], sub["revoked"])
-        click.echo(f"  subkey    {sub['fingerprint']}  {part}")
+        say(f"  subkey    {sub['fingerprint']}  {part}")
 
 
 def _part(caps: Sequence[str], created: Any, expires: Any, revoked: bool) -> str:
@@ -126,10 +125,3 @@ def _part(caps: Sequence[str], created: Any, expires: Any, revoked: bool) -> str
 
 def _date(value: datetime | None) -> str:
     return "never" if value is None else f"{value:%Y-%m-%d %H:%M} UTC"
-
-
-def _safe(text: str) -> str:
-    """Control characters (an escape sequence in a name, a line break) shown escaped."""
-    return "".join(
-        ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode() for ch in text
-    )

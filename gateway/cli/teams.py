@@ -8,7 +8,7 @@ from gateway.app import App
 from gateway.cli.common import json_option, pass_app
 from gateway.cli.directory import teams_set_ti, teams_sync
 from gateway.cli.team_show import print_team, team_details
-from gateway.cli.views import emit, team_row
+from gateway.cli.views import emit, say, team_row
 from gateway.jobs.welcome import send_welcome
 from store.db import open_session
 from store.registry import list_teams
@@ -46,7 +46,7 @@ def teams_add(
         handle, name=name, email=email, status=status, country=country, ti_name=ti_name
     )
     linked = f", linked to TI entry {team.ti_name!r}" if team.ti_name else ""
-    click.echo(
+    say(
         f"team {team.handle} added ({team.status}{linked}); next: "
         f"clearinghouse keys import {team.handle} KEYFILE"
     )
@@ -84,7 +84,7 @@ def teams_set_status(app: App, handle: str, status: str) -> None:
     """Change a team's status (which statuses may submit is policy)."""
     team = app.registry.set_status(handle, status)
     allowed = status in app.config.policy.allowed_statuses
-    click.echo(f"team {team.handle} is now {status} ({'may' if allowed else 'may not'} submit)")
+    say(f"team {team.handle} is now {status} ({'may' if allowed else 'may not'} submit)")
 
 
 @teams.command("welcome")
@@ -95,12 +95,12 @@ def teams_welcome(app: App, handle: str, resend: bool) -> None:
     """Mail the team its onboarding letter: intake address, gateway key, how to send."""
     welcome = send_welcome(app, handle, resend=resend)
     if welcome.entry_id is None:
-        click.echo(
+        say(
             f"the welcome mail to {handle} was sent before; `teams welcome {handle} --resend` "
             "sends it again"
         )
         return
-    click.echo(
+    say(
         f"welcome mail queued to {welcome.email} (outbox {welcome.entry_id}), encrypted to "
         f"key {welcome.key_fingerprint}"
     )
@@ -113,7 +113,7 @@ def teams_remove(app: App, handle: str) -> None:
     """Remove a team that has no submissions, with its keys (e.g. a mistyped one)."""
     removed = app.registry.remove_team(handle)
     keys = f"; its keys {', '.join(removed)} left the registry and the keyring" if removed else ""
-    click.echo(f"team {handle} removed{keys}")
+    say(f"team {handle} removed{keys}")
 
 
 teams.add_command(teams_sync)

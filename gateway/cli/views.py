@@ -1,6 +1,8 @@
 """How records look to an admin: rows for listings, printed as aligned text or JSON.
 
-The JSON field names are a contract (SPEC.md "Message states and reason codes").
+The JSON field names are a contract (SPEC.md "Message states and reason codes"). Every
+value is printed through `gateway.printable`: stored data is attacker-chosen, and its
+control characters reach the admin's terminal escaped, in text and JSON alike.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import click
 from sqlmodel import Session
 
 from contract.reasons import explain
+from gateway.printable import printable
 from store.models import AuditEntry, Message, OutboxEntry, Team, TeamKey
 from store.registry import get_team_by_id, keys_of_team, last_submission_at, ti_entry, ti_keys
 from store.submission_rows import SubmissionRow, list_submissions
@@ -38,7 +41,8 @@ def emit(rows: Row | Sequence[Row], as_json: bool, columns: Sequence[str] = ()) 
     """Print one record (key: value lines) or a table of records, or JSON."""
     data = _plain(rows)
     if as_json:
-        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        # json.dumps escapes C0 controls inside strings; its own line breaks are kept.
+        click.echo(printable(json.dumps(data, indent=2, ensure_ascii=False), keep="\n"))
         return
     if isinstance(data, dict):
         width = max((len(k) for k in data), default=0)
@@ -46,14 +50,15 @@ def emit(rows: Row | Sequence[Row], as_json: bool, columns: Sequence[str] = ()) 
             text = (
                 json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else value
             )
-            click.echo(f"{key:<{width}}  {'' if text is None else text}")
+            click.echo(printable(f"{key:<{width}}  {'' if text is None else text}"))
         return
     if not data:
         click.echo("(none)")
         return
     cells = [[_cell(r.get(c)) for c in columns] for r in data]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    click.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    header = "  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))
+    click.echo(printable(header.rstrip()))
     for row in cells:
         click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
 
@@ -62,8 +67,8 @@ def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, list):  # e.g. a key's user IDs: not Python's repr of a list
-        return "; ".join(str(v) for v in value)
-    return str(value)
+        return printable("; ".join(str(v) for v in value))
+    return printable(str(value))
 
 
 def message_row(s: Session, m: Message, *, detailed: bool = False) -> Row:
@@ -83,6 +88,7 @@ def message_row(s: Session, m: Message, *, detailed: bool = False) -> Row:
             "envelope_from": m.envelope_from,
             "envelope_to": m.envelope_to,
             "processed_at": m.processed_at,
+            "purged_at": m.purged_at,
             "signer_fingerprint": m.signer_fingerprint,
             "detail": m.detail,
             "explanation": meaning or None,
@@ -181,3 +187,9 @@ def audit_row(e: AuditEntry) -> Row:
         "subject": e.subject,
         "details": e.details,
     }
+
+
+def say(text: str, *, err: bool = False) -> None:
+    """Print a line the CLI composed around stored data (a handle, an address, an error
+    that quotes one): escaped like `emit`, keeping only the CLI's own line breaks."""
+    click.echo(printable(text, keep="\n"), err=err)

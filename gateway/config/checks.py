@@ -32,7 +32,8 @@ def problems(c: Config) -> Iterator[Problem]:
     except ValueError as exc:
         yield "outbound", "relay", str(exc)
     yield from _at_least(1, "outbound", c.outbound, "max_attempts")
-    yield from _at_least(1, "policy", c.policy, "max_signature_age_days")
+    yield from _at_least(1, "policy", c.policy, "max_signature_age_days", "replay_after_hours")
+    yield from _at_least(0, "policy", c.policy, "max_notices_per_team_per_hour")
     if not 1 <= c.reports.day_of_month <= 28:
         yield "reports", "day_of_month", f"must be 1..28, found {c.reports.day_of_month}"
     yield from _at_least(1, "reports", c.reports, "min_teams_for_public")
@@ -54,14 +55,26 @@ def problems(c: Config) -> Iterator[Problem]:
             "in the days just before the report day",
         )
     yield from _at_least(
-        1, "limits", c.limits, "max_decrypted_bytes", "max_mime_depth", "max_mime_parts"
+        1,
+        "limits",
+        c.limits,
+        "max_decrypted_bytes",
+        "max_mime_depth",
+        "max_mime_parts",
+        "max_key_packets",
+        "max_encryption_layers",
+        "gpg_timeout_seconds",
+        "max_header_fields",
+        "max_header_bytes",
     )
     yield from _at_least(0, "limits", c.limits, "signature_future_skew_minutes")
+    yield from _at_least(1, "logging", c.logging, "max_repeats", "repeat_window_seconds")
     yield from _metrics_problems(c.metrics)
     yield from _at_least(
         1, "health", c.health, "outbox_stuck_minutes", "spool_backlog", "key_expiry_days"
     )
     yield from _at_least(1, "worker", c.worker, "concurrency", "lease_seconds")
+    yield from _at_least(0, "retention", c.retention, "refused_raw_days", "accepted_raw_days")
     yield from _at_least(0, "worker", c.worker, "threads", "gpg_nice")
     if c.worker.gpg_nice > 19:
         yield "worker", "gpg_nice", f"must be at most 19, found {c.worker.gpg_nice}"
@@ -101,7 +114,22 @@ def _smtp_problems(smtp: SmtpConfig) -> Iterator[Problem]:
         yield "smtp", "tls_key", "tls_cert and tls_key must be set together"
     if smtp.require_starttls and smtp.tls_cert is None:
         yield "smtp", "require_starttls", "needs tls_cert and tls_key"
-    yield from _at_least(1, "smtp", smtp, "max_message_bytes", "max_recipients")
+    yield from _at_least(
+        1,
+        "smtp",
+        smtp,
+        "max_message_bytes",
+        "max_recipients",
+        "max_connections",
+        "max_connections_per_client",
+        "idle_timeout_seconds",
+        "min_bytes_per_second",
+    )
+    yield from _at_least(
+        0, "smtp", smtp, "max_bytes_per_client_per_hour", "max_messages_per_client_per_hour"
+    )
+    if smtp.max_connections_per_client > smtp.max_connections:
+        yield "smtp", "max_connections_per_client", "must not exceed max_connections"
 
 
 def _imap_problems(imap: ImapConfig) -> Iterator[Problem]:

@@ -34,6 +34,7 @@ from gateway.config.sections import (
     PublicationConfig,
     RegistryConfig,
     ReportsConfig,
+    RetentionConfig,
     SmtpConfig,
     TaxonomyConfig,
     WorkerConfig,
@@ -55,6 +56,7 @@ _SECTIONS: dict[str, tuple[str, type]] = {
     "health": ("health", HealthConfig),
     "worker": ("worker", WorkerConfig),
     "registry": ("registry", RegistryConfig),
+    "retention": ("retention", RetentionConfig),
 }
 
 

@@ -46,6 +46,13 @@ class SmtpConfig:
     tls_key: Path | None = None
     require_starttls: bool = False
     max_recipients: int = 10  # added
+    # added: what one client may cost the door (gateway/intake/smtp_guard.py)
+    max_connections: int = 100  # at once, overall; 421 beyond
+    max_connections_per_client: int = 10  # at once, from one address (IPv6: its /64)
+    idle_timeout_seconds: int = 60  # waiting for a client, plus what its bytes earn:
+    min_bytes_per_second: int = 1024  # a client slower than this is dropped
+    max_bytes_per_client_per_hour: int = 104857600  # stored per hour; 452 beyond; 0: none
+    max_messages_per_client_per_hour: int = 120  # the same, counted in messages
 
     @property
     def host(self) -> str:
@@ -106,6 +113,11 @@ class PolicyConfig:
     allowed_statuses: tuple[TeamStatus, ...] = ("accredited", "certified")
     reply_to_unauthenticated: bool = False
     sender_binding: SenderBinding = "domain"
+    # added: rejections and notices (not receipts) to one team per hour; 0: no limit.
+    max_notices_per_team_per_hour: int = 10
+    # added: a refusal of content signed this long before it arrived counts as a replay
+    # in the coordinator summary (not as the team's own rejection).
+    replay_after_hours: int = 24
 
 
 @dataclass(frozen=True)
@@ -135,6 +147,23 @@ class LimitsConfig:
     max_mime_depth: int = 16
     max_mime_parts: int = 200
     signature_future_skew_minutes: int = 15
+    # Read from the packet headers before gpg runs (keys/packets.py): each key packet
+    # addressed to the gateway costs gpg-agent a private-key operation.
+    max_key_packets: int = 16
+    max_encryption_layers: int = 1
+    gpg_timeout_seconds: int = 60  # every gpg process is killed after this long
+    # Header fields and bytes of the outer message: capped at intake (SMTP 552) and
+    # before parsing (malformed-mime), so that a header of millions of lines costs nothing.
+    max_header_fields: int = 1000
+    max_header_bytes: int = 262144
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    """[retention]: how long raw mail is kept (`messages purge`, daily by a timer)."""
+
+    refused_raw_days: int = 90  # quarantined, rejected, duplicate; 0: kept
+    accepted_raw_days: int = 0  # 0: kept; the message record always stays
 
 
 @dataclass(frozen=True)
@@ -154,6 +183,10 @@ class LoggingConfig:
 
     format: LogFormat = "text"
     level: LogLevel = "info"
+    # An identical event (same logger, level, message, fields) is written at most this
+    # many times per window; the rest are counted in one line (gateway/log_repeats.py).
+    max_repeats: int = 10
+    repeat_window_seconds: int = 60
 
 
 @dataclass(frozen=True)
@@ -225,6 +258,7 @@ class Config:
     health: HealthConfig = field(default_factory=HealthConfig)
     worker: WorkerConfig = field(default_factory=WorkerConfig)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
 
     @property
     def clearinghouse(self) -> CoreConfig:

@@ -212,7 +212,8 @@ def _store(
 ) -> None:
     """Commit the message to the spool; a message seen before is recognised, not stored."""
     cfg = app.config.imap
-    message_id, created = accept(app.engine, raw, "imap", intake_key=intake_key(cfg, raw))
+    key = intake_key(cfg, raw)
+    message_id, created = accept(app.engine, raw, "imap", intake_key=key, headers=app.header_limits)
     if not created:
         result.known += 1
         log.info("IMAP: UID %s in %r is message %s, stored before", uid, cfg.folder, message_id)

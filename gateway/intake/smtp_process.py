@@ -119,7 +119,13 @@ def _door_main(settings: _Settings, events: Connection, orders: Connection) -> N
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, signal.SIG_IGN)
-    setup_logging(settings.log_format, level=settings.log_level)
+    logs = settings.config.logging
+    setup_logging(
+        settings.log_format,
+        level=settings.log_level,
+        max_repeats=logs.max_repeats,
+        repeat_window_seconds=logs.repeat_window_seconds,
+    )
     stop = threading.Event()
     app = App(settings.config)
     controller = make_controller(app, settings.host, settings.port, on_stored=events.send)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from gateway.app import App
@@ -37,6 +37,7 @@ from reports.statistics import MonthlyStatistics, compute
 from reports.summary import CoordinatorSummary, summarise
 from reports.summary_pdf import summary_pdf
 from store.db import open_session, transaction
+from store.notices import replayed_refusals
 from store.registry import list_teams
 from store.statistics import (
     message_counts,
@@ -112,6 +113,12 @@ def _compute(app: App, period: str) -> tuple[MonthlyStatistics, CoordinatorSumma
         history = revisions(s, months[0], months[-1])
         teams = list_teams(s)
         counts = message_counts(s, month_start(period), month_end(period))
+        replays = replayed_refusals(
+            s,
+            month_start(period),
+            month_end(period),
+            signed_before=timedelta(hours=config.policy.replay_after_hours),
+        )
     stats = compute(
         reports,
         period,
@@ -127,6 +134,7 @@ def _compute(app: App, period: str) -> tuple[MonthlyStatistics, CoordinatorSumma
         counts,
         allowed_statuses=config.policy.allowed_statuses,
         day_of_month=config.reports.day_of_month,
+        replayed=replays,
     )
     stored = [r.created_at for r in reports if r.period == period]
     as_of = (

@@ -23,6 +23,16 @@ RELIED_ON = {
     "check_helo_needed": "9829bb73251c983e",
     "check_auth_needed": "812bbc794078b1b0",
     "push": "15f4f1de5e30c337",
+    # The door's caps (gateway/intake/smtp_guard.py): a refused connection is answered
+    # 421 where _handle_client would greet; the idle timer is aiosmtpd's, rescheduled by
+    # our pace instead of reset at every command; connections are counted in and out.
+    "_handle_client": "0e4d096403af6c74",
+    "_reset_timeout": "fef19b94d28dff31",
+    "_timeout_cb": "10a7351f9bec2818",
+    "connection_made": "77a45df5065bba34",
+    "connection_lost": "d3bf6349bc3c25c1",
+    # handle_MAIL (the quota) must set the envelope's sender as smtp_MAIL does without it.
+    "smtp_MAIL": "80dd938e7791acfb",
 }
 
 
@@ -44,3 +54,10 @@ def test_the_stream_reader_and_writer_are_where_the_data_phase_reads_them() -> N
     # sets in connection_made.
     source = inspect.getsource(SMTP.connection_made)
     assert "self._reader" in source and "self._writer" in source
+
+
+def test_the_idle_timer_is_the_one_aiosmtpd_cancels_and_greets_in_handle_client() -> None:
+    # IntakeSMTP keeps its pace timer in self._timeout_handle, which connection_lost
+    # cancels; and answers 421 instead of the greeting _handle_client pushes first.
+    assert "self._timeout_handle.cancel()" in inspect.getsource(SMTP.connection_lost)
+    assert "await self.push('220 " in inspect.getsource(SMTP._handle_client)

@@ -55,12 +55,14 @@ def ordering_gives_up(monkeypatch: pytest.MonkeyPatch) -> None:
     real_check = leases.binding_and_older_in_flight
 
     def each_sees_the_other_in_flight(
-        session: Any, fingerprint: str, message_id: int
+        session: Any, fingerprint: str, message_id: int, domain: str | None = None
     ) -> tuple[Any, bool]:
-        found, _ = real_check(session, fingerprint, message_id)
+        found, _ = real_check(session, fingerprint, message_id, domain)
         return found, True  # so each waits for the other, whichever is older
 
-    def gave_up(engine: object, message_id: int, *, timeout: float) -> bool:
+    def gave_up(
+        engine: object, message_id: int, *, timeout: float, domain: str | None = None
+    ) -> bool:
         barrier.wait()
         return False
 

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from keys.gpg import GnuPG, KeyDetails
+from keys.gpg import GnuPG
 from keys.gpg_status import CryptoResult, SignatureFact, parse_status
+from keys.key_details import KeyDetails
 from keys.policy import Binding, Policy, authenticate
 from keys.shapes import Limits
 from keys.unwrap import Unwrapped, Unwrapper

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from keys.gpg import KeyDetails, SubkeyDetails
 from keys.gpg_status import CryptoResult, SignatureFact
+from keys.key_details import KeyDetails, SubkeyDetails
 from keys.policy import Authenticated, Binding, Policy, authenticate
 from keys.shapes import Refusal
 from keys.unwrap import Unwrapped

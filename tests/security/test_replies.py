@@ -41,9 +41,9 @@ def decrypt_calls(app: App, monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
     calls: list[bytes] = []
     real = app.gpg.decrypt
 
-    def observed(data: bytes, passphrase: str | None = None) -> object:
+    def observed(data: bytes, passphrase: str | None = None, **limits: int | None) -> object:
         calls.append(data)
-        return real(data, passphrase)
+        return real(data, passphrase, **limits)
 
     monkeypatch.setattr(app.gpg, "decrypt", observed)
     return calls

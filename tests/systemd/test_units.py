@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from gateway.config.sections import SmtpConfig
+from gateway.intake.smtp_guard import FILES_BESIDE_CONNECTIONS
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "systemd" / "verify-units"
 
@@ -77,3 +80,14 @@ def test_the_service_is_hardened() -> None:
             "ReadWritePaths=/var/lib/clearinghouse",
             "User=clearinghouse",
         } <= lines, name
+
+
+def test_the_service_has_file_descriptors_for_its_connections() -> None:
+    """1,100 idle connections exhausted the default limit: the unit raises it well above
+    what the door holds at most ([smtp] max_connections) and what it needs beside."""
+    text = (ROOT / "systemd" / "clearinghouse.service").read_text()
+    [limit] = [
+        line.split("=", 1)[1] for line in text.splitlines() if line.startswith("LimitNOFILE=")
+    ]
+    needed = SmtpConfig().max_connections + FILES_BESIDE_CONNECTIONS
+    assert int(limit) >= 10 * needed

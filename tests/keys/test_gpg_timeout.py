@@ -1,0 +1,106 @@
+"""Every gpg process has a time limit: killed with its process group, a clear result.
+
+The slow input is real: random key packets for the home's own encryption subkey inside
+an encrypted layer, which gpg-agent tries one X25519 operation at a time (minutes for
+these), so the limit of one or two seconds is what ends each call.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from contract.errors import GnuPGError
+from keys.gpg import GnuPG
+from keys.gpg_process import TimedGPG
+from keys.packets import dearmor
+
+PACKETS = 60_000
+
+
+@pytest.fixture(scope="module")
+def home_and_flood(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
+    """A GnuPG home with a key, and a message to it that takes gpg minutes."""
+    home = tmp_path_factory.mktemp("timeout")
+    gpg = GnuPG(home)
+    fingerprint = gpg.generate_key("Slow", "slow@x.example")
+    details = gpg.details(fingerprint)
+    assert details is not None
+    [sub] = [s for s in details.subkeys if "e" in s.capabilities]
+    key_id = bytes.fromhex(sub.fingerprint[-16:])
+    inner = b"".join(_pkesk(key_id) for _ in range(PACKETS)) + _tail(gpg, fingerprint)
+    return home, _nested(home, fingerprint, inner)
+
+
+def _pkesk(key_id: bytes) -> bytes:
+    body = bytes([3]) + key_id + bytes([18, 1, 7, 0x40]) + os.urandom(32) + bytes([48])
+    body += os.urandom(48)
+    return bytes([0xC1, len(body)]) + body
+
+
+def _tail(gpg: GnuPG, fingerprint: str) -> bytes:
+    return dearmor(gpg.encrypt(b"x", [fingerprint]).encode())
+
+
+def _nested(home: Path, fingerprint: str, inner: bytes) -> bytes:
+    args = ["gpg", "--homedir", str(home), "--batch", "--trust-model", "always"]
+    args += ["--no-literal", "--compress-algo", "none", "--recipient", fingerprint, "--encrypt"]
+    return subprocess.run(args, input=inner, capture_output=True, check=True).stdout
+
+
+def test_a_decryption_past_the_limit_is_killed_with_its_group(
+    home_and_flood: tuple[Path, bytes],
+) -> None:
+    home, flood = home_and_flood
+    result = GnuPG(home, timeout=1).decrypt(flood)
+    assert result.stopped == "timeout" and result.problems == ("STOPPED timeout",)
+    assert not result.decrypted and result.data == b""
+    assert _running(home, "--decrypt") == []
+
+
+def test_key_packets_met_inside_the_encryption_stop_gpg_before_its_limit(
+    home_and_flood: tuple[Path, bytes],
+) -> None:
+    """gpg reports each key packet as it meets it (ENC_TO): past the limit it is stopped,
+    long before the time limit (here ten minutes) could."""
+    home, flood = home_and_flood
+    result = GnuPG(home, timeout=600).decrypt(flood, max_key_packets=16)
+    assert result.stopped == "key-packets" and not result.decrypted
+    assert _running(home, "--decrypt") == []
+
+
+def test_python_gnupg_calls_have_the_same_limit(home_and_flood: tuple[Path, bytes]) -> None:
+    """The processes python-gnupg starts itself (key management) are killed as well."""
+    home, flood = home_and_flood
+    timed = TimedGPG(gnupghome=str(home), timeout=1)
+    with pytest.raises(GnuPGError, match="did not finish within 1 s"):
+        timed.decrypt(flood)
+    assert _running(home, "--decrypt") == []
+    assert timed.list_keys()  # an ordinary call still works, and its timer is cancelled
+
+
+def test_signing_past_the_limit_is_an_error_not_a_result(
+    home_and_flood: tuple[Path, bytes],
+) -> None:
+    home, flood = home_and_flood
+    gpg = GnuPG(home, timeout=1)
+    # What sign and encrypt read their armored output through; no signing can be made
+    # slow from outside, so a decryption that cannot finish stands in for one.
+    with pytest.raises(GnuPGError, match="did not finish in time"):
+        gpg._run(["--decrypt"], flood).armored("decryption", "END_DECRYPTION")
+
+
+def _running(home: Path, *words: str) -> list[str]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        line = " ".join(a.decode(errors="replace") for a in argv)
+        if str(home) in line and all(w in line for w in words):
+            found.append(line)
+    return found
