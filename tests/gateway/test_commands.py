@@ -131,7 +131,10 @@ def test_template_command_offers_either_vocabulary(
 
 
 def test_status_shows_each_count_as_sent_and_what_it_counts_as(app: App, team: TeamClient) -> None:
-    rsit = "Report: type2\nPeriod: 2026-10\nTaxonomy: rsit-1.3\nfraud/phishing: 7\nabusive-content/spam: 2\n"
+    rsit = (
+        "Report: type2\nPeriod: 2026-10\nTaxonomy: rsit-1.3\n"
+        "fraud/phishing: 7\nabusive-content/spam: 2\n"
+    )
     process(app, team.submit(rsit))
     process(app, team.submit("Command: status 2026-10\n"))
     _, body = answer(team, outbox_entries(app)[-1][2])
