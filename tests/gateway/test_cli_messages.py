@@ -322,6 +322,40 @@ def test_submissions_list_shows_every_revision_and_its_values(ch: Cli, team: Tea
         ch("submissions", "list", *bad, code=2)
 
 
+def test_submissions_list_shows_each_count_as_sent_and_what_it_counts_as(
+    app: App, ch: Cli, team: TeamClient, tmp_path: Path
+) -> None:
+    rsit = "Report: type2\nPeriod: 2026-10\nTaxonomy: rsit-1.3\n"
+    ch("ingest", input=team.submit(f"{rsit}fraud/phishing: 7\nvulnerable/weak-crypto: 2\n"))
+    ch("process", "--once")
+
+    def sent(vocabulary: str, class_slug: str, type_slug: str | None) -> dict[str, Any]:
+        return {"taxonomy": vocabulary, "class": class_slug, "type": type_slug}
+
+    [row] = ch.json("submissions", "list")
+    assert row["counts"] == [
+        {
+            "sent": sent("rsit-1.3", "fraud", "phishing"),
+            "counts_as": sent("ecsirt-v2", "fraud", "masquerade"),
+            "count": 7,
+        },
+        {
+            "sent": sent("rsit-1.3", "vulnerable", "weak-crypto"),
+            "counts_as": sent("ecsirt-v2", "other", None),
+            "count": 2,
+        },
+    ]
+    assert row["values"] == {"fraud/masquerade": 7, "other": 2}
+
+    # The same stored counts, listed by a gateway counting in RSIT 1.3: as sent.
+    config = tmp_path / "rsit.toml"
+    config.write_text(config_toml(app.config, '[taxonomy]\ncanonical = "rsit-1.3"\n'))
+    in_rsit = Cli(config)
+    [row] = in_rsit.json("submissions", "list")
+    assert [c["counts_as"] for c in row["counts"]] == [c["sent"] for c in row["counts"]]
+    assert row["values"] == {"fraud/phishing": 7, "vulnerable/weak-crypto": 2}
+
+
 def test_outbox_list_and_flush(app: App, ch: Cli, team: TeamClient, tmp_path: Path) -> None:
     ch("ingest", input=team.submit(TYPE1))
     process_message(app, 1)  # the pipeline queues the sealed receipt; nothing delivers it
