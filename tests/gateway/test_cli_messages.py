@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import email
 import os
+import re
+import shutil
 import signal
 import smtplib
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,7 @@ from support import INTAKE, TYPE1, TYPE2, TeamClient, config_toml
 from gateway.app import App
 from gateway.cli import cli
 from gateway.pipeline import process_message
+from reports.periods import period_of, shift
 from store import spool
 from store.db import open_session
 
@@ -511,18 +515,65 @@ def test_usage_errors_exit_2(ch: Cli) -> None:
 # --- demo -------------------------------------------------------------------------------
 
 
-def test_demo_runs_and_prints_the_decrypted_receipt(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
+@pytest.fixture
+def demo_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Where the demo makes its temporary directory, so that the test can look (a short
+    path: gpg-agent's socket must fit), with an empty working directory and a
+    configuration variable the demo must not read."""
+    temp = Path(tempfile.mkdtemp(prefix="demo-test-"))
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
     monkeypatch.setenv("CLEARINGHOUSE_CONFIG", str(tmp_path / "not-read.toml"))
-    result = CliRunner().invoke(cli, ["demo"])
+    yield temp
+    for keyring in temp.rglob("pubring.kbx"):  # a kept demo's agents
+        subprocess.run(
+            ["gpgconf", "--homedir", str(keyring.parent), "--kill", "gpg-agent"],
+            check=False,
+            capture_output=True,
+        )
+    shutil.rmtree(temp, ignore_errors=True)
+
+
+def _demo(*args: str) -> str:
+    result = CliRunner().invoke(cli, ["demo", *args])
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     assert result.exit_code == 0, result.output
-    out = result.stdout
+    return result.stdout
+
+
+def test_demo_runs_and_prints_the_decrypted_receipt(demo_temp: Path) -> None:
+    out = _demo()
     assert "the receipt to incidents@cert-north.example" in out
     assert "signature: good" in out
     assert "requests:" in out and "1200" in out  # the stored values, decrypted
     assert "rejected" in out and "unknown-key" in out
-    assert list(tmp_path.iterdir()) == []  # nothing left behind in the cwd
+    [processed] = [line for line in out.splitlines() if line.startswith("4. processed: ")]
+    # Each team's month and its history; the invalid report; the stranger.
+    assert {"6 accepted", "1 rejected", "1 quarantined"} == set(
+        processed.removeprefix("4. processed: ").partition(";")[0].split(", ")
+    )
+    [site] = [line for line in out.splitlines() if line.startswith("7. the public site")]
+    assert site.endswith("/var/site/index.html") and "6 months" in site
+    # It printed paths, says they go, and that --keep keeps them; then they are gone.
+    assert "`clearinghouse demo --keep`" in out
+    assert list(demo_temp.iterdir()) == []
+    assert list(Path.cwd().iterdir()) == []  # nothing left behind in the cwd
+
+
+def test_demo_keep_leaves_a_site_with_several_months_of_history(demo_temp: Path) -> None:
+    out = _demo("--keep")
+    [root] = demo_temp.iterdir()
+    assert out.rstrip().endswith(f"kept {root}") and "demo --keep` or" not in out
+    index = (root / "var" / "site" / "index.html").read_text("utf-8")
+    months = re.findall(r'<th scope="row" class="month"><a href="(\d{4}-\d{2})/index.html">', index)
+    newest = datetime.now(UTC).date()
+    assert months == [shift(period_of(newest), -age) for age in range(1, 7)]  # newest first
+    assert index.count("3 teams: published") == 2 * len(months)  # both types, every month
+    for month in months:
+        assert (root / "var" / "site" / month / "public.json").is_file()
+    # A trend is a line: every month's point, in the table beside the chart.
+    requests = index[index.index("Requests: average per team, all months") :]
+    requests = requests[: requests.index("</table>")]
+    assert requests.count("<tr>") == len(months) + 1  # heading row + one per month
