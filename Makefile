@@ -50,9 +50,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --progress-bar off -e '.[test]'
 	@touch $@
 
-## demo: a complete run (teams, keys, a signed report, receipt, monthly PDFs) in a temp dir
+## demo: a complete run (teams, keys, a signed report, receipt, monthly PDFs, the public
+## site) in a temp dir, deleted afterwards; `make demo KEEP=1` keeps it to look at
 demo: venv
-	$(BIN)/clearinghouse demo
+	$(BIN)/clearinghouse demo $(if $(KEEP),--keep)
 
 ## postgres: a PostgreSQL on 127.0.0.1:5432 with a `test` database, trust for local TCP
 ## (as root: installs and starts Debian's postgresql; else checks it is there)

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from pathlib import Path
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -95,8 +94,10 @@ class App:
 
     @cached_property
     def taxonomy(self) -> Taxonomy:
-        extra = self.config.taxonomy.extra_file
-        return load_taxonomy(Path(extra) if extra else None)
+        """The configured vocabularies, counting in `[taxonomy] canonical` (the
+        configuration's load already refused a broken extra file or canonical)."""
+        chosen = self.config.taxonomy
+        return load_taxonomy(chosen.extra_file, canonical=chosen.canonical)
 
     @cached_property
     def metrics(self) -> Metrics:

@@ -26,7 +26,7 @@ from keys.shapes import Refusal
 from keys.unwrap import Unwrapped
 from parsers.commands import Command, CommandError, find_command
 from parsers.extract import parse_signed_content
-from parsers.model import ParseOutcome, Report
+from parsers.model import ParseOutcome, Report, Type2Report
 from parsers.template import blank_report
 from reports.mail import (
     COMMAND_ERROR,
@@ -38,8 +38,8 @@ from reports.mail import (
     REJECTION,
     Letter,
     StoredItem,
-    format_value,
 )
+from reports.taxonomy_labels import shown_values
 from store import leases, spool
 from store.db import open_session, read_connection, transaction
 from store.registry import KeyDates, TeamRow, get_team_by_id
@@ -180,11 +180,8 @@ class _Job(MessageTx):
 
 def _ordering_domain(app: App, u: Unwrapped) -> str | None:
     """The sending domain among whose messages arrival order is kept; None: among all.
-
-    With `sender_binding` on, an authenticated message's one outer From is in its team's
-    registered domain, and so is every message of that team that could be stored; the
-    door recorded each message's domain the same way (keys/headers.py).
-    """
+    With `sender_binding` on, every message of a team that could be stored comes from its
+    registered domain; the door recorded each message's domain so (keys/headers.py)."""
     if app.config.policy.sender_binding == "off" or len(u.outer_from) != 1:
         return None
     return u.outer_from[0].rpartition("@")[2].lower()
@@ -322,14 +319,14 @@ def _command(job: _Job, command: Command | CommandError) -> Outcome:
         sha = job.unwrapped.content_sha256
         return job.finish(State.REJECTED, Reason.UNKNOWN_COMMAND, command.message, sha)
     if command.verb == "template":
-        blank = blank_report(command.argument, job.app.taxonomy)
+        blank = blank_report(command.argument, job.app.taxonomy, vocabulary=command.taxonomy)
         note = job.reply(COMMAND_TEMPLATE, report=blank, report_type=command.argument)
     else:
-        rows = list_submissions(job.s, team=job.team.handle, period=command.argument)
-        shown = [
-            (r, [(_label(job.app, r.type, k), format_value(v)) for k, v in r.values.items()])
-            for r in rows
-        ]
+        taxonomy = job.app.taxonomy
+        rows = list_submissions(
+            job.s, team=job.team.handle, period=command.argument, taxonomy=taxonomy
+        )
+        shown = [(r, shown_values(r.values, r.counts, taxonomy)) for r in rows]
         note = job.reply(COMMAND_STATUS, rows=shown, period=command.argument)
     detail = f"command: {command.verb} {command.argument}" + (f"; {note}" if note else "")
     return job.finish(State.ACCEPTED, None, detail, job.unwrapped.content_sha256)
@@ -337,7 +334,7 @@ def _command(job: _Job, command: Command | CommandError) -> Outcome:
 
 def _store(job: _Job, report: Report) -> StoredItem:
     sub = store_report(job.s, job.team.id or 0, report, job.message.id)
-    values = stored_values(report)
+    counts = report.count_lines() if isinstance(report, Type2Report) else ()
     claimed = report.claimed_team
     return StoredItem(
         report.type,
@@ -346,14 +343,6 @@ def _store(job: _Job, report: Report) -> StoredItem:
         sub.revision,
         sub.supersedes_id,
         report.source,
-        [(_label(job.app, report.type, k), format_value(v)) for k, v in values.items()],
+        shown_values(stored_values(report), counts, job.app.taxonomy),
         claimed if claimed and claimed.lower() != job.team.handle.lower() else None,
     )
-
-
-def _label(app: App, report_type: str, key: str) -> str:
-    """How a stored key is shown: type 2 keys by their taxonomy display name."""
-    if report_type != "type2":
-        return key
-    class_slug, _, type_slug = key.partition("/")
-    return app.taxonomy.label((class_slug, type_slug or None))

@@ -28,13 +28,13 @@ from gateway.app import App
 from gateway.reply import seal_from_gateway
 from keys.registry import no_usable_key
 from reports.mail import COMMAND_ERROR, DUPLICATE, RECEIPT, REJECTION, Letter, StoredItem, write
-from reports.mail import format_value as shown
+from reports.taxonomy_labels import shown_values
 from store import outbox
 from store.db import transaction
 from store.models import Message, Team
 from store.registry import get_team_by_id, keys_of_team
 from store.spool import get_message
-from store.submission_rows import submission_values, submissions_for_message
+from store.submission_rows import list_submissions, submissions_for_message
 
 
 @dataclass(frozen=True)
@@ -105,10 +105,13 @@ def _letter(app: App, s: Session, message: Message) -> tuple[Letter, dict[str, A
 
 
 def _receipt(app: App, s: Session, message: Message) -> dict[str, Any]:
+    team = get_team_by_id(s, message.team_id or 0)
+    handle = team.handle if team is not None else None
+    rows = {r.id: r for r in list_submissions(s, team=handle, taxonomy=app.taxonomy)}
     items = []
     for sub in submissions_for_message(s, message.id or 0):
-        values = submission_values(s, sub)
-        labels = [(_label(app, sub.type, k), shown(v)) for k, v in values.items()]
+        row = rows[sub.id or 0]
+        shown = shown_values(row.values, row.counts, app.taxonomy)
         items.append(
             StoredItem(
                 sub.type,
@@ -117,7 +120,7 @@ def _receipt(app: App, s: Session, message: Message) -> dict[str, Any]:
                 sub.revision,
                 sub.supersedes_id,
                 sub.source,
-                labels,
+                shown,
                 None,
             )
         )
@@ -136,14 +139,6 @@ def _primary(app: App, s: Session, message: Message, signing_key: str) -> str:
         if details is not None and details.owns(signing_key):
             return key.fingerprint
     return signing_key
-
-
-def _label(app: App, report_type: str, key: str) -> str:
-    """As the receipt showed it: type 2 keys by their taxonomy display name."""
-    if report_type != "type2":
-        return key
-    class_slug, _, type_slug = key.partition("/")
-    return app.taxonomy.label((class_slug, type_slug or None))
 
 
 def _common(app: App, message: Message, team: Team) -> dict[str, Any]:

@@ -236,7 +236,9 @@ def _toml(name: str) -> dict[str, Any]:
 def _read_extra(extra: Path) -> dict[str, list[Spec]]:
     try:
         data = tomllib.loads(extra.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    except OSError as exc:
+        raise TaxonomyError(f"{extra}: cannot read: {exc.strerror or exc}") from exc
+    except ValueError as exc:  # not UTF-8, not TOML, a NUL in the path
         raise TaxonomyError(f"{extra}: {exc}") from exc
     unknown = set(data) - set(EXTRA_SECTIONS)
     if unknown:

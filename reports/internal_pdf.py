@@ -27,6 +27,7 @@ from reports.statistics import (
     TeamRow,
     TypeStatistics,
 )
+from reports.taxonomy_labels import taxonomy_caption
 
 CLASSIFICATION = "CONFIDENTIAL: contributing teams and coordinators only"
 YOURS = " (your team)"
@@ -89,7 +90,7 @@ def internal_pdf(
     elif report_type == "type1":
         body = _type1_body(of_type, own)
     else:
-        body = _type2_body(of_type, own)
+        body = _type2_body(of_type, own, taxonomy_caption(stats))
     return render(meta, body)
 
 
@@ -130,14 +131,14 @@ def _type1_body(stats: TypeStatistics, own: TeamRow | None) -> list[Flowable]:
     ]
 
 
-def _type2_body(stats: TypeStatistics, own: TeamRow | None) -> list[Flowable]:
+def _type2_body(stats: TypeStatistics, own: TeamRow | None, caption: str) -> list[Flowable]:
     classes = [line for line in stats.lines if line.depth == 0 and line.key != TOTAL]
     names = [_name(r, own).replace(YOURS, " (you)") for r in stats.rows]
     series = [(line.label, [_share(r, line.key) for r in stats.rows]) for line in classes]
     marked = [i for i, r in enumerate(stats.rows) if own and r.team_id == own.team_id]
     flow: list[Flowable] = [
         p("Class distribution per team", "h1"),
-        p("Share of each class in the team's incidents for the month.", "note"),
+        p(f"Share of each class in the team's incidents for the month. {caption}", "note"),
         Spacer(1, 4),
     ]
     # One chart per page-sized group of teams: a single chart for every team would grow
@@ -162,7 +163,7 @@ def _type2_body(stats: TypeStatistics, own: TeamRow | None) -> list[Flowable]:
         p("Incidents per team by class and type", "h1"),
         p(
             "Classes in bold, with the types of each class below them; types no team "
-            "reported are left out.",
+            f"reported are left out. {caption}",
             "note",
         ),
         Spacer(1, 6),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import jinja2
 
@@ -25,6 +25,14 @@ _ENV = jinja2.Environment(
 )
 
 
+class ShownValue(NamedTuple):
+    """One stored value as a receipt or a status reply lists it."""
+
+    label: str  # type 1: the field; type 2: the class/type as sent (`taxonomy_labels`)
+    value: str
+    counts_as: str | None = None  # type 2: what it counts as, where that differs
+
+
 @dataclass(frozen=True)
 class StoredItem:
     """One stored report as the receipt shows it."""
@@ -35,7 +43,7 @@ class StoredItem:
     revision: int
     superseded_id: int | None
     source: str
-    values: list[tuple[str, str]]
+    values: list[ShownValue]
     claimed_team: str | None  # shown only when it differs from the signing team
 
     @property

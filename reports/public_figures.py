@@ -102,6 +102,7 @@ class PublicMonth:
     generated_at: datetime  # the monthly run that produced them (UTC)
     type1: PublicType
     type2: PublicType
+    taxonomy: str = ""  # the type 2 figures' taxonomy, as outputs name it (with its version)
 
     @property
     def types(self) -> tuple[PublicType, PublicType]:
@@ -114,7 +115,9 @@ class PublicMonth:
 def public_month(stats: MonthlyStatistics, generated_at: datetime) -> PublicMonth:
     """The publishable part of `stats` (see the module docstring)."""
     type1, type2 = (_public_type(stats.of(name), stats.minimum) for name in TYPES)
-    return PublicMonth(stats.period, stats.minimum, generated_at, type1, type2)
+    return PublicMonth(
+        stats.period, stats.minimum, generated_at, type1, type2, stats.taxonomy_label
+    )
 
 
 def _public_type(stats: TypeStatistics, minimum: int) -> PublicType:

@@ -27,9 +27,9 @@ FORMAT = "clearinghouse-public-statistics/1"  # the document's own version
 class TaxonomyId:
     """Which incident taxonomy the type 2 figure ids are slugs of."""
 
-    id: str  # "ecsirt-v2"
-    name: str  # "eCSIRT.net incident taxonomy"
-    version: str  # "2"
+    id: str  # "ecsirt-v2", "rsit-1.3": what `[taxonomy] canonical` names
+    name: str  # "eCSIRT.net incident classification"
+    version: str  # "2", "1.3"
     extended: bool = False  # the configuration added classes or types of its own
 
 

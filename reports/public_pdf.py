@@ -17,6 +17,7 @@ from reports.layout import BODY_WIDTH, average, notice, p, table
 from reports.pdf import DocumentMeta, render
 from reports.periods import axis_label, month_name
 from reports.statistics import TOTAL, TYPE_TITLES, Figure, Line, MonthlyStatistics, TypeStatistics
+from reports.taxonomy_labels import taxonomy_caption
 
 NOT_PUBLISHED = "not published"
 _CHART_WIDTH = BODY_WIDTH / 2 - 7
@@ -49,7 +50,7 @@ def public_pdf(stats: MonthlyStatistics, clearinghouse: str, as_of: str) -> byte
     body = [
         *_section(stats.type1, stats.minimum),
         PageBreak(),
-        *_section(stats.type2, stats.minimum),
+        *_section(stats.type2, stats.minimum, taxonomy_caption(stats)),
     ]
     return render(meta, body)
 
@@ -67,8 +68,11 @@ def shown(figure: Figure) -> str:
     return average(figure.rounded()) if figure.published else NOT_PUBLISHED
 
 
-def _section(stats: TypeStatistics, minimum: int) -> list[Flowable]:
+def _section(stats: TypeStatistics, minimum: int, caption: str | None = None) -> list[Flowable]:
+    """One type's figures; `caption` (type 2: the taxonomy and its version) under the title."""
     flow: list[Flowable] = [p(TYPE_TITLES[stats.type], "h1")]
+    if caption is not None:
+        flow += [p(caption, "note"), Spacer(1, 6)]
     published = stats.teams >= minimum and stats.teams > 0
     if not published:
         flow += [

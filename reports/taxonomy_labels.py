@@ -1,9 +1,10 @@
 """How outputs name the type 2 taxonomy: receipt and status lines that show what was sent
 and what it counts as, and the taxonomy with its version for the CSV and the PDFs.
 
-In: count lines of a parsed report (`CountLine`) or stored counts (`StoredCount`), the
-taxonomy, or a `MonthlyStatistics`. Out: plain strings and small values for the templates
-and writers. Pure: no database, no files.
+In: count lines of a parsed report (`CountLine`) or stored counts (`StoredCount`) and
+type 1 values, the taxonomy, or a `MonthlyStatistics`. Out: plain strings and small
+values (`ShownValue` for the mail templates) for the templates and writers. Pure: no
+database, no files.
 
 A count sent in the canonical vocabulary, counting as itself, is shown as always
 ("Malicious Code / Virus: 12"); any other count says what it was sent as, in which
@@ -13,11 +14,13 @@ counts as Malicious Code, type not given (eCSIRT.net v2)").
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 
 from parsers.model import Classification, CountLine
 from parsers.taxonomy import Taxonomy
+from reports.mail import ShownValue, format_value
 from reports.statistics import MonthlyStatistics
 from store.type2 import StoredCount
 
@@ -58,6 +61,17 @@ def shown_counts(counts: Iterable[CountLine | StoredCount], taxonomy: Taxonomy) 
         counted += f" ({taxonomy.canonical_vocabulary.name})"
         shown.append(ShownCount(label, count.count, counted, match.exact))
     return shown
+
+
+def shown_values(
+    values: Mapping[str, Decimal] | Mapping[str, int],
+    counts: Iterable[CountLine | StoredCount],
+    taxonomy: Taxonomy,
+) -> list[ShownValue]:
+    """What a receipt or a status reply lists for one report: for type 2 (`counts`), each
+    count as sent and what it counts as where that differs; for type 1 each field."""
+    shown = [ShownValue(s.label, str(s.count), s.counts_as) for s in shown_counts(counts, taxonomy)]
+    return shown or [ShownValue(key, format_value(value)) for key, value in values.items()]
 
 
 def _counted(count: CountLine | StoredCount) -> Classification:

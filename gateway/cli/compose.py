@@ -19,14 +19,17 @@ from email.utils import getaddresses
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from contract.errors import ClearinghouseError, UsageError
 from gateway.addresses import is_address, parse_relay_url
+from gateway.app import App
+from gateway.config import load_config
 from gateway.delivery import SmtpRelayTransport
 from keys.compose import FORMS, compose
 from keys.gpg import GnuPG
 from keys.key_details import KeyDetails
-from parsers.taxonomy import load_taxonomy
+from parsers.taxonomy import VOCABULARIES, Taxonomy, load_taxonomy
 from parsers.template import TYPES, blank_report
 from parsers.text import parse_text
 from reports.periods import parse_period, previous_period
@@ -158,7 +161,7 @@ def compose_command(
 
 def _check_report(report: str) -> None:
     """Refuse a report the gateway would reject, naming each problem with its line."""
-    outcome = parse_text(report, "report", datetime.now(UTC).date(), load_taxonomy())
+    outcome = parse_text(report, "report", datetime.now(UTC).date(), _taxonomy())
     if not outcome.ok:
         problems = [str(e) for e in outcome.errors] or ["no report found"]
         raise ClearinghouseError(
@@ -219,12 +222,34 @@ def _key_address(key: KeyDetails) -> str:
     metavar="YYYY-MM",
     help="The month to fill in (default: the previous month).",
 )
-def template_command(report_type: str, period: str | None) -> None:
+@click.option(
+    "--taxonomy",
+    "vocabulary",
+    type=click.Choice(VOCABULARIES),
+    default=None,
+    help="type2: the vocabulary to name classes and types in (default: the canonical one).",
+)
+def template_command(report_type: str, period: str | None, vocabulary: str | None) -> None:
     """Print a blank report: fill in the numbers, then `compose` it."""
     if period is not None:
         try:
             parse_period(period)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="'--period'") from None
+    if vocabulary is not None and report_type != "type2":
+        raise click.BadParameter(
+            "a type 1 report has no taxonomy; give --taxonomy with type2 only",
+            param_hint="'--taxonomy'",
+        )
     month = period or previous_period(datetime.now(UTC).date())
-    click.echo(blank_report(report_type, load_taxonomy(), month), nl=False)
+    click.echo(blank_report(report_type, _taxonomy(), month, vocabulary=vocabulary), nl=False)
+
+
+def _taxonomy() -> Taxonomy:
+    """The gateway's taxonomy (canonical vocabulary, extra file) when `--config` is given
+    on the command line, else the shipped one. CLEARINGHOUSE_CONFIG is not read: these
+    commands run on a team's machine, where it would be a gateway's left-over."""
+    root = click.get_current_context().find_root()
+    if root.get_parameter_source("config_path") is not ParameterSource.COMMANDLINE:
+        return load_taxonomy()
+    return App(load_config(root.params["config_path"])).taxonomy

@@ -2,9 +2,13 @@
 
 In a temporary directory: make a gateway with its key, register three teams with their
 own keyrings, send their reports over real SMTP on loopback (one in each accepted
-PGP/MIME or inline form), plus one invalid report and one from a stranger; process them;
-then decrypt one receipt with its team's key, the way the team's mail client would, and
-compute, write and mail the monthly statistics for the period.
+PGP/MIME or inline form; one team's type 2 in RSIT 1.3 as IntelMQ writes it), plus one
+invalid report and one from a stranger, and each team's reports for the months before
+(one message each); process them; then decrypt one receipt with its team's key, the way
+the team's mail client would; run the monthly statistics for each earlier month (files
+and site only), then for the period (files, site and mail), so that the public site has
+a history and its trends show a line. The directory is deleted afterwards unless
+`--keep` is given.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from gateway.worker import Worker
 from keys.compose import compose, open_sealed
 from keys.gpg import GnuPG
 from keys.identity import create_identity
+from reports.periods import shift
 from store.db import open_session
 from store.monitoring import list_outbox
 from store.spool import list_messages
@@ -48,16 +53,40 @@ def _previous_month(today: date) -> str:
     return f"{year:04d}-{month:02d}"
 
 
-def _report(period: str, seed: int) -> str:
-    return (
-        f"Report: type1\nPeriod: {period}\nRequests: {1200 + seed * 37}\n"
-        f"Incidents-Opened: {300 + seed * 11}\nIncidents-Closed: {290 + seed * 9}\n"
-        f"Inbound-Communication: {1650 - seed * 20}\nOutbound-Communication: {1400 + seed}\n"
-        f"Organisations-Involved: {180 + seed}\nHours-Spent: {940.5 + seed * 10}\n\n"
-        f"Report: type2\nPeriod: {period}\nAbusive Content / Spam: {120 + seed}\n"
-        f"Intrusion Attempts / Login attempts: {43 + seed}\nIntrusions: {3 + seed}\n"
-        f"Malicious Code / Virus: {12 - seed}\nOther: 1\n"
+HISTORY = 5  # earlier months each team reports, so that the site's trends have a history
+
+
+def _report(period: str, seed: int, age: int = 0) -> str:
+    """Both reports of one team (`seed`) for `period`, `age` months before the demo's.
+
+    The figures drift from month to month so that the trends show a line. The third
+    team writes type 2 in RSIT 1.3, with the slugs IntelMQ puts in its events.
+    """
+    wave = (age * 7 + seed * 3) % 5  # a small ripple on top of a slow rise
+    workload = 1200 + seed * 37 - age * 45 + wave * 12
+    spam, logins, intrusions = 120 + seed - age * 6 + wave * 3, 43 + seed + wave, 3 + seed
+    type2 = (
+        f"Abusive Content / Spam: {spam}\nIntrusion Attempts / Login attempts: {logins}\n"
+        f"Intrusions: {intrusions}\nMalicious Code / Virus: {12 - seed + age}\nOther: 1\n"
     )
+    if seed == 2:
+        type2 = (
+            f"Taxonomy: rsit-1.3\nabusive-content/spam: {spam}\n"
+            f"intrusion-attempts/brute-force: {logins}\nintrusions: {intrusions}\n"
+            f"malicious-code/infected-system: {12 - seed + age}\nother/other: 1\n"
+        )
+    return (
+        f"Report: type1\nPeriod: {period}\nRequests: {workload}\n"
+        f"Incidents-Opened: {300 + seed * 11 - age * 4}\nIncidents-Closed: {290 + seed * 9}\n"
+        f"Inbound-Communication: {1650 - seed * 20}\nOutbound-Communication: {1400 + seed}\n"
+        f"Organisations-Involved: {180 + seed}\nHours-Spent: {940.5 + seed * 10 - age * 8}\n\n"
+        f"Report: type2\nPeriod: {period}\n{type2}"
+    )
+
+
+def _history(period: str, seed: int) -> str:
+    """A team's reports for the HISTORY months before `period`, in one message."""
+    return "\n".join(_report(shift(period, -age), seed, age) for age in range(HISTORY, 0, -1))
 
 
 def _free_port() -> int:
@@ -79,7 +108,7 @@ def _team(app: App, root: Path, handle: str, name: str, address: str) -> tuple[G
 def run_demo(echo: Echo = print, keep: bool = False) -> None:
     root = Path(tempfile.mkdtemp(prefix="clearinghouse-demo-"))
     try:
-        _run(root, echo)
+        _run(root, echo, keep)
     finally:
         if keep:
             echo(f"\nkept {root}")
@@ -87,7 +116,7 @@ def run_demo(echo: Echo = print, keep: bool = False) -> None:
             shutil.rmtree(root, ignore_errors=True)
 
 
-def _run(root: Path, echo: Echo) -> None:
+def _run(root: Path, echo: Echo, keep: bool) -> None:
     app = App(default_config(root / "var"))
     app.initialise()
     identity = create_identity(app.gpg, "Demo Clearinghouse", app.config.core.gateway_address)
@@ -103,48 +132,24 @@ def _run(root: Path, echo: Echo) -> None:
     outsider_fpr = outsider.generate_key("Mallory", "mallory@evil.example")
     outsider.import_keys(app.gpg.export_public(identity.fingerprint).encode())
 
-    mails = []
-    for handle, (gpg, fpr, address, form, seed) in clients.items():
-        mails.append(
-            (
-                f"{handle}, {form}",
-                address,
-                compose(
-                    gpg,
-                    _report(period, seed),
-                    signer=fpr,
-                    recipients=[identity.fingerprint],
-                    sender=address,
-                    to=intake,
-                    form=form,
-                ),
-            )
-        )
+    def mail(gpg: GnuPG, fpr: str, address: str, text: str, form: str = "combined") -> bytes:
+        return compose(
+            gpg, text, signer=fpr, recipients=[identity.fingerprint], sender=address, to=intake,
+            form=form,
+        )  # fmt: skip
+
+    mails = [
+        (f"{handle}, {form}", address, mail(gpg, fpr, address, _report(period, seed), form))
+        for handle, (gpg, fpr, address, form, seed) in clients.items()
+    ]
     gpg, fpr, address, _, _ = clients["cert-north"]
     bad = _report(period, 0).replace("Requests: 1200", "Requests: -5")
-    mails.append(
-        (
-            "cert-north, invalid report",
-            address,
-            compose(
-                gpg, bad, signer=fpr, recipients=[identity.fingerprint], sender=address, to=intake
-            ),
-        )
-    )
-    mails.append(
-        (
-            "stranger claiming to be cert-north",
-            address,
-            compose(
-                outsider,
-                _report(period, 1),
-                signer=outsider_fpr,
-                recipients=[identity.fingerprint],
-                sender=address,
-                to=intake,
-            ),
-        )
-    )
+    mails.append(("cert-north, invalid report", address, mail(gpg, fpr, address, bad)))
+    stranger = mail(outsider, outsider_fpr, address, _report(period, 1))
+    mails.append(("stranger claiming to be cert-north", address, stranger))
+    for handle, (gpg, fpr, address, _, seed) in clients.items():
+        earlier = mail(gpg, fpr, address, _history(period, seed))
+        mails.append((f"{handle}, its reports for the {HISTORY} months before", address, earlier))
 
     port = _free_port()
     controller = make_controller(app, "127.0.0.1", port)
@@ -160,20 +165,28 @@ def _run(root: Path, echo: Echo) -> None:
     worker = Worker(app, MaildirTransport(app.config.outbound.maildir))
     counts = worker.run_once()
     flushed = worker.flush()
-    echo(f"4. processed: {counts}; receipts delivered to the maildir: {flushed.sent}")
-    _summary(app, echo)
+    shown = ", ".join(f"{n} {state}" for state, n in counts.items())
+    echo(f"4. processed: {shown}; receipts delivered to the maildir: {flushed.sent}")
+    _summary(app, period, echo)
     _show_receipt(app, clients["cert-north"][0], "incidents@cert-north.example", echo)
-    _monthly(app, period, worker, clients["csirt-east"][0], "team@csirt-east.example", echo)
+    team = (clients["csirt-east"][0], "team@csirt-east.example")
+    _monthly(app, period, worker, team, echo, keep)
 
 
-def _summary(app: App, echo: Echo) -> None:
+def _summary(app: App, period: str, echo: Echo) -> None:
     with open_session(app.engine) as s:
         echo("\n   id  state        reason           channel")
         for m in list_messages(s):
             echo(f"   {m.id:<3} {m.state:<12} {m.reason or '-':<16} {m.channel}")
-        echo("\n   stored submissions:")
-        for r in list_submissions(s):
-            echo(f"   #{r.id} {r.team:<11} {r.type} {r.period} revision {r.revision}")
+        stored = list_submissions(s)
+        echo(f"\n   stored submissions for {period}:")
+        for r in stored:
+            if r.period == period:
+                echo(f"   #{r.id} {r.team:<11} {r.type} {r.period} revision {r.revision}")
+        earlier = sorted({r.period for r in stored if r.period != period})
+        if earlier:
+            count = sum(r.period != period for r in stored)
+            echo(f"   and {count} for the months before, {earlier[0]} to {earlier[-1]}")
 
 
 def _show_receipt(app: App, team_gpg: GnuPG, address: str, echo: Echo) -> None:
@@ -194,24 +207,38 @@ def _show_receipt(app: App, team_gpg: GnuPG, address: str, echo: Echo) -> None:
 
 
 def _monthly(
-    app: App, period: str, worker: Worker, team_gpg: GnuPG, address: str, echo: Echo
+    app: App, period: str, worker: Worker, team: tuple[GnuPG, str], echo: Echo, keep: bool
 ) -> None:
-    """The monthly step: statistics for the period, written and mailed encrypted."""
+    """The monthly step: each earlier month first (files and site only, as if those runs
+    had happened), then the period's statistics, written, published and mailed."""
+    for age in range(HISTORY, 0, -1):
+        run_monthly(app, shift(period, -age), send=False)
+    echo(f"\n6. monthly statistics for the {HISTORY} months before {period} (files and site)")
     result = run_monthly(app, period, send=True)
     flushed = worker.flush()
-    echo(f"\n6. monthly statistics for {period} in {result.directory}:")
+    echo(f"   and for {period}, in {result.directory}:")
     for name in sorted(result.files):
         echo(f"   {name:<26} {len(result.files[name]):>7} bytes")
     echo(f"   {flushed.sent} statistics mail(s) delivered, each encrypted to its recipient")
+    team_gpg, address = team
     with open_session(app.engine) as s:
         entry = next(e for e in list_outbox(s) if e.recipient == address and e.kind == "monthly")
     inner = email.message_from_bytes(open_sealed(team_gpg, entry.raw).data)
     attached = [str(p.get_filename()) for p in inner.walk() if p.get_filename()]
     echo(f"   {address} received: {inner['Subject']} with {', '.join(attached)}")
+    months = HISTORY + 1
+    site = app.config.publication.site_dir / "index.html"
+    echo(f"\n7. the public site, {months} months with their trends: {site}")
+    if not keep:
+        echo(
+            "   (the demo deletes these files, the PDFs above too, when it ends: "
+            "`clearinghouse demo --keep` or `make demo KEEP=1` keeps them)"
+        )
 
 
 @click.command()
 @click.option("--keep", is_flag=True, help="Keep the temporary directory afterwards.")
 def demo(keep: bool) -> None:
-    """A complete run in a temporary directory: gateway, three teams, SMTP, receipts."""
+    """A complete run in a temporary directory: gateway, three teams, SMTP, receipts,
+    monthly statistics and the public site (deleted afterwards unless --keep)."""
     run_demo(echo=click.echo, keep=keep)

@@ -33,9 +33,8 @@ def submissions() -> None:
 def submissions_list(
     app: App, team: str | None, period: str | None, type_: str | None, as_json: bool
 ) -> None:
-    """List stored submissions, every revision."""
+    """List stored submissions, every revision (type 2 counts in the canonical taxonomy)."""
     with open_session(app.engine) as s:
-        rows = [
-            submission_row(r) for r in list_submissions(s, team=team, period=period, type=type_)
-        ]
+        found = list_submissions(s, team=team, period=period, type=type_, taxonomy=app.taxonomy)
+        rows = [submission_row(r) for r in found]
     emit(rows, as_json, ["id", "team", "type", "period", "revision", "message_id"])

@@ -159,7 +159,8 @@ def submission_row(r: SubmissionRow) -> Row:
         "message_id": r.message_id,
         "supersedes_id": r.supersedes_id,
         "created_at": r.created_at,
-        "values": dict(r.values),
+        "values": dict(r.values),  # type 2: totals in the canonical vocabulary
+        "counts": [c.as_json() for c in r.counts],  # type 2: each count as sent, counted as
     }
 
 

@@ -1,5 +1,6 @@
 """Values whose type is right but which cannot be used: an address that is not one, a
-port out of range, plain IMAP to a remote host, a metrics listener open to the network.
+port out of range, plain IMAP to a remote host, a metrics listener open to the network,
+a canonical taxonomy we do not ship, a taxonomy extra file that cannot be read.
 
 In: a whole `Config`. Out: each problem as (section, key, what is wrong), in section
 order; the loader reports the first.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from contract.errors import TaxonomyError
 from gateway.addresses import is_address, is_loopback, parse_relay_url, split_host_port
 from gateway.config.sections import (
     Config,
@@ -17,7 +19,9 @@ from gateway.config.sections import (
     ImapConfig,
     MetricsConfig,
     SmtpConfig,
+    TaxonomyConfig,
 )
+from parsers.taxonomy import VOCABULARIES, load_taxonomy
 
 Problem = tuple[str, str, str]  # (section, key, what is wrong)
 
@@ -69,6 +73,7 @@ def problems(c: Config) -> Iterator[Problem]:
     )
     yield from _at_least(0, "limits", c.limits, "signature_future_skew_minutes")
     yield from _at_least(1, "logging", c.logging, "max_repeats", "repeat_window_seconds")
+    yield from _taxonomy_problems(c.taxonomy)
     yield from _metrics_problems(c.metrics)
     yield from _at_least(
         1, "health", c.health, "outbox_stuck_minutes", "spool_backlog", "key_expiry_days"
@@ -143,6 +148,23 @@ def _imap_problems(imap: ImapConfig) -> Iterator[Problem]:
         if not getattr(imap, key):
             yield "imap", key, "must not be empty"
     yield from _at_least(1, "imap", imap, "poll_seconds")
+
+
+def _taxonomy_problems(taxonomy: TaxonomyConfig) -> Iterator[Problem]:
+    """The taxonomy is loaded here, once, so that a broken extra file stops every command
+    at start (and `ingest` with 75, the MTA keeping the message) rather than the first
+    report or the monthly run that reads it."""
+    if taxonomy.canonical not in VOCABULARIES:
+        yield (
+            "taxonomy",
+            "canonical",
+            f"must be one of {', '.join(VOCABULARIES)}, found {taxonomy.canonical!r}",
+        )
+        return
+    try:
+        load_taxonomy(taxonomy.extra_file, canonical=taxonomy.canonical)
+    except TaxonomyError as exc:
+        yield "taxonomy", "extra_file", f'{exc}; fix the file, or set extra_file = ""'
 
 
 def _metrics_problems(metrics: MetricsConfig) -> Iterator[Problem]:

@@ -168,8 +168,11 @@ class RetentionConfig:
 
 @dataclass(frozen=True)
 class TaxonomyConfig:
-    """[taxonomy] (added): a TOML file extending the shipped type 2 taxonomy."""
+    """[taxonomy] (added): the type 2 vocabulary statistics are computed and labelled in
+    ("ecsirt-v2" or "rsit-1.3", checked in `checks.py`), and a TOML file extending the
+    shipped vocabularies."""
 
+    canonical: str = "ecsirt-v2"
     extra_file: Path | None = None
 
 

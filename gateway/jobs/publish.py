@@ -39,8 +39,6 @@ from store.models import MonthlyRun
 from store.statistics import list_runs, newest_reports
 
 Progress = Callable[[str], None]
-# The shipped taxonomy (parsers/taxonomy.toml): eCSIRT.net v2, RSIT names mapped onto it.
-TAXONOMY = TaxonomyId("ecsirt-v2", "eCSIRT.net incident taxonomy", "2")
 PUBLIC_MODE = 0o644  # a web server's user must read the site
 
 
@@ -107,12 +105,15 @@ def _published(app: App, times: dict[str, datetime]) -> list[Published]:
 
 def _meta(app: App) -> SiteMeta:
     fingerprint = app.identity.fingerprint
-    taxonomy = TAXONOMY
-    if app.config.taxonomy.extra_file is not None:
-        taxonomy = TaxonomyId(TAXONOMY.id, TAXONOMY.name, TAXONOMY.version, extended=True)
+    canonical = app.taxonomy.canonical_vocabulary  # what every month is computed in
     return SiteMeta(
         clearinghouse=app.config.clearinghouse.name,
-        taxonomy=taxonomy,
+        taxonomy=TaxonomyId(
+            canonical.id,
+            canonical.title,
+            canonical.version,
+            extended=app.config.taxonomy.extra_file is not None,
+        ),
         base_url=app.config.publication.base_url,
         key=GatewayKey(fingerprint, app.gpg.export_public(fingerprint)),
     )

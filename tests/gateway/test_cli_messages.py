@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import email
 import os
+import re
+import shutil
 import signal
 import smtplib
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cli_support import Cli, write_config
@@ -28,6 +32,7 @@ from waiting import wait_until
 from gateway.app import App
 from gateway.cli import cli
 from gateway.pipeline import process_message
+from reports.periods import period_of, shift
 from store import spool
 from store.db import open_session
 
@@ -321,6 +326,40 @@ def test_submissions_list_shows_every_revision_and_its_values(ch: Cli, team: Tea
         ch("submissions", "list", *bad, code=2)
 
 
+def test_submissions_list_shows_each_count_as_sent_and_what_it_counts_as(
+    app: App, ch: Cli, team: TeamClient, tmp_path: Path
+) -> None:
+    rsit = "Report: type2\nPeriod: 2026-10\nTaxonomy: rsit-1.3\n"
+    ch("ingest", input=team.submit(f"{rsit}fraud/phishing: 7\nvulnerable/weak-crypto: 2\n"))
+    ch("process", "--once")
+
+    def sent(vocabulary: str, class_slug: str, type_slug: str | None) -> dict[str, Any]:
+        return {"taxonomy": vocabulary, "class": class_slug, "type": type_slug}
+
+    [row] = ch.json("submissions", "list")
+    assert row["counts"] == [
+        {
+            "sent": sent("rsit-1.3", "fraud", "phishing"),
+            "counts_as": sent("ecsirt-v2", "fraud", "masquerade"),
+            "count": 7,
+        },
+        {
+            "sent": sent("rsit-1.3", "vulnerable", "weak-crypto"),
+            "counts_as": sent("ecsirt-v2", "other", None),
+            "count": 2,
+        },
+    ]
+    assert row["values"] == {"fraud/masquerade": 7, "other": 2}
+
+    # The same stored counts, listed by a gateway counting in RSIT 1.3: as sent.
+    config = tmp_path / "rsit.toml"
+    config.write_text(config_toml(app.config, '[taxonomy]\ncanonical = "rsit-1.3"\n'))
+    in_rsit = Cli(config)
+    [row] = in_rsit.json("submissions", "list")
+    assert [c["counts_as"] for c in row["counts"]] == [c["sent"] for c in row["counts"]]
+    assert row["values"] == {"fraud/phishing": 7, "vulnerable/weak-crypto": 2}
+
+
 def test_outbox_list_and_flush(app: App, ch: Cli, team: TeamClient, tmp_path: Path) -> None:
     ch("ingest", input=team.submit(TYPE1))
     process_message(app, 1)  # the pipeline queues the sealed receipt; nothing delivers it
@@ -470,18 +509,65 @@ def test_usage_errors_exit_2(ch: Cli) -> None:
 # --- demo -------------------------------------------------------------------------------
 
 
-def test_demo_runs_and_prints_the_decrypted_receipt(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
+@pytest.fixture
+def demo_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Where the demo makes its temporary directory, so that the test can look (a short
+    path: gpg-agent's socket must fit), with an empty working directory and a
+    configuration variable the demo must not read."""
+    temp = Path(tempfile.mkdtemp(prefix="demo-test-"))
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
     monkeypatch.setenv("CLEARINGHOUSE_CONFIG", str(tmp_path / "not-read.toml"))
-    result = CliRunner().invoke(cli, ["demo"])
+    yield temp
+    for keyring in temp.rglob("pubring.kbx"):  # a kept demo's agents
+        subprocess.run(
+            ["gpgconf", "--homedir", str(keyring.parent), "--kill", "gpg-agent"],
+            check=False,
+            capture_output=True,
+        )
+    shutil.rmtree(temp, ignore_errors=True)
+
+
+def _demo(*args: str) -> str:
+    result = CliRunner().invoke(cli, ["demo", *args])
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     assert result.exit_code == 0, result.output
-    out = result.stdout
+    return result.stdout
+
+
+def test_demo_runs_and_prints_the_decrypted_receipt(demo_temp: Path) -> None:
+    out = _demo()
     assert "the receipt to incidents@cert-north.example" in out
     assert "signature: good" in out
     assert "requests:" in out and "1200" in out  # the stored values, decrypted
     assert "rejected" in out and "unknown-key" in out
-    assert list(tmp_path.iterdir()) == []  # nothing left behind in the cwd
+    [processed] = [line for line in out.splitlines() if line.startswith("4. processed: ")]
+    # Each team's month and its history; the invalid report; the stranger.
+    assert {"6 accepted", "1 rejected", "1 quarantined"} == set(
+        processed.removeprefix("4. processed: ").partition(";")[0].split(", ")
+    )
+    [site] = [line for line in out.splitlines() if line.startswith("7. the public site")]
+    assert site.endswith("/var/site/index.html") and "6 months" in site
+    # It printed paths, says they go, and that --keep keeps them; then they are gone.
+    assert "`clearinghouse demo --keep`" in out
+    assert list(demo_temp.iterdir()) == []
+    assert list(Path.cwd().iterdir()) == []  # nothing left behind in the cwd
+
+
+def test_demo_keep_leaves_a_site_with_several_months_of_history(demo_temp: Path) -> None:
+    out = _demo("--keep")
+    [root] = demo_temp.iterdir()
+    assert out.rstrip().endswith(f"kept {root}") and "demo --keep` or" not in out
+    index = (root / "var" / "site" / "index.html").read_text("utf-8")
+    months = re.findall(r'<th scope="row" class="month"><a href="(\d{4}-\d{2})/index.html">', index)
+    newest = datetime.now(UTC).date()
+    assert months == [shift(period_of(newest), -age) for age in range(1, 7)]  # newest first
+    assert index.count("3 teams: published") == 2 * len(months)  # both types, every month
+    for month in months:
+        assert (root / "var" / "site" / month / "public.json").is_file()
+    # A trend is a line: every month's point, in the table beside the chart.
+    requests = index[index.index("Requests: average per team, all months") :]
+    requests = requests[: requests.index("</table>")]
+    assert requests.count("<tr>") == len(months) + 1  # heading row + one per month

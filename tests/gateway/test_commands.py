@@ -16,6 +16,7 @@ from pipeline_support import outbox_entries, process, stored
 from support import TYPE1, TYPE2, TeamClient
 
 from gateway.app import App
+from parsers.model import Type2Report
 from parsers.text import parse_text
 
 
@@ -105,3 +106,42 @@ def test_a_replayed_command_is_a_duplicate(app: App, team: TeamClient) -> None:
     raw = team.submit("Command: template type1\n")
     assert process(app, raw) == ("accepted", None)
     assert process(app, raw) == ("duplicate", None)
+
+
+@pytest.mark.parametrize(
+    ("line", "taxonomy", "a_line"),
+    [
+        ("Command: template type2 rsit-1.3", "rsit-1.3", "Malicious Code / Infected System: "),
+        ("Command: template type2 ecsirt-v2", "ecsirt-v2", "Malicious Code / Virus: "),
+        ("Command: template type2", "ecsirt-v2", "Malicious Code / Virus: "),
+    ],
+)
+def test_template_command_offers_either_vocabulary(
+    app: App, team: TeamClient, line: str, taxonomy: str, a_line: str
+) -> None:
+    assert process(app, team.submit(line + "\n")) == ("accepted", None)
+    _, body = answer(team, outbox_entries(app)[0][2])
+    assert f"\nTaxonomy: {taxonomy}\n" in body and f"\n{a_line}\n" in body
+    assert "Command: template type2 rsit-1.3" in body  # says how to get the other one
+    report = body[body.index("# Type") : body.index("\n--\n")]
+    filled = report.replace("YYYY-MM", "2026-10").replace(": \n", ": 1\n")
+    [parsed] = parse_text(filled, "body", date(2026, 11, 23), app.taxonomy).reports
+    assert isinstance(parsed, Type2Report)
+    assert {line.sent.vocabulary for line in parsed.lines} == {taxonomy}
+
+
+def test_status_shows_each_count_as_sent_and_what_it_counts_as(app: App, team: TeamClient) -> None:
+    rsit = (
+        "Report: type2\nPeriod: 2026-10\nTaxonomy: rsit-1.3\n"
+        "fraud/phishing: 7\nabusive-content/spam: 2\n"
+    )
+    process(app, team.submit(rsit))
+    process(app, team.submit("Command: status 2026-10\n"))
+    _, body = answer(team, outbox_entries(app)[-1][2])
+    lines = body.splitlines()
+    at = lines.index(next(x for x in lines if x.strip().startswith("Fraud / Phishing")))
+    assert lines[at].split() == ["Fraud", "/", "Phishing", "(RSIT", "1.3):", "7"]
+    assert lines[at + 1].strip() == "counts as Fraud / Masquerade (eCSIRT.net v2)"
+    # Spam is Spam in both: the count is shown as sent, with what it counts as.
+    assert "Abusive Content / Spam (RSIT 1.3):" in body
+    assert "counts as Abusive Content / Spam (eCSIRT.net v2)" in body

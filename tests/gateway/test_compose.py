@@ -265,3 +265,37 @@ def test_a_filled_template_goes_through_end_to_end(
     assert outcome(app, out.read_bytes(), worker) == ("accepted", None)
     assert run("template", "type3", code=2).exit_code == 2
     assert "YYYY-MM" in run("template", "type1", "--period", "Oct", code=2).stderr
+
+
+def test_template_type2_in_either_vocabulary(tmp_path: Path) -> None:
+    rsit = run("template", "type2", "--taxonomy", "rsit-1.3", "--period", "2026-10").stdout
+    assert "\nTaxonomy: rsit-1.3\n" in rsit and "\nVulnerable / Weak Cryptography: \n" in rsit
+    ecsirt = run("template", "type2", "--taxonomy", "ecsirt-v2").stdout
+    assert "\nTaxonomy: ecsirt-v2\n" in ecsirt and "\nMalicious Code / Virus: \n" in ecsirt
+    filled = parse_text(_filled(rsit, "1"), "body", datetime.now(UTC).date(), load_taxonomy())
+    assert filled.ok, filled.errors
+    assert "--taxonomy" in run("template", "type1", "--taxonomy", "rsit-1.3", code=2).stderr
+    assert "rsit-1.3" in run("template", "type2", "--taxonomy", "rsit", code=2).stderr
+
+
+def test_template_follows_the_gateway_configuration_only_when_given(tmp_path: Path) -> None:
+    """With --config, the gateway's canonical vocabulary and extra file; from the
+    environment (a gateway's left-over on a team's machine) nothing is read."""
+    extra = tmp_path / "extra.toml"
+    extra.write_text(
+        '[[rsit_class]]\nslug = "vulnerable"\nname = "Vulnerable"\n'
+        '  [[rsit_class.type]]\n  slug = "exposed-backup"\n  name = "Exposed Backup"\n'
+        '  maps_to = "other"\n'
+    )
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        f'[clearinghouse]\nhome = "{tmp_path / "var"}"\n'
+        f'[taxonomy]\ncanonical = "rsit-1.3"\nextra_file = "{extra}"\n'
+    )
+    configured = run("--config", str(config), "template", "type2").stdout
+    assert "\nTaxonomy: rsit-1.3\n" in configured
+    assert "\nVulnerable / Exposed Backup: \n" in configured
+    ignored = run("template", "type2", env={"CLEARINGHOUSE_CONFIG": str(config)}).stdout
+    assert "\nTaxonomy: ecsirt-v2\n" in ignored and "Exposed Backup" not in ignored
+    config.write_text('[taxonomy]\ncanonical = "rsit"\n')
+    assert "canonical" in run("--config", str(config), "template", "type2", code=2).stderr

@@ -78,7 +78,7 @@ def test_no_file_means_spec_defaults_under_cwd_var(tmp_path: Path) -> None:
     assert config.reports.output_dir == var / "reports" and config.reports.day_of_month == 5
     assert config.publication.site_dir == var / "site" and config.publication.base_url == ""
     assert config.limits.max_decrypted_bytes == 26214400 and config.limits.max_mime_depth == 16
-    assert config.taxonomy.extra_file is None
+    assert config.taxonomy.extra_file is None and config.taxonomy.canonical == "ecsirt-v2"
     assert config.registry.welcome_on_first_key and config.registry.ti_max_age_days == 3
     assert config.registry.ti_max_bytes == 8388608
     assert config.gnupg_home == var / "gnupg"
@@ -120,6 +120,7 @@ def test_explicit_values_are_not_derived(tmp_path: Path) -> None:
 
 
 def test_relative_paths_resolve_against_cwd(tmp_path: Path) -> None:
+    (tmp_path / "t.toml").write_text("", encoding="utf-8")  # read at load: see below
     config = _load(
         tmp_path,
         '[clearinghouse]\nhome = "data/../state"\n'
@@ -398,6 +399,34 @@ def test_wrong_types_name_key_expected_and_found(tmp_path: Path, text: str, expe
 )
 def test_invalid_values_name_the_key(tmp_path: Path, text: str, expected: str) -> None:
     assert expected in _error(tmp_path, text + "\n")
+
+
+def test_canonical_taxonomy_is_one_of_the_shipped_vocabularies(tmp_path: Path) -> None:
+    assert _load(tmp_path, '[taxonomy]\ncanonical = "rsit-1.3"\n').taxonomy.canonical == (
+        "rsit-1.3"
+    )
+    message = _error(tmp_path, '[taxonomy]\ncanonical = "rsit"\n')
+    assert "[taxonomy] canonical: must be one of ecsirt-v2, rsit-1.3, found 'rsit'" in message
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (None, "t.toml: cannot read: No such file or directory"),
+        ("[[klass]]\n", "t.toml: unknown section(s) ['klass']"),
+        ("[[class]]\nslug = 'x'\n", "name must be a non-empty string"),
+        ("[[class\n", "t.toml: Expected ']]' at the end of an array declaration"),
+    ],
+)
+def test_a_broken_taxonomy_file_is_refused_at_load(
+    tmp_path: Path, content: str | None, expected: str
+) -> None:
+    """Not at the first report or the monthly run that reads it (issue 16)."""
+    if content is not None:
+        (tmp_path / "t.toml").write_text(content, encoding="utf-8")
+    message = _error(tmp_path, '[taxonomy]\nextra_file = "t.toml"\n')
+    assert "[taxonomy] extra_file: " in message and expected in message
+    assert 'set extra_file = ""' in message
 
 
 def test_relay_password_never_appears_in_errors(tmp_path: Path) -> None:

@@ -162,3 +162,21 @@ def test_a_team_that_may_submit_without_a_usable_key_fails(
     assert health(app, tmp_path).exit_code == 0
     app.registry.revoke_key(alpha.fingerprint, "lost")
     assert "alpha (every bound key is revoked)" in health(app, tmp_path).stdout
+
+
+@pytest.mark.parametrize("command", [("health",), ("report", "monthly", "--no-send"), ("ingest",)])
+def test_a_broken_taxonomy_file_is_a_configuration_error_before_any_command_runs(
+    app: App, tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    """One line naming the file and what to do, exit 2 (ingest: 75, the MTA keeps the
+    message), never a traceback from the first command that reads the taxonomy."""
+    extra = tmp_path / "taxonomy-extra.toml"
+    extra.write_text("[[class]]\nslug = 'Not A Slug'\nname = 'x'\n")
+    config = tmp_path / "health.toml"
+    config.write_text(config_toml(app.config, f"[taxonomy]\nextra_file = '{extra}'\n"))
+    result = CliRunner().invoke(cli, ["--config", str(config), *command], input=PLAIN)
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.exit_code == (75 if command == ("ingest",) else 2), result.output
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"error: {config}: [taxonomy] extra_file: {extra}: ")
+    assert "'Not A Slug' must be lower-case words" in line and "Traceback" not in line

@@ -13,7 +13,7 @@ import pytest
 from cli_support import Cli
 from site_data import LAST, MONTHS, TEAMS, store_history
 from statistics_data import store, type1
-from support import config_toml
+from support import config_toml, with_changes
 
 from contract.errors import ClearinghouseError
 from gateway.app import App
@@ -166,3 +166,54 @@ def test_report_publish_on_the_command_line(
     missing = cli("report", "publish", "--period", "2025-01", code=1)
     assert "error: 2025-01 has no monthly run yet" in missing.output
     assert "Traceback" not in missing.output
+
+
+@pytest.mark.parametrize(
+    ("canonical", "name", "version", "full_name", "a_figure"),
+    [
+        (
+            "ecsirt-v2",
+            "eCSIRT.net incident classification",
+            "2",
+            "eCSIRT.net v2 (eCSIRT.net incident classification)",
+            "information-gathering/scanning",
+        ),
+        (
+            "rsit-1.3",
+            "ENISA Reference Security Incident Taxonomy",
+            "1.3",
+            "RSIT 1.3 (ENISA Reference Security Incident Taxonomy, machine-readable version 1003)",
+            "information-gathering/scanner",
+        ),
+    ],
+)
+def test_the_site_is_in_the_canonical_taxonomy_and_names_it(
+    app: App,
+    history: dict[str, int],
+    canonical: str,
+    name: str,
+    version: str,
+    full_name: str,
+    a_figure: str,
+) -> None:
+    """Every month, earlier ones too, computed and labelled in `[taxonomy] canonical`."""
+    configured = App(with_changes(app.config, taxonomy={"canonical": canonical}))
+    publish_site(configured)
+    configured.engine.dispose()
+    site = app.config.publication.site_dir
+    for period in MONTHS:
+        document = json.loads((site / period / "public.json").read_text("utf-8"))
+        assert document["taxonomy"] == {
+            "id": canonical,
+            "name": name,
+            "version": version,
+            "extended": False,
+        }
+        [type2] = [t for t in document["types"] if t["type"] == "type2"]
+        assert a_figure in {figure["id"] for figure in type2["figures"]}
+        page = (site / period / "index.html").read_text("utf-8")
+        assert f"Incident classes and types: {full_name}." in page
+        csv_rows = (site / period / "public.csv").read_text("utf-8").splitlines()
+        assert csv_rows[-1].endswith(f",{canonical}")  # the last row is a type 2 figure
+    index = (site / "index.html").read_text("utf-8")
+    assert f"by the classes and types of {full_name}." in index

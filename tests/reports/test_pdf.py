@@ -250,6 +250,24 @@ def test_public_csv_has_published_figures_only(stats: MonthlyStatistics) -> None
     assert spam["average"] == "" and spam["teams"] == "2" and spam["published"] == "no"
     assert by_key[("2025-11", "type1", "requests")]["teams"] == "3"
     assert len(rows) == 12 * (len(stats.type1.lines) + len(stats.type2.lines))
+    assert {r["taxonomy"] for r in rows if r["type"] == "type2"} == {"ecsirt-v2"}
+    assert {r["taxonomy"] for r in rows if r["type"] == "type1"} == {""}
+
+
+@pytest.mark.parametrize("canonical", ["ecsirt-v2", "rsit-1.3"])
+def test_every_output_names_the_taxonomy_and_its_version(canonical: str) -> None:
+    """Above the type 2 tables of every PDF, and in each type 2 row of the CSV."""
+    taxonomy = load_taxonomy(canonical=canonical)
+    stats = compute(_reports(), PERIOD, taxonomy, minimum=2, secret=b"k" * 32)
+    named = taxonomy.canonical_vocabulary.full_name  # "RSIT 1.3 (..., machine-readable ...)"
+    caption = f"Incident classes and types: {named}."
+    public = " ".join(pdf_text(public_pdf(stats, NAME, AS_OF)).split())
+    assert caption in public
+    internal = " ".join(pdf_text(internal_pdf(stats, "type2", NAME, None)).split())
+    assert internal.count(caption) == 2  # above the class chart and above the table
+    assert caption not in " ".join(pdf_text(internal_pdf(stats, "type1", NAME, None)).split())
+    rows = list(csv.DictReader(io.StringIO(public_csv(stats).decode("utf-8"))))
+    assert {r["taxonomy"] for r in rows if r["type"] == "type2"} == {canonical}
 
 
 def test_pages_render_to_png(stats: MonthlyStatistics, public: bytes) -> None:

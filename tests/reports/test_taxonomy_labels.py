@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 
 from parsers.model import Classification, Type2Report
 from parsers.taxonomy import ECSIRT, RSIT, load_taxonomy
 from parsers.text import parse_text
+from reports.mail import ShownValue
 from reports.statistics import compute
-from reports.taxonomy_labels import ShownCount, shown_counts, taxonomy_caption, taxonomy_cell
+from reports.taxonomy_labels import (
+    ShownCount,
+    shown_counts,
+    shown_values,
+    taxonomy_caption,
+    taxonomy_cell,
+)
 from store.type2 import StoredCount
 
 TAXONOMY = load_taxonomy()
@@ -81,3 +89,16 @@ def test_the_csv_and_the_pdfs_name_the_taxonomy_and_its_version() -> None:
     assert taxonomy_caption(in_ecsirt) == (
         "Incident classes and types: eCSIRT.net v2 (eCSIRT.net incident classification)."
     )
+
+
+def test_shown_values_list_type2_counts_as_sent_and_type1_fields_as_stored() -> None:
+    report = parsed("Report: type2\nPeriod: 2026-10\nfraud/phishing: 3\nOther: 1\n")
+    assert shown_values({"fraud/masquerade": 3, "other": 1}, report.lines, TAXONOMY) == [
+        ShownValue("Fraud / Phishing (RSIT 1.3)", "3", "Fraud / Masquerade (eCSIRT.net v2)"),
+        ShownValue("Other", "1", None),
+    ]
+    type1 = {"requests": Decimal(1204), "hours-spent": Decimal("940.5")}
+    assert shown_values(type1, (), TAXONOMY) == [
+        ShownValue("requests", "1204"),
+        ShownValue("hours-spent", "940.5"),
+    ]
