@@ -12,7 +12,16 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Column, Insert, LargeBinary, Numeric, Table, UniqueConstraint, insert
+from sqlalchemy import (
+    Column,
+    Index,
+    Insert,
+    LargeBinary,
+    Numeric,
+    Table,
+    UniqueConstraint,
+    insert,
+)
 from sqlmodel import Field, Session, SQLModel
 
 
@@ -109,6 +118,11 @@ class Coordinator(SQLModel, table=True):
 class Message(SQLModel, table=True):
     """One incoming email: the spool entry and its processing outcome."""
 
+    # `messages list --state S` and the claim of the oldest received message read one
+    # state's rows in id order from this index, however many other rows there are; on
+    # (state) alone PostgreSQL fetched every row of the state and sorted them.
+    __table_args__ = (Index("ix_message_state_id", "state", "id"),)
+
     id: int | None = Field(default=None, primary_key=True)
     channel: str  # smtp | imap | ingest
     received_at: datetime = Field(default_factory=utcnow, index=True)
@@ -120,7 +134,7 @@ class Message(SQLModel, table=True):
     # Channel-specific idempotency key (IMAP: mailbox + Message-ID + hash), unique so a
     # re-fetched message is recognised instead of stored twice.
     intake_key: str | None = Field(default=None, unique=True)
-    state: str = Field(default="received", index=True)
+    state: str = "received"  # indexed with id, above
     reason: str | None = None
     detail: str | None = None  # for admins only: never mailed to the sender
     team_id: int | None = Field(default=None, foreign_key="team.id")
@@ -138,10 +152,15 @@ class Message(SQLModel, table=True):
 class Submission(SQLModel, table=True):
     """One stored report: revision N of (team, type, period). The newest counts."""
 
-    __table_args__ = (UniqueConstraint("team_id", "type", "period", "revision"),)
+    __table_args__ = (
+        UniqueConstraint("team_id", "type", "period", "revision"),
+        # `submissions list --team H --period P` and a team's status command: with
+        # (team_id) alone every report the team ever sent was read for one period.
+        Index("ix_submission_team_id_period", "team_id", "period"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
-    team_id: int = Field(foreign_key="team.id", index=True)
+    team_id: int = Field(foreign_key="team.id")  # indexed with period, above
     type: str  # type1 | type2
     period: str = Field(index=True)  # YYYY-MM
     revision: int

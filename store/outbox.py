@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, bindparam, func, update
 from sqlalchemy import select as core_select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import defer
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
@@ -328,8 +329,15 @@ def mark_failed(
         return state
 
 
-def list_outbox(session: Session, *, state: str | None = None) -> list[OutboxEntry]:
+def list_outbox(
+    session: Session, *, state: str | None = None, with_raw: bool = True
+) -> list[OutboxEntry]:
+    """Entries in id order; with `with_raw=False` each one's sealed mail stays in the
+    database until read in the session (a listing shows none of it: years of sent
+    mail are most of the database)."""
     query = select(OutboxEntry).order_by(col(OutboxEntry.id))
+    if not with_raw:
+        query = query.options(defer(OutboxEntry.raw))  # type: ignore[arg-type]
     if state is not None:
         query = query.where(OutboxEntry.state == state)
     return list(session.exec(query))
