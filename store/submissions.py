@@ -278,18 +278,20 @@ def list_submissions(
 ) -> list[SubmissionRow]:
     """Submissions in id order, filtered by team handle, period and type.
 
-    Three queries whatever the number of rows: submissions, type 1 values, type 2
-    counts, each joined to the same filters.
+    The submissions in one query, then their values by submission id, a page of ids a
+    query (type 1 values, type 2 counts): three queries for a listing of up to
+    `_PAGE` submissions. The values are looked up by id, not joined to the filters:
+    joined, PostgreSQL's planner hashed the whole value tables (years of every team's
+    values) for one month's listing.
     """
-    where = _filters(team, period, type)
     query = (
         select(Submission, Team.handle)
         .join(Team, col(Submission.team_id) == col(Team.id))
-        .where(*where)
+        .where(*_filters(team, period, type))
         .order_by(col(Submission.id))
     )
     found = list(session.exec(query))
-    values = _values_of(session, where)
+    values = _values_of(session, [sub.id for sub, _ in found if sub.id is not None])
     return [_row(sub, handle, values.get(sub.id, {})) for sub, handle in found]
 
 
@@ -304,33 +306,25 @@ def _filters(team: str | None, period: str | None, type: str | None) -> list[Col
     return where
 
 
-def _values_of(session: Session, where: list[ColumnElement[bool]]) -> dict[int | None, Values]:
-    type1 = (
-        select(Type1Value)
-        .join(Submission, col(Type1Value.submission_id) == col(Submission.id))
-        .join(Team, col(Submission.team_id) == col(Team.id))
-        .where(*where)
-    )
-    type2 = (
-        select(Type2Count)
-        .join(Submission, col(Type2Count.submission_id) == col(Submission.id))
-        .join(Team, col(Submission.team_id) == col(Team.id))
-        .where(*where)
-        .order_by(col(Type2Count.id))
-    )
-    rows1: defaultdict[int, list[Type1Value]] = defaultdict(list)
-    for value in session.exec(type1):
-        rows1[value.submission_id].append(value)
-    rows2: defaultdict[int, list[Type2Count]] = defaultdict(list)
-    for count in session.exec(type2):
-        rows2[count.submission_id].append(count)
-    values: dict[int | None, Values] = {
-        key: _type1_values((row.field, row.value) for row in rows) for key, rows in rows1.items()
-    }
-    values.update(
-        (key, _type2_values((r.class_slug, r.type_slug, r.count) for r in rows))
-        for key, rows in rows2.items()
-    )
+_PAGE = 500  # submission ids a value query asks for (bound parameters stay few)
+_VALUES_OF = core_select(_TYPE1.c.submission_id, _TYPE1.c.field, _TYPE1.c.value)
+_COUNTS_OF = core_select(
+    _TYPE2.c.submission_id, _TYPE2.c.class_slug, _TYPE2.c.type_slug, _TYPE2.c.count
+).order_by(_TYPE2.c.id)
+
+
+def _values_of(session: Session, ids: list[int]) -> dict[int | None, Values]:
+    """The values of each of `ids`, read as plain rows (no ORM object per value)."""
+    rows1: defaultdict[int, list[tuple[str, Decimal]]] = defaultdict(list)
+    rows2: defaultdict[int, list[tuple[str, str | None, int]]] = defaultdict(list)
+    for start in range(0, len(ids), _PAGE):
+        page = ids[start : start + _PAGE]
+        for sub, name, value in session.execute(_VALUES_OF.where(_TYPE1.c.submission_id.in_(page))):
+            rows1[sub].append((name, value))
+        for sub, cls, typ, n in session.execute(_COUNTS_OF.where(_TYPE2.c.submission_id.in_(page))):
+            rows2[sub].append((cls, typ, n))
+    values: dict[int | None, Values] = {key: _type1_values(rows) for key, rows in rows1.items()}
+    values.update((key, _type2_values(rows)) for key, rows in rows2.items())
     return values
 
 
