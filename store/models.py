@@ -118,10 +118,10 @@ class Coordinator(SQLModel, table=True):
 class Message(SQLModel, table=True):
     """One incoming email: the spool entry and its processing outcome."""
 
-    # `messages list --state S` and the claim of the oldest received message read one
-    # state's rows in id order from this index, however many other rows there are; on
-    # (state) alone PostgreSQL fetched every row of the state and sorted them.
-    __table_args__ = (Index("ix_message_state_id", "state", "id"),)
+    # The duplicate check (an accepted message of the team with this content): on the
+    # hash alone, SQLite took the state index instead on a store still small, reading
+    # every accepted message in id order; two equal columns outweigh that at any size.
+    __table_args__ = (Index("ix_message_content_sha256_team_id", "content_sha256", "team_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
     channel: str  # smtp | imap | ingest
@@ -134,14 +134,14 @@ class Message(SQLModel, table=True):
     # Channel-specific idempotency key (IMAP: mailbox + Message-ID + hash), unique so a
     # re-fetched message is recognised instead of stored twice.
     intake_key: str | None = Field(default=None, unique=True)
-    state: str = "received"  # indexed with id, above
+    state: str = Field(default="received", index=True)
     reason: str | None = None
     detail: str | None = None  # for admins only: never mailed to the sender
     team_id: int | None = Field(default=None, foreign_key="team.id")
     signer_fingerprint: str | None = None
     # Hash of the signed content; an authenticated message whose signed content equals
     # an accepted one is a duplicate (replay or resend).
-    content_sha256: str | None = Field(default=None, index=True)
+    content_sha256: str | None = None  # indexed with team_id, above
     processed_at: datetime | None = None
     attempts: int = 0
     # Claim/lease so that several workers never process one message at once.

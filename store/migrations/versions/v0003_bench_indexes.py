@@ -1,15 +1,18 @@
-"""Indexes that keep listings and the spool's claim flat over years of data.
+"""Indexes that keep one team's month and the duplicate check a few reads after years.
 
 Revision ID: 0003_bench
 Revises: 0002
 Create Date: 2026-12-06
 
-`message (state, id)` replaces `message (state)`: a state's rows in id order, for
-`messages list --state S --limit N` and the claim of the oldest received message, without
-fetching and sorting every row of the state. `submission (team_id, period)` replaces
-`submission (team_id)`: one team's reports of one period, for `submissions list --team H
---period P` and the team's status command, without reading all its reports of all years.
-Each new index also serves every query the one it replaces served (a prefix of it).
+`submission (team_id, period)` replaces `submission (team_id)`: one team's reports of one
+period, for `submissions list --team H --period P` and the team's status command, without
+reading all its reports of all years (SQLite went by the team alone). It also serves every
+query the one it replaces served (team_id is its first column).
+
+`message (content_sha256, team_id)` replaces `message (content_sha256)`: the duplicate
+check of every processed message asks for both. On the hash alone, SQLite chose the state
+index instead while the store was small (an accepted message in id order: every one read)
+and switched only as the table grew; two equal columns win at any size.
 """
 
 from __future__ import annotations
@@ -23,8 +26,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_index("ix_message_state_id", "message", ["state", "id"])
-    op.drop_index("ix_message_state", table_name="message")
+    op.create_index("ix_message_content_sha256_team_id", "message", ["content_sha256", "team_id"])
+    op.drop_index("ix_message_content_sha256", table_name="message")
     op.create_index("ix_submission_team_id_period", "submission", ["team_id", "period"])
     op.drop_index("ix_submission_team_id", table_name="submission")
 
@@ -32,5 +35,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.create_index("ix_submission_team_id", "submission", ["team_id"])
     op.drop_index("ix_submission_team_id_period", table_name="submission")
-    op.create_index("ix_message_state", "message", ["state"])
-    op.drop_index("ix_message_state_id", table_name="message")
+    op.create_index("ix_message_content_sha256", "message", ["content_sha256"])
+    op.drop_index("ix_message_content_sha256_team_id", table_name="message")
