@@ -279,10 +279,10 @@ def list_submissions(
     """Submissions in id order, filtered by team handle, period and type.
 
     The submissions in one query, then their values by submission id, a page of ids a
-    query (type 1 values, type 2 counts): three queries for a listing of up to
-    `_PAGE` submissions. The values are looked up by id, not joined to the filters:
-    joined, PostgreSQL's planner hashed the whole value tables (years of every team's
-    values) for one month's listing.
+    query (type 1 values of type 1 submissions, type 2 counts of type 2 ones): at most
+    three queries for a listing of up to `_PAGE` submissions. The values are looked up
+    by id, not joined to the filters: joined, PostgreSQL's planner hashed the whole value
+    tables (years of every team's values) for one month's listing.
     """
     query = (
         select(Submission, Team.handle)
@@ -291,7 +291,9 @@ def list_submissions(
         .order_by(col(Submission.id))
     )
     found = list(session.exec(query))
-    values = _values_of(session, [sub.id for sub, _ in found if sub.id is not None])
+    type1 = [sub.id for sub, _ in found if sub.id is not None and sub.type == "type1"]
+    type2 = [sub.id for sub, _ in found if sub.id is not None and sub.type != "type1"]
+    values = _values_of(session, type1, type2)
     return [_row(sub, handle, values.get(sub.id, {})) for sub, handle in found]
 
 
@@ -313,19 +315,24 @@ _COUNTS_OF = core_select(
 ).order_by(_TYPE2.c.id)
 
 
-def _values_of(session: Session, ids: list[int]) -> dict[int | None, Values]:
-    """The values of each of `ids`, read as plain rows (no ORM object per value)."""
+def _values_of(session: Session, type1: list[int], type2: list[int]) -> dict[int | None, Values]:
+    """The values of the type 1 submissions `type1` and the type 2 ones `type2`, read
+    as plain rows (no ORM object per value), each table asked only for its own ids."""
     rows1: defaultdict[int, list[tuple[str, Decimal]]] = defaultdict(list)
     rows2: defaultdict[int, list[tuple[str, str | None, int]]] = defaultdict(list)
-    for start in range(0, len(ids), _PAGE):
-        page = ids[start : start + _PAGE]
+    for page in _pages(type1):
         for sub, name, value in session.execute(_VALUES_OF.where(_TYPE1.c.submission_id.in_(page))):
             rows1[sub].append((name, value))
+    for page in _pages(type2):
         for sub, cls, typ, n in session.execute(_COUNTS_OF.where(_TYPE2.c.submission_id.in_(page))):
             rows2[sub].append((cls, typ, n))
     values: dict[int | None, Values] = {key: _type1_values(rows) for key, rows in rows1.items()}
     values.update((key, _type2_values(rows)) for key, rows in rows2.items())
     return values
+
+
+def _pages(ids: list[int]) -> list[list[int]]:
+    return [ids[start : start + _PAGE] for start in range(0, len(ids), _PAGE)]
 
 
 def _row(submission: Submission, handle: str, values: Values) -> SubmissionRow:
