@@ -28,20 +28,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, text
+from sqlalchemy import Engine
 
+from bench.bulk import after_bulk_load, insert_rows
 from parsers.model import TYPE1_FIELDS
-from store.models import (
-    Message,
-    MonthlyRun,
-    OutboxEntry,
-    Submission,
-    Team,
-    TeamKey,
-    Type1Value,
-    Type2Count,
-    table_of,
-)
 
 REFUSED_RAW_DAYS = 90  # [retention] refused_raw_days, its default
 TYPE2 = [
@@ -121,16 +111,16 @@ class History:
         """Teams and keys, then every month up to `last_period`, oldest first."""
         months = periods_ending(last_period, self.shape.months)
         with self.engine.begin() as connection:
-            _insert(connection, "team", [self._team(i) for i in range(self.shape.teams)])
-            _insert(connection, "teamkey", [self._key(i) for i in range(self.shape.teams)])
+            insert_rows(connection, "team", [self._team(i) for i in range(self.shape.teams)])
+            insert_rows(connection, "teamkey", [self._key(i) for i in range(self.shape.teams)])
         for done, period in enumerate(months, 1):
             month = self._month(period)
             with self.engine.begin() as connection:
                 for table, rows in month.rows.items():
-                    _insert(connection, table, rows)
+                    insert_rows(connection, table, rows)
             if done % 12 == 0 or done == len(months):
                 progress(f"seeded {done} of {len(months)} months ({period})")
-        _after_bulk_load(self.engine, self.ids.next)
+        after_bulk_load(self.engine, self.ids.next)
 
     def _team(self, index: int) -> dict[str, Any]:
         handle = handle_of(index)
@@ -172,11 +162,11 @@ class History:
                         month, team_id, report_type, period, revision, message, supersedes, when
                     )
                     self._reply(month, "receipt", message, team_id, when)
-            self._refused(month, team_id, index, at)
+            self._refused(month, team_id, at)
         self._monthly_run(month, period, arrives + timedelta(days=4))
         return month
 
-    def _refused(self, month: _Month, team_id: int, index: int, at: datetime) -> None:
+    def _refused(self, month: _Month, team_id: int, at: datetime) -> None:
         shape, pick = self.shape, self.random.randrange
         if pick(shape.quarantined_every) == 0:
             known = pick(2) == 0  # signed by a registered key, or by nobody we know
@@ -339,56 +329,3 @@ def _blobs(size: int, count: int = 16) -> list[bytes]:
         encoded = base64.encodebytes(source.randbytes(size))
         found.append(encoded[:size])
     return found
-
-
-def _insert(connection: Connection, table: str, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    if connection.dialect.name == "postgresql":
-        _copy(connection, table, rows)
-    else:
-        connection.execute(insert(_TABLES[table]), rows)
-
-
-_TABLES = {
-    table_of(model).name: table_of(model)
-    for model in (
-        Team,
-        TeamKey,
-        Message,
-        Submission,
-        Type1Value,
-        Type2Count,
-        OutboxEntry,
-        MonthlyRun,
-    )
-}
-
-
-def _copy(connection: Connection, table: str, rows: list[dict[str, Any]]) -> None:
-    """COPY on psycopg's own connection: several times faster than INSERTs."""
-    columns = list(rows[0])
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    names = ", ".join(f'"{c}"' for c in columns)
-    with cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:  # type: ignore[attr-defined]
-        for row in rows:
-            copy.write_row([row[c] for c in columns])
-
-
-def _after_bulk_load(engine: Engine, next_ids: dict[str, int]) -> None:
-    """PostgreSQL: sequences past the ids chosen here; statistics, as autovacuum
-    would gather them soon after. SQLite: nothing (the gateway never runs ANALYZE)."""
-    if engine.dialect.name != "postgresql":
-        return
-    with engine.begin() as connection:
-        for table, value in next_ids.items():
-            connection.execute(
-                text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), :v)"), {"v": value}
-            )
-        connection.execute(
-            text("SELECT setval(pg_get_serial_sequence('team', 'id'), (SELECT max(id) FROM team))")
-        )
-    # Each table by name: a bare VACUUM would take every schema of the database.
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        for table in _TABLES:
-            connection.execute(text(f"VACUUM ANALYZE {table}"))

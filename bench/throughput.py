@@ -29,7 +29,6 @@ import argparse
 import shutil
 import signal
 import smtplib
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,6 +42,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.figures import Figures, percentile, report
 from bench.floor import Party, ciphertext, floor, sequoia_reference
 from bench.openloop import offer
 from bench.procstat import Machine, PssSampler, children, cpu_seconds, peak_rss, process_name
@@ -64,7 +64,6 @@ from keys.identity import create_identity
 
 FLOOR_WORKERS = (1, 2, 3, 4)
 OFFERED_SHARE = 0.8  # the open loop offers this share of the best floor's rate
-Figures = dict[str, tuple[float, ...]]  # name -> one or more numbers
 Mails = list[tuple[str, bytes]]
 
 
@@ -288,13 +287,6 @@ def reference(app: App, teams: list[Team], mails: Mails, sent: list[Sent]) -> Fi
     return {"reference only: Sequoia in-process, CPU a message (ms)": (cpu * 1000,)} if cpu else {}
 
 
-def percentile(values: Sequence[float], fraction: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
-
-
 def figures(args: argparse.Namespace, count: int, turns: Turns) -> Figures:
     gateway = turns.gateway
     rate = count / gateway.seconds
@@ -320,37 +312,6 @@ def figures(args: argparse.Namespace, count: int, turns: Turns) -> Figures:
         f"SMTP accept at {args.senders} senders, p50 / p99 (ms)": (
             percentile(latencies, 0.5), percentile(latencies, 0.99)),
     }  # fmt: skip
-
-
-# --- the report ----------------------------------------------------------------------------
-
-
-def report(runs: list[Figures]) -> None:
-    """Each figure: its numbers (one run), or their medians with the range (several)."""
-    names = list(dict.fromkeys(name for found in runs for name in found))
-    width = max(map(len, names))
-    for name in names:
-        series = [found[name] for found in runs if name in found]
-        columns = list(zip(*series, strict=True))
-        digits = 2 if "ratio" in name else 0 if _whole(name) else 1
-        if len(series) == 1:
-            text = " / ".join(f"{v:.{digits}f}" for v in series[0])
-        else:
-            text = " / ".join(_median_range(c, digits) for c in columns)
-        print(f"{name:<{width}}  {text}")
-    if len(runs) > 1:
-        print(f"({len(runs)} runs: median [lowest-highest])")
-
-
-def _whole(name: str) -> bool:
-    return any(unit in name for unit in ("(%)", "(MiB)", "processes at once"))
-
-
-def _median_range(values: Sequence[float], digits: int) -> str:
-    low, middle, high = (
-        f"{v:.{digits}f}" for v in (min(values), statistics.median(values), max(values))
-    )
-    return f"{middle} [{low}-{high}]"
 
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
