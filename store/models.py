@@ -12,7 +12,16 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Column, Insert, LargeBinary, Numeric, Table, UniqueConstraint, insert
+from sqlalchemy import (
+    Column,
+    Index,
+    Insert,
+    LargeBinary,
+    Numeric,
+    Table,
+    UniqueConstraint,
+    insert,
+)
 from sqlmodel import Field, Session, SQLModel
 
 
@@ -129,6 +138,11 @@ class Coordinator(SQLModel, table=True):
 class Message(SQLModel, table=True):
     """One incoming email: the spool entry and its processing outcome."""
 
+    # The duplicate check (an accepted message of the team with this content): on the
+    # hash alone, SQLite took the state index instead on a store still small, reading
+    # every accepted message in id order; two equal columns outweigh that at any size.
+    __table_args__ = (Index("ix_message_content_sha256_team_id", "content_sha256", "team_id"),)
+
     id: int | None = Field(default=None, primary_key=True)
     channel: str  # smtp | imap | ingest
     received_at: datetime = Field(default_factory=utcnow, index=True)
@@ -147,7 +161,7 @@ class Message(SQLModel, table=True):
     signer_fingerprint: str | None = None
     # Hash of the signed content; an authenticated message whose signed content equals
     # an accepted one is a duplicate (replay or resend).
-    content_sha256: str | None = Field(default=None, index=True)
+    content_sha256: str | None = None  # indexed with team_id, above
     processed_at: datetime | None = None
     attempts: int = 0
     # Claim/lease so that several workers never process one message at once.
@@ -167,10 +181,15 @@ class Message(SQLModel, table=True):
 class Submission(SQLModel, table=True):
     """One stored report: revision N of (team, type, period). The newest counts."""
 
-    __table_args__ = (UniqueConstraint("team_id", "type", "period", "revision"),)
+    __table_args__ = (
+        UniqueConstraint("team_id", "type", "period", "revision"),
+        # `submissions list --team H --period P` and a team's status command: with
+        # (team_id) alone every report the team ever sent was read for one period.
+        Index("ix_submission_team_id_period", "team_id", "period"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
-    team_id: int = Field(foreign_key="team.id", index=True)
+    team_id: int = Field(foreign_key="team.id")  # indexed with period, above
     type: str  # type1 | type2
     period: str = Field(index=True)  # YYYY-MM
     revision: int

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import func
+from sqlalchemy.orm import defer
 from sqlmodel import Session, col, select
 
 from contract.codes import State
@@ -42,9 +43,15 @@ def backlog(session: Session) -> tuple[int, datetime | None]:
     return count, oldest
 
 
-def list_outbox(session: Session, *, state: str | None = None) -> list[OutboxEntry]:
-    """The outbox's entries, oldest first (`outbox list`); only those in `state` if given."""
+def list_outbox(
+    session: Session, *, state: str | None = None, with_raw: bool = True
+) -> list[OutboxEntry]:
+    """The outbox's entries, oldest first (`outbox list`); only those in `state` if given.
+    With `with_raw=False` each one's sealed mail stays in the database until read (a
+    listing shows none of it: years of sent mail are most of the database)."""
     query = select(OutboxEntry).order_by(col(OutboxEntry.id))
+    if not with_raw:
+        query = query.options(defer(OutboxEntry.raw))  # type: ignore[arg-type]
     if state is not None:
         query = query.where(OutboxEntry.state == state)
     return list(session.exec(query))

@@ -109,18 +109,22 @@ def list_submissions(
     """Submissions in id order, filtered by team handle, period and type; type 2 counts
     in `taxonomy`'s canonical vocabulary when given, else as counted when stored.
 
-    Three queries whatever the number of rows: submissions, type 1 values, type 2
-    counts, each joined to the same filters.
+    The submissions in one query, then their values by submission id, a page of ids a
+    query (type 1 values of type 1 submissions, type 2 counts of type 2 ones): at most
+    three queries for a listing of up to `_PAGE` submissions. The values are looked up
+    by id, not joined to the filters: joined, PostgreSQL's planner hashed the whole value
+    tables (years of every team's values) for one month's listing.
     """
-    where = _filters(team, period, type)
     query = (
         select(Submission, Team.handle)
         .join(Team, col(Submission.team_id) == col(Team.id))
-        .where(*where)
+        .where(*_filters(team, period, type))
         .order_by(col(Submission.id))
     )
     found = list(session.exec(query))
-    values, counts = _values_of(session, where, taxonomy)
+    type1 = [sub.id for sub, _ in found if sub.id is not None and sub.type == "type1"]
+    type2 = [sub.id for sub, _ in found if sub.id is not None and sub.type != "type1"]
+    values, counts = _values_of(session, type1, type2, taxonomy)
     return [
         _row(sub, handle, values.get(sub.id, {}), counts.get(sub.id, ())) for sub, handle in found
     ]
@@ -137,34 +141,35 @@ def _filters(team: str | None, period: str | None, type: str | None) -> list[Col
     return where
 
 
+_PAGE = 500  # submission ids a value query asks for (bound parameters stay few)
+_VALUES_OF = core_select(_TYPE1.c.submission_id, _TYPE1.c.field, _TYPE1.c.value)
+_COUNTS_OF = core_select(_TYPE2.c.submission_id, *TYPE2_COLUMNS).order_by(_TYPE2.c.id)
+
+
 def _values_of(
-    session: Session, where: list[ColumnElement[bool]], taxonomy: Taxonomy | None
+    session: Session, type1: list[int], type2: list[int], taxonomy: Taxonomy | None
 ) -> tuple[dict[int | None, Values], dict[int | None, tuple[StoredCount, ...]]]:
-    type1 = (
-        select(Type1Value)
-        .join(Submission, col(Type1Value.submission_id) == col(Submission.id))
-        .join(Team, col(Submission.team_id) == col(Team.id))
-        .where(*where)
-    )
-    type2 = (
-        core_select(_TYPE2.c.submission_id, *TYPE2_COLUMNS)
-        .join(Submission, _TYPE2.c.submission_id == col(Submission.id))
-        .join(Team, col(Submission.team_id) == col(Team.id))
-        .where(*where)
-        .order_by(_TYPE2.c.id)
-    )
-    rows1: defaultdict[int, list[Type1Value]] = defaultdict(list)
-    for value in session.exec(type1):
-        rows1[value.submission_id].append(value)
+    """The values of the type 1 submissions `type1` and the counts of the type 2 ones
+    `type2`, read as plain rows, each table asked only for its own ids."""
+    rows1: defaultdict[int, list[tuple[str, Decimal]]] = defaultdict(list)
+    for page in _pages(type1):
+        query = _VALUES_OF.where(_TYPE1.c.submission_id.in_(page))
+        for submission_id, name, value in session.execute(query):
+            rows1[submission_id].append((name, value))
     rows2: defaultdict[int, list[StoredCount]] = defaultdict(list)
-    for submission_id, *count in session.execute(type2):
-        stored = StoredCount.of_row(count)
-        rows2[submission_id].append(stored if taxonomy is None else stored.recounted(taxonomy))
-    values: dict[int | None, Values] = {
-        key: _type1_values((row.field, row.value) for row in rows) for key, rows in rows1.items()
-    }
+    for page in _pages(type2):
+        for submission_id, *count in session.execute(
+            _COUNTS_OF.where(_TYPE2.c.submission_id.in_(page))
+        ):
+            stored = StoredCount.of_row(count)
+            rows2[submission_id].append(stored if taxonomy is None else stored.recounted(taxonomy))
+    values: dict[int | None, Values] = {key: _type1_values(rows) for key, rows in rows1.items()}
     values.update((key, totals(rows)) for key, rows in rows2.items())
     return values, {key: tuple(rows) for key, rows in rows2.items()}
+
+
+def _pages(ids: list[int]) -> list[list[int]]:
+    return [ids[start : start + _PAGE] for start in range(0, len(ids), _PAGE)]
 
 
 def _row(
