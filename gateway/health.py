@@ -37,7 +37,7 @@ from store.registry import (
     list_teams,
     ti_links_seen_before,
 )
-from store.spool import count_by_state
+from store.spool import count_in_state
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ def check_outbox(app: App, now: datetime) -> Check:
 def check_spool(app: App) -> Check:
     limit = app.config.health.spool_backlog
     with open_session(app.engine) as s:
-        waiting = count_by_state(s).get(State.RECEIVED, 0)
+        waiting = count_in_state(s, State.RECEIVED)
     text = f"{waiting} message{'s' if waiting != 1 else ''} waiting to be processed"
     if waiting > limit:
         return Check("spool", False, f"{text} (limit {limit}): is `serve` running?")

@@ -266,7 +266,7 @@ class Worker:
 
     def pending(self) -> int:
         with open_session(self.app.engine) as s:
-            return spool.count_by_state(s).get(State.RECEIVED, 0)
+            return spool.count_in_state(s, State.RECEIVED)
 
 
 def _in_threads(count: int, work: Callable[[int], None]) -> None:

@@ -19,7 +19,8 @@ from gateway.resend import resend_reply
 from gateway.retention import Purge, past_retention, purge_raw
 from gateway.service import reprocess
 from store.db import open_session
-from store.spool import count_by_state, get_message, list_messages
+from store.registry import team_handles
+from store.spool import count_in_state, get_message, list_messages
 
 
 @click.group()
@@ -40,7 +41,9 @@ def messages_list(app: App, state: str | None, limit: int | None, as_json: bool)
     """List messages (oldest first)."""
     chosen = State(state) if state else None
     with open_session(app.engine) as s:
-        rows = [message_row(s, m) for m in list_messages(s, state=chosen, limit=limit)]
+        handles = team_handles(s)
+        found = list_messages(s, state=chosen, limit=limit)
+        rows = [message_row(s, m, handles=handles) for m in found]
     emit(rows, as_json, ["id", "state", "reason", "team", "channel", "received_at"])
 
 
@@ -81,7 +84,7 @@ def messages_reprocess(app: App, message_id: int | None, quarantined: bool) -> N
     outcomes: Iterable[tuple[int, Outcome]] = reprocess(app, message_id)
     if quarantined:
         with open_session(app.engine) as s:
-            waiting = count_by_state(s).get(State.QUARANTINED, 0)
+            waiting = count_in_state(s, State.QUARANTINED)
         outcomes = collect(outcomes, waiting, f"reprocessing {waiting} quarantined")
     for mid, outcome in outcomes:
         say(f"message {mid}: {outcome.state}{f' ({outcome.reason})' if outcome.reason else ''}")

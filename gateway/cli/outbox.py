@@ -26,7 +26,7 @@ def outbox() -> None:
 def outbox_list(app: App, state: str | None, as_json: bool) -> None:
     """List outbox entries."""
     with open_session(app.engine) as s:
-        rows = [outbox_row(e) for e in list_outbox(s, state=state)]
+        rows = [outbox_row(e) for e in list_outbox(s, state=state, with_raw=False)]
     emit(
         rows,
         as_json,

@@ -20,7 +20,7 @@ from contract.reasons import explain
 from gateway.printable import printable
 from store.models import AuditEntry, Message, OutboxEntry, Team, TeamKey
 from store.registry import get_team_by_id, keys_of_team, last_submission_at, ti_entry, ti_keys
-from store.submission_rows import SubmissionRow, list_submissions
+from store.submission_rows import SubmissionRow, submissions_for_message
 
 Row = dict[str, Any]
 
@@ -71,13 +71,20 @@ def _cell(value: Any) -> str:
     return printable(str(value))
 
 
-def message_row(s: Session, m: Message, *, detailed: bool = False) -> Row:
-    team = get_team_by_id(s, m.team_id) if m.team_id else None
+def message_row(
+    s: Session, m: Message, *, detailed: bool = False, handles: dict[int, str] | None = None
+) -> Row:
+    """One message's row; `handles` (team id -> handle) saves a look-up a row in a list."""
+    if handles is None:
+        team = get_team_by_id(s, m.team_id) if m.team_id else None
+        handle = team.handle if team else None
+    else:
+        handle = handles.get(m.team_id) if m.team_id else None
     row: Row = {
         "id": m.id,
         "state": m.state,
         "reason": m.reason,
-        "team": team.handle if team else None,
+        "team": handle,
         "received_at": m.received_at,
         "channel": m.channel,
     }
@@ -93,7 +100,7 @@ def message_row(s: Session, m: Message, *, detailed: bool = False) -> Row:
             "detail": m.detail,
             "explanation": meaning or None,
             "next_step": todo or None,
-            "submissions": [r.id for r in list_submissions(s) if r.message_id == m.id],
+            "submissions": [sub.id for sub in submissions_for_message(s, m.id or 0)],
         }
     return row
 
