@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 _PERIOD = re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])$")
 _MONTHS = (
@@ -75,6 +75,23 @@ def report_day(period: str, day_of_month: int) -> datetime:
     configured day has already sent the figures without it.
     """
     return month_start(shift(period, 1)).replace(day=day_of_month)
+
+
+def submission_round(period: str, day_of_month: int) -> tuple[datetime, datetime]:
+    """When the reports for `period` arrive: from the report day of the month before
+    (when the previous month's figures were made) to `period`'s report day. October's
+    reports come in October and early November, not in October alone."""
+    return report_day(shift(period, -1), day_of_month), report_day(period, day_of_month)
+
+
+def round_name(period: str, day_of_month: int) -> str:
+    """ "5 October to 4 November 2026": the days of `period`'s submission round."""
+    start, end = submission_round(period, day_of_month)
+    last = end - timedelta(days=1)
+    first = f"{start.day} {_MONTHS[start.month - 1]}" + (
+        f" {start.year}" if start.year != last.year else ""
+    )
+    return f"{first} to {last.day} {month_name(period_of(last))}"
 
 
 def month_name(period: str) -> str:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from contract.codes import State
-from reports.periods import report_day
+from reports.periods import report_day, round_name
 from reports.statistics import TYPES
 from store.models import Team
 from store.notices import Replayed
@@ -59,10 +59,11 @@ class CoordinatorSummary:
     period: str
     teams: tuple[TeamLine, ...]
     late: tuple[RevisionRow, ...]
-    states: tuple[tuple[str, int], ...]  # state -> messages received in the month
+    states: tuple[tuple[str, int], ...]  # state -> messages received in the round
     quarantined: tuple[tuple[str, int], ...]  # reason -> count
     rejected: tuple[tuple[str, str, int], ...]  # (reason, team, count), replays apart
     replayed: tuple[Replayed, ...] = ()  # refusals not counted against the team
+    round: str = ""  # the days of the submission round the messages are counted over
 
     def submitted(self, report_type: str) -> int:
         return sum(1 for line in self.teams if report_type in line.submitted)
@@ -106,7 +107,14 @@ def summarise(
     replays = tuple(replayed)
     states, quarantined, rejected = _message_tables(counts)
     return CoordinatorSummary(
-        period, lines, late_rows, states, quarantined, _own(rejected, replays), replays
+        period,
+        lines,
+        late_rows,
+        states,
+        quarantined,
+        _own(rejected, replays),
+        replays,
+        round_name(period, day_of_month),
     )
 
 

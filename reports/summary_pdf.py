@@ -38,12 +38,14 @@ def summary_pdf(summary: CoordinatorSummary, clearinghouse: str) -> bytes:
                 for t in TYPES
             ),
             ("Late revisions", str(len(summary.late))),
-            ("Messages received", f"{received} in {month_name(summary.period)}"),
+            ("Messages received", f"{received} in the submission round, {summary.round}"),
         ],
         introduction=(
             "Teams are expected to submit when their status allows submission. A revision "
             "is late when it was stored on or after the report day of its month: the "
-            "statistics mailed on that day did not include it.\n\n"
+            "statistics mailed on that day did not include it. Messages are counted over "
+            "the month's submission round: from the previous report day up to this one, "
+            "when the month's reports (and the problems teams had sending them) arrive.\n\n"
             "The public and internal statistics for the month are attached to the same "
             "mail. This summary names teams: do not pass it on."
         ),
@@ -105,7 +107,7 @@ def _late(summary: CoordinatorSummary) -> list[Flowable]:
 
 
 def _messages(summary: CoordinatorSummary) -> list[Flowable]:
-    flow: list[Flowable] = [p(f"Messages received in {month_name(summary.period)}", "h1")]
+    flow: list[Flowable] = [p(f"Messages received in the round, {summary.round}", "h1")]
     if not summary.states:
         return [*flow, p("No messages were received.")]
     states = [[state, str(n)] for state, n in summary.states]

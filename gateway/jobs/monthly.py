@@ -31,7 +31,7 @@ from gateway.jobs.mailing import Delivery, enqueue_mails, seal_mails
 from gateway.jobs.publish import publish_site
 from reports.csv_export import public_csv
 from reports.internal_pdf import internal_pdf
-from reports.periods import month_end, month_start, window
+from reports.periods import submission_round, window
 from reports.public_pdf import public_pdf
 from reports.statistics import MonthlyStatistics, compute
 from reports.summary import CoordinatorSummary, summarise
@@ -112,11 +112,14 @@ def _compute(app: App, period: str) -> tuple[MonthlyStatistics, CoordinatorSumma
         reports = newest_reports(s, months[0], months[-1])
         history = revisions(s, months[0], months[-1])
         teams = list_teams(s)
-        counts = message_counts(s, month_start(period), month_end(period))
+        # The messages of the month's submission round: its reports arrive up to the
+        # report day of the next month, and so do the problems teams had sending them.
+        start, end = submission_round(period, config.reports.day_of_month)
+        counts = message_counts(s, start, end)
         replays = replayed_refusals(
             s,
-            month_start(period),
-            month_end(period),
+            start,
+            end,
             signed_before=timedelta(hours=config.policy.replay_after_hours),
         )
     stats = compute(

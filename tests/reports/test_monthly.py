@@ -15,16 +15,20 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from statistics_data import pdf_text, row, store, team_id, type1, type2
+from sqlalchemy import update
+from sqlmodel import col
+from statistics_data import at, pdf_text, row, store, team_id, type1, type2
 from support import TeamClient, config_toml
 
+from contract.codes import State
 from gateway.app import App
 from gateway.cli import cli
 from gateway.jobs.monthly import run_monthly
 from keys.gpg import GnuPG
-from store.db import open_session
-from store.models import OutboxEntry
+from store.db import open_session, transaction
+from store.models import Message, OutboxEntry
 from store.monitoring import list_outbox
+from store.spool import spool_message
 from store.statistics import list_runs
 
 PERIOD = "2026-10"
@@ -222,3 +226,39 @@ def test_cli_report_monthly(app: App, month: dict[str, TeamClient], tmp_path: Pa
     app.registry.revoke_key(month["bravo"].fingerprint, "lost")
     code, output = run("--period", PERIOD, "--resend")
     assert code == 1 and "cert@bravo.example" in output
+
+
+def test_the_summary_counts_the_messages_of_the_months_submission_round(
+    app: App, month: dict[str, TeamClient]
+) -> None:
+    # October's reports arrive in October and early November (before the report day,
+    # the 5th); a message of 6 November is the next round's, one of 4 October the last's.
+    when = {
+        "2026-10-04 12:00": State.QUARANTINED,
+        "2026-10-20 12:00": State.ACCEPTED,
+        "2026-11-02 09:00": State.ACCEPTED,
+        "2026-11-04 23:59": State.REJECTED,
+        "2026-11-06 08:00": State.ACCEPTED,
+    }
+    ids = [
+        spool_message(app.engine, b"Subject: %d\r\n\r\nx\r\n" % n, "smtp")[0]
+        for n in range(len(when))
+    ]
+    with transaction(app.engine) as s:
+        # the fixture's messages arrived "now": put them in a round long gone
+        s.exec(update(Message).values(received_at=at("2026-01-01")))
+        for message_id, (day, state) in zip(ids, when.items(), strict=True):
+            s.exec(
+                update(Message)
+                .where(col(Message.id) == message_id)
+                .values(received_at=at(day), state=state, reason=None)
+            )
+    summary = run_monthly(app, PERIOD, send=False).summary
+    assert dict(summary.states) == {"accepted": 2, "rejected": 1}
+    assert summary.round == "5 October to 4 November 2026"
+    text = " ".join(
+        pdf_text(
+            (app.config.reports.output_dir / PERIOD / "coordinator-summary.pdf").read_bytes()
+        ).split()
+    )
+    assert "3 in the submission round, 5 October to 4 November 2026" in text
