@@ -1,6 +1,6 @@
 """Long-running service: the SMTP door, the IMAP poller, the worker and the outbox.
 
-`serve` starts the SMTP listener in a process of its own (gateway/door.py) and, when
+`serve` starts the SMTP listener in a process of its own (gateway/intake/smtp_process.py) and, when
 `[imap] host` is set, the IMAP poller in a thread, and runs the worker until SIGTERM or
 SIGINT; a stored message wakes the worker at once.
 """

@@ -16,9 +16,9 @@ import click
 from contract.errors import DirectoryError
 from gateway.app import App
 from gateway.cli.common import json_option, pass_app
+from gateway.cli.directory_source import open_source
 from gateway.cli.directory_view import Asked, guard_refusal, print_plan
 from gateway.cli.views import say
-from gateway.directory_source import open_source
 from keys import directory_sync
 from keys.directory import read_directory
 from keys.directory_link import set_link

@@ -13,10 +13,10 @@ from gateway.app import App
 from gateway.cli.common import json_option, pass_app
 from gateway.cli.progress import collect
 from gateway.cli.views import emit, message_row, say
+from gateway.jobs.resend import resend_reply
+from gateway.jobs.retention import Purge, past_retention, purge_raw
 from gateway.pipeline import Outcome
 from gateway.printable import printable
-from gateway.resend import resend_reply
-from gateway.retention import Purge, past_retention, purge_raw
 from gateway.service import reprocess
 from store.db import open_session
 from store.registry import team_handles

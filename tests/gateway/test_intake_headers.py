@@ -1,4 +1,4 @@
-"""gateway/intake.py strip_status_headers: the plain line-by-line reading, without its copies.
+"""gateway/spool.py strip_status_headers: the plain line-by-line reading, without its copies.
 
 `reference` below is the obvious algorithm (the one the door used before): split the
 whole message into lines at CRLF, LF or CR, drop status fields and their continuation

@@ -1,4 +1,4 @@
-"""gateway/smtp.py's DATA phase against aiosmtpd's own: the same replies, the same bytes.
+"""gateway/intake/smtp.py's DATA phase against aiosmtpd's own: the same replies, the same bytes.
 
 `IntakeSMTP` gathers DATA in one buffer instead of a bytearray a line; everything a
 client sees must stay as aiosmtpd has it. Both servers run on loopback with a handler
