@@ -29,7 +29,7 @@ from keys.registry import no_usable_key
 from keys.wrap import Attachment, Envelope, new_message_id, seal
 from reports.mail import Letter, write
 from store import outbox
-from store.models import Team
+from store.models import Message, Team
 from store.registry import KeyDates, TeamRow
 from store.spool import Spooled
 
@@ -163,7 +163,7 @@ def queue_reply(
         note = f"no {letter.kind} sent: {no_usable_key(team.handle)}"
         log.warning("message %s: %s", tx.message.id, note)
         return note
-    subject, body = write(letter, **(_context(tx.app, tx.message, team) | context))
+    subject, body = write(letter, **(letter_context(tx.app, tx.message, team) | context))
     draft = Draft(team.email, recipient_key, subject, body)
     entry_id = outbox.enqueue_unsealed(
         tx.s,
@@ -180,8 +180,9 @@ def queue_reply(
     return None
 
 
-def _context(app: App, message: Spooled, team: Team | TeamRow) -> dict[str, Any]:
-    # "signer" is given where a template shows it (receipt, quarantine notice).
+def letter_context(app: App, message: Spooled | Message, team: Team | TeamRow) -> dict[str, Any]:
+    """What every reply's templates may show of the message, the team and the gateway;
+    "signer" is given where a template shows it (receipt, quarantine notice)."""
     return {
         "team": team,
         "message_id": message.id,

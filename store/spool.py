@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import defer
 from sqlmodel import Session, col, select
 
-from contract.codes import Reason, State
+from contract.codes import FINAL_STATES, Reason, State
 from contract.errors import LeaseLostError
 from store.db import (
     one_statement,
@@ -30,7 +30,6 @@ from store.db import (
 from store.models import Message, new_row, table_of, utcnow
 
 RECEIVED = State.RECEIVED
-FINAL_STATES = frozenset({State.ACCEPTED, State.REJECTED, State.DUPLICATE, State.QUARANTINED})
 
 
 def spool_message(

@@ -18,9 +18,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Connection, Engine, MetaData, Table, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
@@ -104,3 +105,14 @@ def fresh_database(directory: Path, prefix: str = "test") -> Iterator[str]:
     else:
         directory.mkdir(parents=True, exist_ok=True)
         yield f"sqlite:///{directory / 'clearinghouse.db'}"
+
+
+def insert_reflected(
+    connection: Connection, old: MetaData, table_name: str, /, **values: Any
+) -> int:
+    """Insert a row into `table_name` as the database has it now (reflected into `old`,
+    not the current models: for data an earlier schema held); returns its id."""
+    table = Table(table_name, old, autoload_with=connection)
+    key = connection.execute(table.insert().values(**values)).inserted_primary_key
+    assert key is not None
+    return int(key[0])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,3 +101,17 @@ def config_toml(config: Config, extra: str = "") -> str:
         f"[clearinghouse]\nhome = {json.dumps(str(core.home))}\n"
         f"database_url = {json.dumps(core.database_url)}\n{extra}"
     )
+
+
+def gpg_processes(home: Path, *words: str) -> list[str]:
+    """Command lines of running processes for GnuPG home `home` holding every word."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        line = " ".join(a.decode(errors="replace") for a in argv)
+        if str(home) in line and all(w in line for w in words):
+            found.append(line)
+    return found

@@ -25,13 +25,13 @@ from sqlmodel import Session
 from contract.codes import MailKind, Reason, State
 from contract.errors import ClearinghouseError, RegistryError
 from gateway.app import App
-from gateway.reply import seal_from_gateway
+from gateway.reply import letter_context, seal_from_gateway
 from keys.registry import no_usable_key
 from reports.mail import COMMAND_ERROR, DUPLICATE, RECEIPT, REJECTION, Letter, StoredItem, write
 from reports.taxonomy_labels import shown_values
 from store import outbox
 from store.db import transaction
-from store.models import Message, Team
+from store.models import Message
 from store.registry import get_team_by_id, keys_of_team
 from store.spool import get_message
 from store.submission_rows import list_submissions, submissions_for_message
@@ -60,7 +60,7 @@ def resend_reply(app: App, message_id: int) -> Resent:
         key = app.registry.encryption_key(s, team)
         if key is None:
             raise RegistryError(f"no reply sent: {no_usable_key(team.handle)}")
-        subject, body = write(letter, **_common(app, message, team), **context)
+        subject, body = write(letter, **letter_context(app, message, team), **context)
         raw = seal_from_gateway(app, team.email, key, subject, body)
         dedupe = f"{letter.kind}:{message_id}:resent:{app.clock():%Y%m%dT%H%M%S.%f}"
         entry = outbox.enqueue(
@@ -139,14 +139,3 @@ def _primary(app: App, s: Session, message: Message, signing_key: str) -> str:
         if details is not None and details.owns(signing_key):
             return key.fingerprint
     return signing_key
-
-
-def _common(app: App, message: Message, team: Team) -> dict[str, Any]:
-    return {
-        "team": team,
-        "message_id": message.id,
-        "received_at": f"{message.received_at:%Y-%m-%d %H:%M}",
-        "clearinghouse": app.config.clearinghouse.name,
-        "gateway_address": app.config.clearinghouse.gateway_address,
-        "gateway_fingerprint": app.identity.fingerprint,
-    }

@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from support import gpg_processes
 
 from contract.errors import GnuPGError
 from keys.gpg import GnuPG
@@ -58,7 +59,7 @@ def test_a_decryption_past_the_limit_is_killed_with_its_group(
     result = GnuPG(home, timeout=1).decrypt(flood)
     assert result.stopped == "timeout" and result.problems == ("STOPPED timeout",)
     assert not result.decrypted and result.data == b""
-    assert _running(home, "--decrypt") == []
+    assert gpg_processes(home, "--decrypt") == []
 
 
 def test_key_packets_met_inside_the_encryption_stop_gpg_before_its_limit(
@@ -69,7 +70,7 @@ def test_key_packets_met_inside_the_encryption_stop_gpg_before_its_limit(
     home, flood = home_and_flood
     result = GnuPG(home, timeout=600).decrypt(flood, max_key_packets=16)
     assert result.stopped == "key-packets" and not result.decrypted
-    assert _running(home, "--decrypt") == []
+    assert gpg_processes(home, "--decrypt") == []
 
 
 def test_python_gnupg_calls_have_the_same_limit(home_and_flood: tuple[Path, bytes]) -> None:
@@ -78,7 +79,7 @@ def test_python_gnupg_calls_have_the_same_limit(home_and_flood: tuple[Path, byte
     timed = TimedGPG(gnupghome=str(home), timeout=1)
     with pytest.raises(GnuPGError, match="did not finish within 1 s"):
         timed.decrypt(flood)
-    assert _running(home, "--decrypt") == []
+    assert gpg_processes(home, "--decrypt") == []
     assert timed.list_keys()  # an ordinary call still works, and its timer is cancelled
 
 
@@ -91,16 +92,3 @@ def test_signing_past_the_limit_is_an_error_not_a_result(
     # slow from outside, so a decryption that cannot finish stands in for one.
     with pytest.raises(GnuPGError, match="did not finish in time"):
         gpg._run(["--decrypt"], flood).armored("decryption", "END_DECRYPTION")
-
-
-def _running(home: Path, *words: str) -> list[str]:
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        line = " ".join(a.decode(errors="replace") for a in argv)
-        if str(home) in line and all(w in line for w in words):
-            found.append(line)
-    return found

@@ -10,14 +10,12 @@ limit (keys/gpg_process.py), and arrival order is kept per sending domain only
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from hostile import binary_envelope, encryption_key_id, gpg, nested_layer, pkesk_flood
 from pipeline_support import process, running_gateway, send, state_of, wait_final
-from support import TYPE1, TYPE2, TeamClient, with_changes
+from support import TYPE1, TYPE2, TeamClient, gpg_processes, with_changes
 
 from gateway.app import App
 from store.db import open_session
@@ -111,17 +109,3 @@ def test_a_flood_inside_the_encryption_is_stopped_as_gpg_meets_it(
     finally:
         quick.engine.dispose()
     assert gpg_processes(app.config.gnupg_home, "--decrypt") == []
-
-
-def gpg_processes(home: Path, *words: str) -> list[str]:
-    """Command lines of running processes for GnuPG home `home` holding every word."""
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        line = " ".join(a.decode(errors="replace") for a in argv)
-        if str(home) in line and all(w in line for w in words):
-            found.append(line)
-    return found

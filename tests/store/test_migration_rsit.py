@@ -4,6 +4,7 @@ counted in RSIT 1.3 from what was sent. Run on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from databases import insert_reflected
 from sqlalchemy import Engine, MetaData, Table, inspect, select
 from sqlmodel import SQLModel
 
@@ -45,13 +47,7 @@ def old_type2_rows(engine: Engine) -> dict[str, int]:
     schema has them (reflected, not the current models); submission id per team."""
     submissions: dict[str, int] = {}
     with engine.begin() as connection:
-        old = MetaData()
-
-        def insert(table_name: str, /, **values: Any) -> int:
-            table = Table(table_name, old, autoload_with=connection)
-            key = connection.execute(table.insert().values(**values)).inserted_primary_key
-            assert key is not None
-            return int(key[0])
+        insert = functools.partial(insert_reflected, connection, MetaData())
 
         for handle, counts in OLD_COUNTS.items():
             team = insert("team", handle=handle, name=handle.upper(), email=f"c@{handle}.example",

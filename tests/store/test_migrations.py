@@ -7,6 +7,7 @@ Run on SQLite and PostgreSQL (the `empty_engine` fixture). The comparison with
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -17,8 +18,8 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from databases import postgres_schema
-from sqlalchemy import Engine, MetaData, Table, inspect, text
+from databases import insert_reflected, postgres_schema
+from sqlalchemy import Engine, MetaData, inspect, text
 from sqlmodel import SQLModel, select
 
 from store import migrate, spool
@@ -49,13 +50,7 @@ def old_rows(engine: Engine) -> dict[str, int]:
     """A team, an accepted message with its submission and receipt, written through the
     tables as the old schema has them (reflected, not the current models); their ids."""
     with engine.begin() as connection:
-        old = MetaData()
-
-        def insert(table_name: str, /, **values: Any) -> int:
-            table = Table(table_name, old, autoload_with=connection)
-            key = connection.execute(table.insert().values(**values)).inserted_primary_key
-            assert key is not None
-            return int(key[0])
+        insert = functools.partial(insert_reflected, connection, MetaData())
 
         team = insert("team", handle="cert-x", name="CERT-X", email="cert@x.example",
                       status="accredited", country="NL", created_at=WHEN)  # fmt: skip
