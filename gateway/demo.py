@@ -76,17 +76,20 @@ def _team(app: App, root: Path, handle: str, name: str, address: str) -> tuple[G
 
 def run_demo(echo: Echo = print, keep: bool = False) -> None:
     root = Path(tempfile.mkdtemp(prefix="clearinghouse-demo-"))
+    app = App(default_config(root / "var"))
     try:
-        _run(root, echo)
+        _run(app, root, echo)
     finally:
+        # Its pooled SQLite connections close here, not whenever the garbage collector
+        # finds them (Python 3.13 reports such a connection with a ResourceWarning).
+        app.engine.dispose()
         if keep:
             echo(f"\nkept {root}")
         else:
             shutil.rmtree(root, ignore_errors=True)
 
 
-def _run(root: Path, echo: Echo) -> None:
-    app = App(default_config(root / "var"))
+def _run(app: App, root: Path, echo: Echo) -> None:
     app.create_schema()
     identity = create_identity(app.gpg, "Demo Clearinghouse", app.config.core.gateway_address)
     echo(f"1. gateway in {root}/var, key {identity.fingerprint}")
