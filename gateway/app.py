@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
 from gateway.config import Config
+from gateway.lazy import shared_cached_property
 from gateway.metrics import Metrics
 from keys.gpg import GnuPG
 from keys.identity import GatewayIdentity, load_identity
@@ -34,11 +34,11 @@ class App:
     config: Config
     clock: Callable[[], datetime] = field(default=utcnow)
 
-    @cached_property
+    @shared_cached_property
     def engine(self) -> Engine:
         return make_engine(self.config.clearinghouse.database_url)
 
-    @cached_property
+    @shared_cached_property
     def gpg(self) -> GnuPG:
         return GnuPG(
             self.config.gnupg_home,
@@ -47,15 +47,15 @@ class App:
             nice=self.config.worker.gpg_nice,
         )
 
-    @cached_property
+    @shared_cached_property
     def registry(self) -> Registry:
         return Registry(self.engine, self.gpg)
 
-    @cached_property
+    @shared_cached_property
     def identity(self) -> GatewayIdentity:
         return load_identity(self.gpg)
 
-    @cached_property
+    @shared_cached_property
     def unwrapper(self) -> Unwrapper:
         lim = self.config.limits
         limits = Limits(lim.max_mime_depth, lim.max_mime_parts, lim.max_decrypted_bytes)
@@ -66,7 +66,7 @@ class App:
             passphrase=self.identity.passphrase,
         )
 
-    @cached_property
+    @shared_cached_property
     def policy(self) -> Policy:
         p = self.config.policy
         return Policy(
@@ -77,12 +77,12 @@ class App:
             intake_addresses=tuple(self.config.clearinghouse.intake_addresses),
         )
 
-    @cached_property
+    @shared_cached_property
     def taxonomy(self) -> Taxonomy:
         extra = self.config.taxonomy.extra_file
         return load_taxonomy(Path(extra) if extra else None)
 
-    @cached_property
+    @shared_cached_property
     def metrics(self) -> Metrics:
         return Metrics()
 
