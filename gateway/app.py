@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from contract.errors import SetupError
 from gateway.config import Config
+from gateway.lazy import shared_cached_property
 from gateway.metrics import Metrics
 from keys.gpg import GnuPG
 from keys.headers import HeaderLimits
@@ -41,11 +41,11 @@ class App:
     config: Config
     clock: Callable[[], datetime] = field(default=utcnow)
 
-    @cached_property
+    @shared_cached_property
     def engine(self) -> Engine:
         return make_engine(self.config.clearinghouse.database_url)
 
-    @cached_property
+    @shared_cached_property
     def gpg(self) -> GnuPG:
         return GnuPG(
             self.config.gnupg_home,
@@ -55,15 +55,15 @@ class App:
             timeout=self.config.limits.gpg_timeout_seconds,
         )
 
-    @cached_property
+    @shared_cached_property
     def registry(self) -> Registry:
         return Registry(self.engine, self.gpg)
 
-    @cached_property
+    @shared_cached_property
     def identity(self) -> GatewayIdentity:
         return load_identity(self.gpg)
 
-    @cached_property
+    @shared_cached_property
     def unwrapper(self) -> Unwrapper:
         lim = self.config.limits
         limits = Limits(lim.max_mime_depth, lim.max_mime_parts, lim.max_decrypted_bytes)
@@ -81,7 +81,7 @@ class App:
         lim = self.config.limits
         return HeaderLimits(lim.max_header_fields, lim.max_header_bytes)
 
-    @cached_property
+    @shared_cached_property
     def policy(self) -> Policy:
         p = self.config.policy
         return Policy(
@@ -92,14 +92,14 @@ class App:
             intake_addresses=tuple(self.config.clearinghouse.intake_addresses),
         )
 
-    @cached_property
+    @shared_cached_property
     def taxonomy(self) -> Taxonomy:
         """The configured vocabularies, counting in `[taxonomy] canonical` (the
         configuration's load already refused a broken extra file or canonical)."""
         chosen = self.config.taxonomy
         return load_taxonomy(chosen.extra_file, canonical=chosen.canonical)
 
-    @cached_property
+    @shared_cached_property
     def metrics(self) -> Metrics:
         return Metrics()
 

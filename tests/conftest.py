@@ -50,6 +50,7 @@ def _stop_gpg_agents(tmp_path: Path) -> Iterator[None]:
             ["gpgconf", "--homedir", str(keyring.parent), "--kill", "gpg-agent"],
             check=False,
             capture_output=True,
+            timeout=60,  # a stuck agent fails the test instead of stalling the run
         )
 
 

@@ -107,17 +107,20 @@ def _team(app: App, root: Path, handle: str, name: str, address: str) -> tuple[G
 
 def run_demo(echo: Echo = print, keep: bool = False) -> None:
     root = Path(tempfile.mkdtemp(prefix="clearinghouse-demo-"))
+    app = App(default_config(root / "var"))
     try:
-        _run(root, echo, keep)
+        _run(app, root, echo, keep)
     finally:
+        # Its pooled SQLite connections close here, not whenever the garbage collector
+        # finds them (Python 3.13 reports such a connection with a ResourceWarning).
+        app.engine.dispose()
         if keep:
             echo(f"\nkept {root}")
         else:
             shutil.rmtree(root, ignore_errors=True)
 
 
-def _run(root: Path, echo: Echo, keep: bool) -> None:
-    app = App(default_config(root / "var"))
+def _run(app: App, root: Path, echo: Echo, keep: bool) -> None:
     app.initialise()
     identity = create_identity(app.gpg, "Demo Clearinghouse", app.config.core.gateway_address)
     echo(f"1. gateway in {root}/var, key {identity.fingerprint}")

@@ -82,7 +82,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     yield Fleet(root / "gateway", teams, submissions)
     for keyring in root.rglob("pubring.kbx"):
         subprocess.run(["gpgconf", "--homedir", str(keyring.parent), "--kill", "gpg-agent"],
-                       check=False, capture_output=True)  # fmt: skip
+                       check=False, capture_output=True, timeout=60)  # fmt: skip
 
 
 @pytest.fixture
@@ -112,6 +112,23 @@ def instance_config(app: App, tmp_path: Path, name: str, extra: str) -> Path:
     return path
 
 
+# How long one instance may take over its batch (a thousand messages by two instances
+# took about a minute on a loaded 2-core machine): past it, the test fails saying where
+# the messages are, instead of waiting on.
+INSTANCE_SECONDS = 300
+_started: list[subprocess.Popen[bytes]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_instance_outlives_its_test() -> Iterator[None]:
+    yield
+    while _started:
+        process = _started.pop()
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+
+
 def start(config: Path, *args: str) -> subprocess.Popen[bytes]:
     """`clearinghouse process ARGS` as an instance runs it; output into files beside it."""
     env = {k: v for k, v in os.environ.items() if k != "CLEARINGHOUSE_CONFIG"}
@@ -121,13 +138,30 @@ def start(config: Path, *args: str) -> subprocess.Popen[bytes]:
         open(config.with_suffix(".err"), "wb") as err,
     ):
         argv = [sys.executable, "-m", "gateway.cli", "--config", str(config), "process", *args]
-        return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=err)
+        _started.append(subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=err))
+        return _started[-1]
 
 
-def finished(process: subprocess.Popen[bytes], config: Path) -> str:
+def where_things_are(app: App) -> str:
+    """The messages by state and the leases held: what a failed wait reports."""
+    with open_session(app.engine) as s:
+        states = Counter(s.exec(select(Message.state)))
+    return f"messages by state {dict(states)}, {leased(app)} leases held"
+
+
+def finished(process: subprocess.Popen[bytes], config: Path, app: App) -> str:
     """The instance's stdout once it exited 0 (its stderr in the failure message)."""
-    code = process.wait(timeout=600)
-    assert code == 0, config.with_suffix(".err").read_text(errors="replace")[-3000:]
+    log = config.with_suffix(".err")
+    try:
+        code = process.wait(timeout=INSTANCE_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=30)
+        pytest.fail(
+            f"instance {config.stem} still running after {INSTANCE_SECONDS} s, "
+            f"{where_things_are(app)}; its log ends:\n{log.read_text(errors='replace')[-3000:]}"
+        )
+    assert code == 0, log.read_text(errors="replace")[-3000:]
     return config.with_suffix(".out").read_text()
 
 
@@ -195,7 +229,8 @@ def test_two_instances_process_each_message_and_send_each_receipt_exactly_once(
 
     instances = [start(config, "--once") for config in configs]
     outputs = [
-        finished(process, config) for process, config in zip(instances, configs, strict=True)
+        finished(process, config, gateway)
+        for process, config in zip(instances, configs, strict=True)
     ]
 
     done = [re.search(r"processed: (\d+) accepted;", out) for out in outputs]
@@ -234,16 +269,28 @@ def test_an_instance_killed_mid_batch_loses_and_duplicates_nothing(
 
     doomed = start(config)  # runs until stopped
     accepted = Message.state == "accepted"
-    wait_until(lambda: count(gateway, accepted) >= 40, "40 messages accepted", seconds=120)
-    wait_until(lambda: leased(gateway) > 0, "the instance to hold a lease", seconds=30)
+    wait_until(
+        lambda: count(gateway, accepted) >= 40,
+        lambda: f"40 messages accepted ({where_things_are(gateway)})",
+        seconds=120,
+    )
+    wait_until(
+        lambda: leased(gateway) > 0,
+        lambda: f"the instance to hold a lease ({where_things_are(gateway)})",
+        seconds=30,
+    )
     doomed.send_signal(signal.SIGKILL)
     doomed.wait(timeout=30)
     in_flight = leased(gateway)  # held by the dead instance: nobody may touch them yet
     abandoned = count(gateway, Message.state == "received", col(Message.lease_owner).is_not(None))
 
-    wait_until(lambda: leased(gateway) == 0, "the dead instance's leases to expire", seconds=30)
+    wait_until(
+        lambda: leased(gateway) == 0,
+        lambda: f"the dead instance's leases to expire ({where_things_are(gateway)})",
+        seconds=30,
+    )
     survivor = start(config, "--once")
-    finished(survivor, config)
+    finished(survivor, config, gateway)
 
     assert in_flight > 0  # the kill did interrupt work in progress
     assert_each_message_stored_once(gateway, ids)

@@ -345,12 +345,14 @@ def _finished(process: subprocess.Popen[str]) -> int:
     return process.returncode
 
 
-def _turns_table(tmp_path: Path) -> tuple[str, Engine]:
+@pytest.fixture
+def turns_table(tmp_path: Path) -> Iterator[tuple[str, Engine]]:
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     engine = make_engine(url)
     with transaction(engine) as s:
         s.execute(text("CREATE TABLE turns (seq INTEGER PRIMARY KEY, name TEXT)"))
-    return url, engine
+    yield url, engine
+    engine.dispose()  # else its connection is left to the garbage collector (Python 3.13 warns)
 
 
 def _turns(engine: Engine) -> list[str]:
@@ -358,8 +360,10 @@ def _turns(engine: Engine) -> list[str]:
         return [row[0] for row in s.execute(text("SELECT name FROM turns ORDER BY seq"))]
 
 
-def test_an_urgent_writer_of_another_process_goes_ahead_of_a_waiting_one(tmp_path: Path) -> None:
-    url, engine = _turns_table(tmp_path)
+def test_an_urgent_writer_of_another_process_goes_ahead_of_a_waiting_one(
+    tmp_path: Path, turns_table: tuple[str, Engine]
+) -> None:
+    url, engine = turns_table
     with transaction(engine) as s:
         s.execute(text("INSERT INTO turns (name) VALUES ('holder')"))
         worker = _writer_process(url, "worker", urgent=False)
@@ -370,8 +374,10 @@ def test_an_urgent_writer_of_another_process_goes_ahead_of_a_waiting_one(tmp_pat
     assert _turns(engine) == ["holder", "door", "worker"]
 
 
-def test_the_turn_of_a_writer_that_died_passes_to_the_next(tmp_path: Path) -> None:
-    url, engine = _turns_table(tmp_path)
+def test_the_turn_of_a_writer_that_died_passes_to_the_next(
+    tmp_path: Path, turns_table: tuple[str, Engine]
+) -> None:
+    url, engine = turns_table
     dying = _writer_process(url, "dying", urgent=True, hold=True)
     assert dying.stdout is not None and dying.stdout.readline() == "holding\n"
     waiting = _writer_process(url, "next", urgent=False)
