@@ -8,6 +8,7 @@ order; the loader reports the first.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterator
 
@@ -119,6 +120,11 @@ def _smtp_problems(smtp: SmtpConfig) -> Iterator[Problem]:
         yield "smtp", "tls_key", "tls_cert and tls_key must be set together"
     if smtp.require_starttls and smtp.tls_cert is None:
         yield "smtp", "require_starttls", "needs tls_cert and tls_key"
+    for relay in smtp.relays:
+        try:
+            ipaddress.ip_network(relay, strict=False)
+        except ValueError:
+            yield "smtp", "relays", f"{relay!r} is not an IP address or network"
     yield from _at_least(
         1,
         "smtp",

@@ -53,6 +53,9 @@ class SmtpConfig:
     min_bytes_per_second: int = 1024  # a client slower than this is dropped
     max_bytes_per_client_per_hour: int = 104857600  # stored per hour; 452 beyond; 0: none
     max_messages_per_client_per_hour: int = 120  # the same, counted in messages
+    # added: clients that relay for many senders (the MTA in front of the gateway, e.g.
+    # "127.0.0.1"): addresses or networks to which no per-client cap or quota applies
+    relays: tuple[str, ...] = ()
 
     @property
     def host(self) -> str:

@@ -38,6 +38,7 @@ from gateway.intake.smtp_guard import (
     HeaderCount,
     Pace,
     client_key,
+    door_limits,
     file_limit_problem,
 )
 from gateway.logs import event
@@ -59,6 +60,7 @@ class IntakeHandler:
         self.spooler = GroupSpooler(app.engine, app.header_limits)
         self.quota = app.config.smtp.max_bytes_per_client_per_hour
         self.message_quota = app.config.smtp.max_messages_per_client_per_hour
+        self.limits = door_limits(app.config.smtp, app.header_limits)
 
     def close(self) -> None:
         """Store what is waiting to be stored, and stop storing."""
@@ -84,6 +86,8 @@ class IntakeHandler:
         if not (self.quota or self.message_quota):
             return False
         client = client_key(session.peer)
+        if self.limits.relay(client):  # an MTA for many senders: its own limits apply
+            return False
         loop = asyncio.get_running_loop()
         try:
             count, used = await loop.run_in_executor(
@@ -329,19 +333,8 @@ def make_controller(
     controller = IntakeController(
         IntakeHandler(app, on_stored), hostname=host, port=port, server_hostname=host, **kwargs
     )
-    controller.connections = Connections(door_limits(app))
+    controller.connections = Connections(door_limits(app.config.smtp, app.header_limits))
     problem = file_limit_problem(controller.connections.limits)
     if problem:
         log.warning("%s", problem)
     return controller
-
-
-def door_limits(app: App) -> DoorLimits:
-    smtp = app.config.smtp
-    return DoorLimits(
-        max_connections=smtp.max_connections,
-        max_connections_per_client=smtp.max_connections_per_client,
-        idle_timeout_seconds=smtp.idle_timeout_seconds,
-        min_bytes_per_second=smtp.min_bytes_per_second,
-        headers=app.header_limits,
-    )

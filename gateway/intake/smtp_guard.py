@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.config import SmtpConfig
 from keys.headers import HeaderLimits
 from keys.mimeparse import HEADER_LINE
 
@@ -41,6 +42,19 @@ class DoorLimits:
     idle_timeout_seconds: float = 60
     min_bytes_per_second: int = 1024
     headers: HeaderLimits = field(default_factory=HeaderLimits)
+    # Relays for many senders (an MTA in front): no per-client cap or quota for them.
+    relays: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+
+    def relay(self, client: str) -> bool:
+        """Whether `client` (as `client_key` gives it) is one of the configured relays."""
+        try:
+            address = ipaddress.ip_network(client, strict=False)
+        except ValueError:
+            return False
+        return any(
+            address.version == net.version and address.subnet_of(net)  # type: ignore[arg-type]
+            for net in self.relays
+        )
 
 
 def client_key(peer: Any) -> str:
@@ -85,7 +99,9 @@ class Connections:
         """Count the connection in; or the 421 line to answer instead (not counted)."""
         if sum(self.open.values()) >= self.limits.max_connections:
             return TOO_MANY
-        if self.open[client] >= self.limits.max_connections_per_client:
+        if self.open[client] >= self.limits.max_connections_per_client and not self.limits.relay(
+            client
+        ):
             return TOO_MANY_FROM_YOU
         self.open[client] += 1
         return None
@@ -145,3 +161,15 @@ class HeaderCount:
         if line[:1] not in (b" ", b"\t"):
             self.fields += 1
         return self.fields > self.limits.max_fields or self.bytes > self.limits.max_bytes
+
+
+def door_limits(smtp: SmtpConfig, headers: HeaderLimits) -> DoorLimits:
+    """The door's caps as `[smtp]` (and `[limits]`, for the header) set them."""
+    return DoorLimits(
+        max_connections=smtp.max_connections,
+        max_connections_per_client=smtp.max_connections_per_client,
+        idle_timeout_seconds=smtp.idle_timeout_seconds,
+        min_bytes_per_second=smtp.min_bytes_per_second,
+        headers=headers,
+        relays=tuple(ipaddress.ip_network(r, strict=False) for r in smtp.relays),
+    )

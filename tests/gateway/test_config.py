@@ -529,3 +529,10 @@ def test_worker_concurrency_and_lease(tmp_path: Path) -> None:
     assert "[worker] lease_seconds: must be at least 1" in _error(
         tmp_path, "[worker]\nlease_seconds = -5\n"
     )
+
+
+def test_relays_must_be_addresses_or_networks() -> None:
+    config = config_from_mapping({"smtp": {"relays": ["127.0.0.1", "2001:db8::/32"]}})
+    assert config.smtp.relays == ("127.0.0.1", "2001:db8::/32")
+    with pytest.raises(ConfigError, match=r"\[smtp\] relays: 'mx\.example' is not an IP"):
+        config_from_mapping({"smtp": {"relays": ["mx.example"]}})

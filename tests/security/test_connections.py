@@ -212,3 +212,12 @@ def _wait_listening(proc: subprocess.Popen[bytes], port: int, log_path: Path) ->
         except OSError:
             time.sleep(0.1)
     raise AssertionError(f"serve did not listen: {log_path.read_text()[-2000:]}")
+
+
+def test_a_relay_for_many_senders_is_not_capped_as_one_client(app: App, smtp_server: Start) -> None:
+    # The MTA in front of the gateway: every team's mail comes from its one address.
+    port = smtp_server(max_connections_per_client=3, relays=("127.0.0.2", "127.0.1.0/24"))
+    with held(port, 6, "127.0.0.2") as relayed, held(port, 5, "127.0.1.9") as network:
+        assert all(line.startswith(b"220") for line in relayed + network)
+        with held(port, 4, "127.0.0.3") as direct:  # anyone else: capped as before
+            assert [line[:3] for line in direct] == [b"220"] * 3 + [b"421"]

@@ -153,3 +153,19 @@ def test_many_small_messages_meet_the_message_quota(app: App, smtp_server: Start
     assert code == 452 and b"quota" in reply
     smtp.close()
     assert len(spooled(app)) == 5
+
+
+def test_a_relay_for_many_senders_has_no_hourly_quota(app: App, smtp_server: Start) -> None:
+    port = smtp_server(max_messages_per_client_per_hour=2, relays=("127.0.0.2",))
+    relay = smtplib.SMTP(HOST, port, timeout=30, source_address=("127.0.0.2", 0))
+    relay.ehlo("mta.example")
+    for n in range(4):
+        assert relay.sendmail(f"t{n}@teams.example", [INTAKE], junk(500)) == {}
+    relay.quit()
+    direct = smtplib.SMTP(HOST, port, timeout=30, source_address=("127.0.0.3", 0))
+    direct.ehlo("client.example")
+    for _ in range(2):
+        assert direct.sendmail("a@junk.example", [INTAKE], junk(500)) == {}
+    assert direct.mail("a@junk.example")[0] == 452
+    direct.close()
+    assert len(spooled(app)) == 6
