@@ -7,7 +7,7 @@ their keys; each month, two reports a team (type 1 and type 2), a few revisions,
 refused messages (quarantined, rejected, duplicate), every incoming message with its
 raw bytes, every reply in the outbox (sent), the monthly run with its mailing.
 
-The raw bytes are left as `[retention]` leaves them at its defaults (SPEC.md):
+The raw bytes are left as `[retention]` leaves them at its defaults:
 `accepted_raw_days = 0` keeps every accepted message's bytes; `refused_raw_days = 90`
 drops the bytes of quarantined, rejected and duplicate messages older than that. The
 column is NOT NULL, so a dropped message's bytes are the empty string.

@@ -12,7 +12,7 @@ from enum import StrEnum
 
 
 class State(StrEnum):
-    """Where a message stands (SPEC.md "Message states and reason codes")."""
+    """Where a message stands (docs/reference.md "Message states and reason codes")."""
 
     RECEIVED = "received"  # stored, not yet processed
     ACCEPTED = "accepted"  # authenticated, every report valid and stored

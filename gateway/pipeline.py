@@ -1,5 +1,5 @@
 """One message's path, top to bottom: unwrap → authenticate → deduplicate → parse →
-store → reply (SPEC.md "Flow of one message", steps 2–6).
+store → reply (docs/architecture.md "One message's path").
 
 In: the id of a spooled message. Out: its final state, reason and any reply, written in
 ONE transaction together with the stored submissions and the reply's draft in the

@@ -6,7 +6,7 @@ parsed as they arrive (ijson), and a cap on how many bytes may be read. Out: a
 (its number and short name) and what is wrong. Nothing here touches the store, so bad
 input changes nothing.
 
-The format (SPEC.md "Trusted Introducer directory"): a JSON array of teams, each with
+The format (docs/reference.md "Trusted Introducer directory"): a JSON array of teams, each with
 `short_name`, `official_name`, `country` {code}, `classification` {code l|a|c, name,
 since}, `emails` [{address, usage}] and `pgp_keys` [{fingerprint (spaced hex), expires}].
 Other fields (constituency, phones, misp ...) are ignored. `usage` is a list of words in
@@ -29,7 +29,7 @@ import ijson
 from contract.errors import DirectoryError, RegistryError
 
 Classification = Literal["l", "a", "c"]
-# TI's classification -> the registry's status (SPEC: l -> listed, a -> accredited, ...).
+# TI's classification -> the registry's status (docs/reference.md: l -> listed, a -> accredited, ...).
 STATUS_OF: Mapping[str, str] = {"l": "listed", "a": "accredited", "c": "certified"}
 _FINGERPRINT = re.compile(r"[0-9A-F]{40}")
 _DATE = re.compile(r"(\d{4}-\d{2}-\d{2})(?:[T ].*)?")

@@ -4,7 +4,7 @@ Pure: no store, no GnuPG, no clock. In: a `RegistrySnapshot`, a `Directory`, the
 fingerprints of the keys `--keys` offers, and the `SyncOptions`. Out: a `Plan`: the
 changes (a team's status, key or contact address), the reports (what an admin should look
 at, which the sync changes nothing about), the directory teams not in the registry, and
-the verdict of the quarter-of-teams guard. The rules are SPEC.md's "Trusted Introducer
+the verdict of the quarter-of-teams guard. The rules are docs/reference.md's "Trusted Introducer
 directory":
 
 - a linked team's status follows its classification (l/a/c -> listed/accredited/

@@ -153,7 +153,7 @@ def parse_status(returncode: int, stderr: str, data: bytes) -> CryptoResult:
             problems.append(keyword + (" " + " ".join(args) if args else ""))
     if layers > 1:
         # gpg decrypts encrypted packets nested inside encrypted packets on its own; only
-        # one layer may be removed (SPEC step 2), so the whole result is refused.
+        # one layer may be removed (one layer only), so the whole result is refused.
         problems.append(f"NESTED_ENCRYPTION {layers}")
     decrypted = (
         "DECRYPTION_OKAY" in seen and "END_DECRYPTION" in seen and "DECRYPTION_FAILED" not in seen

@@ -2,7 +2,7 @@
 
 In: a report type, the taxonomy, optionally a period and (type 2) the vocabulary to name
 classes and types in: "ecsirt-v2" or "rsit-1.3", by default the canonical one. Out: report
-text in the format of SPEC.md that the text parser accepts once every count is filled in;
+text in the format of docs/reference.md that the text parser accepts once every count is filled in;
 a type 2 template says its vocabulary on a `Taxonomy:` line.
 """
 

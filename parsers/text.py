@@ -3,10 +3,10 @@
 In: the decoded text, its source name ("body" or a filename), today's date and the
 taxonomy. Out: a `ParseOutcome`. The rules themselves live in `parsers.validate`.
 
-The layout (SPEC, "Report format"): each report starts at a `Report: type1|type2` line
+The layout (docs/reference.md, "Report format"): each report starts at a `Report: type1|type2` line
 and runs to the next one; blank lines and lines starting with `#` are ignored anywhere;
 a `Team:` line before the first `Report:` line counts for every report below it that has
-none of its own (the team is the signing key's anyway: SPEC says the line is ignored,
+none of its own (the team is the signing key's anyway: the contract says the line is ignored,
 and the receipt says so when it names another); anything else before the first
 `Report:` line is an error (notes go in `#` lines). A
 line that is exactly `-- ` (the RFC 3676 signature separator) ends the reports, so a mail

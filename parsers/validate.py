@@ -5,7 +5,7 @@ and the taxonomy. Out: a `Type1Report`/`Type2Report` or `ReportError`s, gathered
 `Collector` that turns into the `ParseOutcome` of a whole signed content. Text, CSV and
 JSON readers only cut their input into drafts; every rule lives here.
 
-Rules beyond the SPEC's wording, decided here:
+Rules beyond the contract's wording (docs/reference.md), decided here:
 - `Period` must be a real month from 1990-01 on and not after today's month. The current
   month is allowed although it is not over: teams may send early and resend later (each
   resend is a new revision); months after today's month are refused.

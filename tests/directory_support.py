@@ -1,7 +1,7 @@
 """Trusted Introducer directory files for the tests, in TI's format (`teams.json`).
 
 Built per test from the teams and keys the test made, so that the fingerprints the
-directory lists are those of real keys. The format is the one SPEC.md names and TI
+directory lists are those of real keys. The format is the one docs/reference.md names and TI
 exports (official_name, short_name, country, classification {code, name, since}, emails
 [{address, usage}], pgp_keys [{fingerprint (spaced hex), expires}]).
 """

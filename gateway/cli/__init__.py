@@ -1,4 +1,4 @@
-"""The `clearinghouse` command line (SPEC.md "Command line"): parse, build an App, call.
+"""The `clearinghouse` command line (docs/reference.md "Command line"): parse, build an App, call.
 
 Every command is a thin layer: it loads the configuration once, builds one `App`, calls
 the module that does the work and prints the result, as text or with `--json`. Errors

@@ -1,6 +1,6 @@
 """How records look to an admin: rows for listings, printed as aligned text or JSON.
 
-The JSON field names are a contract (SPEC.md "Message states and reason codes"). Every
+The JSON field names are a contract (docs/reference.md "Message states and reason codes"). Every
 value is printed through `gateway.printable`: stored data is attacker-chosen, and its
 control characters reach the admin's terminal escaped, in text and JSON alike.
 """

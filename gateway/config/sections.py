@@ -1,6 +1,6 @@
 """The configuration's sections: one frozen dataclass each, every key with its default.
 
-Every key has a default (SPEC.md "Configuration (TOML)", plus the keys marked "added"
+Every key has a default (docs/reference.md "Configuration", plus the keys marked "added"
 below; all of them, commented, in `clearinghouse.example.toml`). `database_url`,
 `[outbound] maildir`, `[reports] output_dir` and `[publication] site_dir`, when not given,
 derive from `home`.

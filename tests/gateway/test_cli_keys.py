@@ -1,4 +1,4 @@
-"""Keys a team can use (SPEC.md "Keys a team can use"), the gateway key, and `init` again.
+"""Keys a team can use (docs/reference.md "Keys a team can use"), the gateway key, and `init` again.
 
 Through the CLI, with keys made as teams make them: the gpg command line
 (`--quick-gen-key NAME rsa3072 default never` makes a sign-only key on GnuPG 2.2),

@@ -1,7 +1,7 @@
 """The command line, part 1: configuration, the gateway key and the trust registry.
 
 Commands run in-process with click's CliRunner against a TOML file written per test
-(SPEC.md "Command line"); every key is a real GnuPG key generated in tmp_path. The
+(docs/reference.md "Command line"); every key is a real GnuPG key generated in tmp_path. The
 message commands (ingest, process, serve, messages, submissions, outbox, demo) are in
 test_cli_messages.py.
 """

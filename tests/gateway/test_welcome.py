@@ -1,4 +1,4 @@
-"""The onboarding mail, as a new team lives it (SPEC.md "Onboarding").
+"""The onboarding mail, as a new team lives it (docs/reference.md "Onboarding").
 
 The team has only its own keyring and key. The operator registers it and imports its key
 with the CLI; the welcome goes out on that first usable key. The team decrypts it with

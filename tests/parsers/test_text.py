@@ -135,7 +135,7 @@ def test_team_line_is_recorded_not_trusted() -> None:
 
 
 def test_a_team_line_before_the_first_report_counts_for_each_report() -> None:
-    # SPEC: a Team: line is ignored in favour of the signing key's team; written above the
+    # The contract: a Team: line is ignored in favour of the signing key's team; written above the
     # reports it is not stray text either, and every report below without its own has it.
     outcome = parse("Team: CERT-Example\n\n" + TYPE1 + "\n" + TYPE2 + "Team: other\n")
     assert outcome.ok, outcome.errors
