@@ -29,7 +29,7 @@ import ijson
 from contract.errors import DirectoryError, RegistryError
 
 Classification = Literal["l", "a", "c"]
-# TI's classification -> the registry's status (docs/reference.md: l -> listed, a -> accredited, ...).
+# TI's classification -> the registry's status (l -> listed, a -> accredited, ...).
 STATUS_OF: Mapping[str, str] = {"l": "listed", "a": "accredited", "c": "certified"}
 _FINGERPRINT = re.compile(r"[0-9A-F]{40}")
 _DATE = re.compile(r"(\d{4}-\d{2}-\d{2})(?:[T ].*)?")

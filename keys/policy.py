@@ -1,4 +1,4 @@
-"""The one rule that accepts a signature (docs/architecture.md "One message's path", step 4, and docs/security.md).
+"""The one rule that accepts a signature (docs/security.md, "The rule that accepts a signature").
 
 In: an `Unwrapped` message, the registry binding of its signer, the signer's key as the
 gateway keyring knows it, the policy settings and the time. Out: an `Authenticated`
