@@ -4,10 +4,11 @@ In: a key exactly as written in a report (`Incidents-Opened`, `2) Incidents open
 `time spent`). Out: the canonical name of `parsers.model.TYPE1_FIELDS`, or None.
 
 Keys are case-insensitive and `-`, `_` and spaces are equivalent (docs/reference.md,
-"Report format"), so every comparison goes through `normalise_key`. The numbered labels of the original
-eCSIRT.net form ("1) Total number of requests" ... "7) Time spent") are accepted with or
-without their number; when the number is given it must be the field's number on the form,
-so a label copied onto the wrong line is reported rather than silently accepted.
+"Report format"), so every comparison goes through `normalise_key`. The numbered labels
+of the original eCSIRT.net form ("1) Total number of requests" ... "7) Time spent") are
+accepted with or without their number; when the number is given it must be the field's
+number on the form, so a label copied onto the wrong line is reported rather than
+silently accepted.
 
 Named `fieldnames` rather than `keys` so it is not confused with the OpenPGP `keys/`
 package.
