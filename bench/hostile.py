@@ -56,6 +56,7 @@ from gateway.config import config_from_mapping
 from keys.compose import compose
 from keys.gpg import GnuPG
 from keys.identity import create_identity
+from keys.packets import split_first
 from keys.wrap import encrypted_envelope
 
 INTAKE = "stats@clearinghouse.example"
@@ -205,8 +206,12 @@ def flood_packets(world: World, size: int) -> bytes:
         world.attacker.gpg.home, "--recipient", world.app.identity.fingerprint, "--encrypt",
         data=b"x",
     )  # fmt: skip
-    count = max(1, (size - len(tail)) // len(pkesk(world.key_id)))
-    return b"".join(pkesk(world.key_id) for _ in range(count)) + tail
+    # Around the message's own key packet: gpg 2.2 tries the packets in order, gpg 2.4
+    # gathers them and tries the last one first; either way half come before it.
+    count = max(2, (size - len(tail)) // len(pkesk(world.key_id)))
+    first, rest = split_first(tail)
+    junk = [pkesk(world.key_id) for _ in range(count)]
+    return b"".join(junk[: count // 2]) + first + b"".join(junk[count // 2 :]) + rest
 
 
 def binary_envelope(sender: str, packets: bytes) -> bytes:

@@ -116,6 +116,14 @@ def count_packets(data: bytes, limits: PacketLimits) -> Census:
     return Census(keys, layers)
 
 
+def split_first(data: bytes) -> tuple[bytes, bytes]:
+    """The first packet of binary OpenPGP `data` (header and body, not partial) and the rest."""
+    tag, body, length, partial = _header(data, 0)
+    if partial or body + length > len(data):
+        raise _Malformed(f"packet tag {tag} is not one whole packet")
+    return data[: body + length], data[body + length :]
+
+
 def _header(data: bytes, offset: int) -> tuple[int, int, int, bool]:
     """(tag, offset of the body, body length or first chunk, partial?) of one packet."""
     first = data[offset]

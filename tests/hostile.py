@@ -12,12 +12,13 @@ from __future__ import annotations
 import base64
 import os
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from support import INTAKE, TeamClient
 
 from gateway.app import App
+from keys.packets import split_first
 from keys.wrap import encrypted_envelope
 
 
@@ -92,10 +93,22 @@ def random_pkesk(key_id: bytes) -> bytes:
 
 
 def pkesk_flood(key_id: bytes, size: int, tail: bytes) -> bytes:
-    """Random PKESK packets for `key_id` up to about `size` bytes, then `tail` (a real
-    message's packets), so gpg tries every one of them before the one that works."""
-    one = len(random_pkesk(key_id))
-    return b"".join(random_pkesk(key_id) for _ in range(max(1, (size - len(tail)) // one))) + tail
+    """`tail` (a real message's packets) with random PKESK packets for `key_id` around
+    its own key packet, about `size` bytes in all, so that gpg tries half of them before
+    the one that works whatever its order: gpg 2.2 tries each packet as it meets it,
+    gpg 2.4 gathers them and tries the last one first."""
+    return around_first_packet(tail, lambda count: random_pkesks(key_id, count), size)
+
+
+def random_pkesks(key_id: bytes, count: int) -> bytes:
+    return b"".join(random_pkesk(key_id) for _ in range(count))
+
+
+def around_first_packet(tail: bytes, junk: Callable[[int], bytes], size: int) -> bytes:
+    """`junk(n)` (n packets of one size) before and after the first packet of `tail`."""
+    count = max(2, (size - len(tail)) // len(junk(1)))
+    first, rest = split_first(tail)
+    return junk(count // 2) + first + junk(count - count // 2) + rest
 
 
 def nested_layer(team: TeamClient, inner: bytes) -> bytes:

@@ -7,11 +7,11 @@ these), so the limit of one or two seconds is what ends each call.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
+from hostile import pkesk_flood, random_pkesk
 from support import gpg_processes
 
 from contract.errors import GnuPGError
@@ -19,7 +19,7 @@ from keys.gpg import GnuPG
 from keys.gpg_process import TimedGPG
 from keys.packets import dearmor
 
-PACKETS = 60_000
+PACKETS = 120_000  # half of them before the key packet that works, in gpg's order
 
 
 @pytest.fixture(scope="module")
@@ -32,14 +32,9 @@ def home_and_flood(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, byte
     assert details is not None
     [sub] = [s for s in details.subkeys if "e" in s.capabilities]
     key_id = bytes.fromhex(sub.fingerprint[-16:])
-    inner = b"".join(_pkesk(key_id) for _ in range(PACKETS)) + _tail(gpg, fingerprint)
+    tail = _tail(gpg, fingerprint)
+    inner = pkesk_flood(key_id, PACKETS * len(random_pkesk(key_id)) + len(tail), tail)
     return home, _nested(home, fingerprint, inner)
-
-
-def _pkesk(key_id: bytes) -> bytes:
-    body = bytes([3]) + key_id + bytes([18, 1, 7, 0x40]) + os.urandom(32) + bytes([48])
-    body += os.urandom(48)
-    return bytes([0xC1, len(body)]) + body
 
 
 def _tail(gpg: GnuPG, fingerprint: str) -> bytes:
