@@ -50,7 +50,7 @@ class App:
         return GnuPG(
             self.config.gnupg_home,
             max_output=self.config.limits.max_decrypted_bytes,
-            max_parallel=self.config.worker.concurrency,
+            max_parallel=self.config.worker.gpg_slots,
             nice=self.config.worker.gpg_nice,
             timeout=self.config.limits.gpg_timeout_seconds,
         )

@@ -16,6 +16,7 @@ from contract.codes import State
 from contract.errors import ClearinghouseError
 from gateway.allocator import keep_large_blocks_mapped
 from gateway.app import App
+from gateway.config.sections import usable_cores
 from gateway.delivery import make_transport
 from gateway.intake.imap_watch import start_poller
 from gateway.intake.smtp_process import DoorProcess
@@ -71,6 +72,13 @@ def serve(app: App, host: str, port: int) -> None:
         host,
         port,
         ", ".join(app.config.clearinghouse.intake_addresses),
+    )
+    work = app.config.worker
+    log.info(
+        "worker: %d gpg processes at once, %d messages in the pipeline (%s)",
+        work.gpg_slots,
+        work.thread_count,
+        "from [worker]" if work.concurrency and work.threads else f"{usable_cores()} cores",
     )
     poller, stop_poller = None, threading.Event()  # the poller stops when the worker does
     if app.config.imap.enabled:

@@ -164,7 +164,7 @@ class Worker:
 
     def _small_only(self, index: int) -> bool:
         """Whether thread `index` is one beyond `[worker] concurrency` (see `_claim`)."""
-        return index >= self.app.config.worker.concurrency
+        return index >= self.app.config.worker.gpg_slots
 
     def flush(self) -> FlushResult:
         """Seal replies whose worker died before sealing them, then deliver what is due."""

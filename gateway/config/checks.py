@@ -79,9 +79,9 @@ def problems(c: Config) -> Iterator[Problem]:
     yield from _at_least(
         1, "health", c.health, "outbox_stuck_minutes", "spool_backlog", "key_expiry_days"
     )
-    yield from _at_least(1, "worker", c.worker, "concurrency", "lease_seconds")
+    yield from _at_least(1, "worker", c.worker, "lease_seconds")
     yield from _at_least(0, "retention", c.retention, "refused_raw_days", "accepted_raw_days")
-    yield from _at_least(0, "worker", c.worker, "threads", "gpg_nice")
+    yield from _at_least(0, "worker", c.worker, "concurrency", "threads", "gpg_nice")
     if c.worker.gpg_nice > 19:
         yield "worker", "gpg_nice", f"must be at most 19, found {c.worker.gpg_nice}"
     yield from _at_least(1, "registry", c.registry, "ti_max_age_days", "ti_max_bytes")

@@ -8,6 +8,7 @@ derive from `home`.
 
 from __future__ import annotations
 
+import os
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -227,11 +228,12 @@ class RegistryConfig:
 class WorkerConfig:
     """[worker] (added): how the pipeline runs in this instance, and beside others."""
 
-    # GnuPG processes run at once: most of a message's CPU is theirs, so 2 keeps two
-    # cores busy. Instances sharing one PostgreSQL each run this many.
-    concurrency: int = 2
-    # Messages in the pipeline at once (threads); 0 means twice `concurrency`. More
-    # threads than gpg slots, so that while one thread waits for a commit or parses,
+    # GnuPG processes run at once; 0 means twice the cores this process may use. Each gpg
+    # process spends part of its time waiting for gpg-agent, so on two cores four keep the
+    # machine busiest (bench/README.md). Instances sharing one PostgreSQL each run this many.
+    concurrency: int = 0
+    # Messages in the pipeline at once (threads); 0 means the gpg slots plus one a core.
+    # More threads than gpg slots, so that while one thread waits for a commit or parses,
     # another keeps gpg busy.
     threads: int = 0
     # How much lower gpg's CPU priority is than the rest of the gateway's (a nice
@@ -242,8 +244,19 @@ class WorkerConfig:
     lease_seconds: int = 300
 
     @property
+    def gpg_slots(self) -> int:
+        """`concurrency` as set, or from the machine."""
+        return self.concurrency or 2 * usable_cores()
+
+    @property
     def thread_count(self) -> int:
-        return self.threads or 2 * self.concurrency
+        """`threads` as set, or from the gpg slots and the machine."""
+        return self.threads or self.gpg_slots + usable_cores()
+
+
+def usable_cores() -> int:
+    """The CPUs this process may run on (its affinity mask, which containers narrow)."""
+    return len(os.sched_getaffinity(0)) or 1
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import tomllib
 import typing
 from pathlib import Path
@@ -509,22 +510,26 @@ def test_exception_tree_and_exit_codes() -> None:
 def test_worker_concurrency_and_lease(tmp_path: Path) -> None:
     config = _load(tmp_path, "[worker]\nconcurrency = 4\nlease_seconds = 60\n")
     assert (config.worker.concurrency, config.worker.lease_seconds) == (4, 60)
-    assert config.worker.thread_count == 8  # threads = 0: twice concurrency
+    cores = len(os.sched_getaffinity(0))
+    assert config.worker.thread_count == 4 + cores  # threads = 0: the gpg slots, one a core
     config = _load(tmp_path, "[worker]\nconcurrency = 3\nthreads = 5\n")
     assert (config.worker.concurrency, config.worker.thread_count) == (3, 5)
     assert "[worker] threads: must be at least 0, found -1" in _error(
         tmp_path, "[worker]\nthreads = -1\n"
     )
     assert config.worker.gpg_nice == 10
+    machine = _load(tmp_path, "").worker  # the defaults come from the machine's cores
+    assert (machine.concurrency, machine.threads) == (0, 0)
+    assert (machine.gpg_slots, machine.thread_count) == (2 * cores, 3 * cores)
+    assert "[worker] concurrency: must be at least 0, found -1" in _error(
+        tmp_path, "[worker]\nconcurrency = -1\n"
+    )
     assert _load(tmp_path, "[worker]\ngpg_nice = 0\n").worker.gpg_nice == 0
     assert "[worker] gpg_nice: must be at most 19, found 20" in _error(
         tmp_path, "[worker]\ngpg_nice = 20\n"
     )
     assert "[worker] gpg_nice: must be at least 0, found -1" in _error(
         tmp_path, "[worker]\ngpg_nice = -1\n"
-    )
-    assert "[worker] concurrency: must be at least 1, found 0" in _error(
-        tmp_path, "[worker]\nconcurrency = 0\n"
     )
     assert "[worker] lease_seconds: must be at least 1" in _error(
         tmp_path, "[worker]\nlease_seconds = -5\n"
