@@ -77,7 +77,7 @@ class Worker:
     app: App
     transport: Transport
     owner: str = ""
-    threads: int = 1  # the service passes [worker] threads (twice concurrency by default)
+    threads: int = 1  # the service passes [worker] threads (from the machine by default)
 
     def __post_init__(self) -> None:
         self.owner = self.owner or worker_name()
