@@ -255,6 +255,10 @@ class History:
                         "class_slug": class_slug,
                         "type_slug": type_slug,
                         "count": (seed + i) % 50,
+                        "taxonomy": "ecsirt-v2",  # as sent, and as it counts
+                        "sent_taxonomy": "ecsirt-v2",
+                        "sent_class": class_slug,
+                        "sent_type": type_slug,
                     },
                 )
         return submission_id

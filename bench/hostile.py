@@ -41,6 +41,7 @@ import sys
 import tempfile
 import threading
 import time
+import tomllib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -128,10 +129,8 @@ def set_up(root: Path, args: argparse.Namespace) -> World:
     )
     config = root / "clearinghouse.toml"
     config.write_text(toml)
-    import tomllib
-
     app = App(config_from_mapping(tomllib.loads(toml), str(config)))
-    app.create_schema()
+    app.initialise()
     create_identity(app.gpg, "Bench Clearinghouse", INTAKE)
     good, victim = (make_team(app, root, name) for name in ("good", "victim"))
     attacker = Client("mallory", "mallory@evil.example", GnuPG(root / "mallory"), "")

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
+from bench.traffic import client_address
+
 POLL = 0.02  # seconds between two looks at the outbox
 INTAKE = "stats@clearinghouse.example"
 HOST = "127.0.0.1"
@@ -52,8 +54,8 @@ def offer(
     watcher.start()
     try:
         threads = [
-            threading.Thread(target=_sender, args=(port, slots, start, rate, found, lock))
-            for _ in range(senders)
+            threading.Thread(target=_sender, args=(port, i, slots, start, rate, found, lock))
+            for i in range(senders)
         ]
         for thread in threads:
             thread.start()
@@ -68,9 +70,15 @@ def offer(
 
 
 def _sender(
-    port: int, slots: object, start: float, rate: float, found: Offered, lock: threading.Lock
+    port: int,
+    index: int,
+    slots: object,
+    start: float,
+    rate: float,
+    found: Offered,
+    lock: threading.Lock,
 ) -> None:
-    with smtplib.SMTP(HOST, port, timeout=120) as smtp:
+    with smtplib.SMTP(HOST, port, timeout=120, source_address=client_address(index)) as smtp:
         smtp.ehlo("bench.example")
         while True:
             with lock:

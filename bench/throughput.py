@@ -104,7 +104,8 @@ def gateway_config(home: Path, args: argparse.Namespace, smtp_port: int) -> Path
     text = (
         f'[clearinghouse]\nhome = "{home}"\ndatabase_url = "{url}"\n'
         f'[smtp]\nlisten = "{HOST}:{smtp_port}"\n'
-        # One sending address for everything: the per-client quotas are not measured here.
+        # Each sender connects from a loopback address of its own (bench/traffic.py), as
+        # teams' mail servers would; the per-client quotas are not measured here.
         "max_bytes_per_client_per_hour = 0\nmax_messages_per_client_per_hour = 0\n"
         f"[worker]\n{chosen}"
         '[metrics]\nlisten = ""\n'

@@ -56,7 +56,7 @@ def gateway(root: Path, url: str) -> App:
     database = url or f"sqlite:///{home / 'clearinghouse.db'}"
     config.write_text(f'[clearinghouse]\nhome = "{home}"\ndatabase_url = "{database}"\n')
     app = App(load(config))
-    app.create_schema()
+    app.initialise()
     create_identity(app.gpg, "Bench Clearinghouse", INTAKE)
     return app
 
