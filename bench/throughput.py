@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import shutil
 import signal
-import smtplib
 import subprocess
 import sys
 import tempfile
@@ -51,6 +50,7 @@ from bench.traffic import (
     INTAKE,
     Sent,
     Team,
+    answers,
     make_mails,
     make_team,
     receipt_plaintexts,
@@ -137,14 +137,6 @@ def serving(config: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
         log.close()
-
-
-def answers(port: int) -> bool:
-    try:
-        smtplib.SMTP(HOST, port, timeout=1).quit()
-    except OSError:
-        return False
-    return True
 
 
 def free_port() -> int:

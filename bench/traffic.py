@@ -131,6 +131,15 @@ def send_all(port: int, mails: list[tuple[str, bytes]], senders: int) -> list[Se
     return done
 
 
+def answers(port: int) -> bool:
+    """Whether an SMTP server answers on loopback `port`."""
+    try:
+        smtplib.SMTP(HOST, port, timeout=1).quit()
+    except OSError:
+        return False
+    return True
+
+
 def client_address(index: int) -> tuple[str, int]:
     """Sender `index`'s own loopback address, as distinct teams' mail servers would have:
     the door caps connections per client address (`[smtp] max_connections_per_client`)."""

@@ -10,12 +10,18 @@ a class slug, "class/type", or "class/-" for the class-only line), its label, it
 for a type 2 type, its contributing teams, whether it is published and, only then, its
 average twice: exact (a string: the whole decimal expansion, or "p/q" where that does
 not end) and rounded half-up to two decimals (a string, as the PDF and CSV show it).
+
+`read_public_json` reads one back, exactly (the averages are exact), for the site's index
+and feed when a month is published on its own: only if it says the run, threshold and
+taxonomy a computation now would.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
+from fractions import Fraction
 from typing import Any
 
 from reports.public_figures import PublicFigure, PublicMonth, PublicType
@@ -33,19 +39,87 @@ class TaxonomyId:
     extended: bool = False  # the configuration added classes or types of its own
 
 
-def public_json(month: PublicMonth, clearinghouse: str, taxonomy: TaxonomyId) -> bytes:
-    document = {
+@dataclass(frozen=True)
+class Expected:
+    """What a month's public.json must say for its figures to be read back unchanged."""
+
+    clearinghouse: str
+    taxonomy: TaxonomyId
+    minimum: int  # the publication threshold
+    generated_at: datetime  # UTC: the month's run
+    label: str  # the taxonomy as `PublicMonth.taxonomy` names it
+
+
+def read_public_json(data: bytes, expected: Expected) -> PublicMonth | None:
+    """The month `public_json` wrote, for the index and the feed: each type's figures
+    without their 12-month window. None unless the file is this format and says what
+    `expected` says (another threshold, taxonomy or run means the figures are stale)."""
+    try:
+        document = json.loads(data)
+        if _header(document) != _header(public_document(expected)):
+            return None
+        period = document["period"]
+        type1, type2 = (_read_type(t, period) for t in document["types"])
+    except (ValueError, KeyError, TypeError, ZeroDivisionError):
+        return None
+    return PublicMonth(
+        period, expected.minimum, expected.generated_at, type1, type2, expected.label
+    )
+
+
+def public_document(expected: Expected) -> dict[str, Any]:
+    """The header fields of a public.json made under `expected` (no period, no types)."""
+    taxonomy = expected.taxonomy
+    return {
         "format": FORMAT,
-        "clearinghouse": clearinghouse,
-        "period": month.period,
-        "generated_at": f"{month.generated_at:%Y-%m-%dT%H:%M:%SZ}",
-        "publication_threshold": month.minimum,
+        "clearinghouse": expected.clearinghouse,
+        "generated_at": f"{expected.generated_at:%Y-%m-%dT%H:%M:%SZ}",
+        "publication_threshold": expected.minimum,
         "taxonomy": {
             "id": taxonomy.id,
             "name": taxonomy.name,
             "version": taxonomy.version,
             "extended": taxonomy.extended,
         },
+    }
+
+
+def _header(document: dict[str, Any]) -> dict[str, Any]:
+    keys = ("format", "clearinghouse", "generated_at", "publication_threshold", "taxonomy")
+    return {key: document.get(key) for key in keys}
+
+
+def _read_type(document: dict[str, Any], period: str) -> PublicType:
+    figures = tuple(_read_figure(f, period) for f in document["figures"])
+    return PublicType(
+        document["type"],
+        document["title"],
+        int(document["teams"]),
+        bool(document["published"]),
+        figures,
+        (period,),
+        {figure.key: (figure,) for figure in figures},
+    )
+
+
+def _read_figure(document: dict[str, Any], period: str) -> PublicFigure:
+    average = document["average"]
+    mean = None if average is None else Fraction(average["exact"])
+    depth = 0 if document["class"] is None else 1
+    return PublicFigure(
+        document["id"], document["label"], depth, period, int(document["teams"]), mean
+    )
+
+
+def public_json(month: PublicMonth, clearinghouse: str, taxonomy: TaxonomyId) -> bytes:
+    header = public_document(
+        Expected(clearinghouse, taxonomy, month.minimum, month.generated_at, month.taxonomy)
+    )
+    document = {
+        "format": header["format"],
+        "clearinghouse": header["clearinghouse"],
+        "period": month.period,
+        **{key: header[key] for key in ("generated_at", "publication_threshold", "taxonomy")},
         "types": [_type(of_type) for of_type in month.types],
     }
     return (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8")

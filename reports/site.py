@@ -91,12 +91,17 @@ class Part:
     trends: tuple[Trend, ...]
 
 
-def render_site(published: Sequence[Published], meta: SiteMeta) -> dict[str, bytes]:
-    """Every file of the site, by path relative to the site's directory."""
+def render_site(
+    published: Sequence[Published], meta: SiteMeta, earlier: Sequence[PublicMonth] = ()
+) -> dict[str, bytes]:
+    """Every file of the site, by path relative to the site's directory: the site-wide
+    ones, and each month of `published`'s own. Months of `earlier` (read back from their
+    own public.json) are in the index, the feed and the months' links, their files not."""
     if not published:
         raise ValueError("a site needs at least one published month")
+    rendered = {p.stats.period for p in published}
     months = sorted(
-        (public_month(p.stats, _utc(p.generated_at)) for p in published),
+        [*(public_month(p.stats, as_utc(p.generated_at)) for p in published), *earlier],
         key=lambda m: m.period,
         reverse=True,
     )
@@ -116,6 +121,8 @@ def render_site(published: Sequence[Published], meta: SiteMeta) -> dict[str, byt
     month_page = env.get_template("month.html.j2")
     by_period = {p.stats.period: p.stats for p in published}
     for position, month in enumerate(months):
+        if month.period not in rendered:
+            continue
         files[f"{month.period}/index.html"] = _page(
             month_page,
             common,
@@ -274,6 +281,6 @@ def _entry_id(clearinghouse: str, what: str) -> str:
     return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'clearinghouse:{clearinghouse}:{what}')}"
 
 
-def _utc(moment: datetime) -> datetime:
+def as_utc(moment: datetime) -> datetime:
     """SQLite hands back naive datetimes: those the store wrote are UTC."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

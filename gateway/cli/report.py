@@ -70,7 +70,8 @@ def report_monthly(app: App, period: str | None, no_send: bool, resend: bool) ->
     default=None,
     metavar="YYYY-MM",
     callback=_report_period,
-    help="Write only this month's pages and the site-wide files (default: every month).",
+    help="Publish this month as `report monthly` does: its files and the site-wide ones, "
+    "other months read back from their public.json (default: rebuild every month).",
 )
 @pass_app
 def report_publish(app: App, period: str | None) -> None:

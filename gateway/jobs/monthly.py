@@ -101,7 +101,7 @@ def run_monthly(
         progress(f"queued {queued} mail{'s' if queued != 1 else ''} (generation {generation})")
     else:
         progress("--no-send: files only, no mail queued")
-    publish_site(app, progress=progress)  # the public site, with this month in it
+    publish_site(app, period=period, progress=progress)  # the site, with this month in it
     return RunResult(period, directory, files, digest, stats, summary, delivery)
 
 

@@ -16,13 +16,19 @@ has a recorded monthly run (`report monthly` publishes its month), and a
   it is still a good signature of the file's current bytes by the gateway key; only a
   changed file (or a new gateway key) is signed again, since signing the same bytes
   twice gives different signatures.
-- With `period`, only that month's files and the site-wide ones (index, feed, key) are
-  written; the month must have been run already.
+- With `period` (`report monthly` publishes its month so), that month's files and the
+  site-wide ones (index, feed, key) are written; the month must have been run already.
+  Every other month is read back from its own `public.json` when that file says the same
+  run, threshold and taxonomy (`reports.public_json.read_public_json`), so the run costs
+  the same after ten years as after one; a month without such a file is computed from the
+  store and its files written as well. Without `period` every month is computed from the
+  store again (late revisions of earlier months included) and every file rewritten where
+  it changed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -31,8 +37,9 @@ from contract.errors import ClearinghouseError
 from gateway.app import App
 from gateway.jobs.files import atomic_write, pseudonym_secret
 from reports.periods import shift
-from reports.public_json import TaxonomyId
-from reports.site import SIGNED, GatewayKey, Published, SiteMeta, render_site
+from reports.public_figures import PublicMonth
+from reports.public_json import Expected, TaxonomyId, read_public_json
+from reports.site import SIGNED, GatewayKey, Published, SiteMeta, as_utc, render_site
 from reports.statistics import compute
 from store.db import open_session
 from store.models import MonthlyRun
@@ -65,12 +72,14 @@ def publish_site(
             f"{period} has no monthly run yet: run `clearinghouse report monthly "
             f"--period {period}` first (add --no-send to write files only)"
         )
-    site = render_site(_published(app, times), _meta(app))
-    directory = app.config.publication.site_dir
+    meta, directory = _meta(app), app.config.publication.site_dir
+    earlier = _read_back(app, times, meta, but=period) if period is not None else {}
+    computed = {p: times[p] for p in times if p not in earlier}
+    site = render_site(_published(app, computed), meta, list(earlier.values()))
     result = PublishResult(directory, tuple(sorted(times)))
-    for path in _chosen(site, period):
+    for path in site:
         _write(directory / path, site[path], result, path)
-    for path in (p for p in _chosen(site, period) if p.rpartition("/")[2] in SIGNED):
+    for path in (p for p in site if p.rpartition("/")[2] in SIGNED):
         _sign(app, directory / path, site[path], result, f"{path}.asc")
     _report(result, progress)
     return result
@@ -88,6 +97,26 @@ def run_times(app: App) -> dict[str, datetime]:
         month: next(r.ran_at for r in month_runs if r.digest == month_runs[-1].digest)
         for month, month_runs in by_period.items()
     }
+
+
+def _read_back(
+    app: App, times: dict[str, datetime], meta: SiteMeta, but: str
+) -> dict[str, PublicMonth]:
+    """Every run month but `but` whose public.json in the site says what it would say now."""
+    found = {}
+    for month in (p for p in sorted(times) if p != but):
+        path = app.config.publication.site_dir / month / "public.json"
+        expected = Expected(
+            meta.clearinghouse,
+            meta.taxonomy,
+            app.config.reports.min_teams_for_public,
+            as_utc(times[month]),
+            app.taxonomy.canonical_vocabulary.full_name,
+        )
+        read = read_public_json(path.read_bytes(), expected) if path.is_file() else None
+        if read is not None and read.period == month:
+            found[month] = read
+    return found
 
 
 def _published(app: App, times: dict[str, datetime]) -> list[Published]:
@@ -117,11 +146,6 @@ def _meta(app: App) -> SiteMeta:
         base_url=app.config.publication.base_url,
         key=GatewayKey(fingerprint, app.gpg.export_public(fingerprint)),
     )
-
-
-def _chosen(site: dict[str, bytes], period: str | None) -> Iterable[str]:
-    """All paths, or with `period` that month's and the site-wide ones."""
-    return [p for p in site if period is None or "/" not in p or p.startswith(f"{period}/")]
 
 
 def _write(path: Path, data: bytes, result: PublishResult, name: str) -> None:

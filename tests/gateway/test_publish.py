@@ -119,16 +119,48 @@ def test_a_changed_month_is_signed_again_and_only_it(app: App, history: dict[str
 def test_one_period_writes_only_its_files_and_the_site_wide_ones(
     app: App, history: dict[str, int]
 ) -> None:
+    # On an empty site no month has its public.json yet: each is computed and written.
     result = publish_site(app, period="2026-05")
     assert {name.partition("/")[0] for name in result.written} == {
-        "2026-05",
+        *MONTHS,
         "index.html",
         "feed.atom",
         "feed.atom.asc",
         "gateway-key.asc",
     }
+    # A late correction of August: October's publication writes October's files (its
+    # 12-month window holds August) and reads every other month back from its own
+    # public.json: August as August's run published it, so the index stays as it was.
+    site = app.config.publication.site_dir
+    august = (site / "2026-08/public.json").read_bytes()
+    store(app.engine, history["grnet"], type1("2026-08", 999, 1, 1, 1, 1, 1, 1))
+    result = publish_site(app, period="2026-10")
+    assert {name.partition("/")[0] for name in result.written} == {"2026-10"}
+    assert (site / "2026-08/public.json").read_bytes() == august
+    # The whole site recomputed: August's files change too, and the index with them.
+    result = publish_site(app)
+    assert "2026-08/public.json" in result.written and "index.html" in result.written
     with pytest.raises(ClearinghouseError, match="2026-11 has no monthly run yet"):
         publish_site(app, period="2026-11")
+
+
+def test_months_read_back_give_the_same_bytes_as_months_computed(
+    app: App, history: dict[str, int]
+) -> None:
+    """The index and the feed made from the months' own public.json equal those made
+    from the store; a file that does not say what the month would say now is not used."""
+    publish_site(app)
+    site = app.config.publication.site_dir
+    before = _files(site)
+    result = publish_site(app, period=LAST)
+    assert result.written == [] and _files(site) == before
+    (site / "2026-06/public.json").write_bytes(b"{not json")
+    stale = json.loads((site / "2026-07/public.json").read_bytes())
+    stale["publication_threshold"] = 2
+    (site / "2026-07/public.json").write_text(json.dumps(stale))
+    result = publish_site(app, period=LAST)
+    assert {"2026-06/public.json", "2026-07/public.json"} <= set(result.written)
+    assert _files(site) == before  # written again as they were
 
 
 def test_nothing_to_publish_before_a_monthly_run(app: App) -> None:
