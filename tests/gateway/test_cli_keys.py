@@ -88,7 +88,9 @@ def test_an_expired_encryption_subkey_is_refused(ch: Cli, tmp_path: Path) -> Non
     sub = GnuPG(home).details(fpr)
     assert sub is not None
     encryption = sub.subkeys[0].fingerprint
-    gpg(home, *faked, "--quick-set-expire", fpr, "1d", encryption)
+    # Two seconds on, so that the new binding signature is later than the key's own.
+    later = ["--faked-system-time", str(int(ten_days_ago) + 2)]
+    gpg(home, *later, "--quick-set-expire", fpr, "1d", encryption)
 
     refused = ch("keys", "import", "cert-x", str(export(home, fpr, tmp_path)), code=1).stderr
 
