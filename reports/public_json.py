@@ -50,15 +50,15 @@ class Expected:
     label: str  # the taxonomy as `PublicMonth.taxonomy` names it
 
 
-def read_public_json(data: bytes, expected: Expected) -> PublicMonth | None:
-    """The month `public_json` wrote, for the index and the feed: each type's figures
-    without their 12-month window. None unless the file is this format and says what
-    `expected` says (another threshold, taxonomy or run means the figures are stale)."""
+def read_public_json(data: bytes, period: str, expected: Expected) -> PublicMonth | None:
+    """Month `period` as `public_json` wrote it, for the index and the feed: each type's
+    figures without their 12-month window. None unless the file is this format and says
+    what `expected` says (another threshold, taxonomy or run means the figures are stale)."""
+    header = _header(period, expected)
     try:
         document = json.loads(data)
-        if _header(document) != _header(public_document(expected)):
+        if {key: document.get(key) for key in header} != header:
             return None
-        period = document["period"]
         type1, type2 = (_read_type(t, period) for t in document["types"])
     except (ValueError, KeyError, TypeError, ZeroDivisionError):
         return None
@@ -67,12 +67,13 @@ def read_public_json(data: bytes, expected: Expected) -> PublicMonth | None:
     )
 
 
-def public_document(expected: Expected) -> dict[str, Any]:
-    """The header fields of a public.json made under `expected` (no period, no types)."""
+def _header(period: str, expected: Expected) -> dict[str, Any]:
+    """The fields of month `period`'s public.json before its figures, in their order."""
     taxonomy = expected.taxonomy
     return {
         "format": FORMAT,
         "clearinghouse": expected.clearinghouse,
+        "period": period,
         "generated_at": f"{expected.generated_at:%Y-%m-%dT%H:%M:%SZ}",
         "publication_threshold": expected.minimum,
         "taxonomy": {
@@ -82,11 +83,6 @@ def public_document(expected: Expected) -> dict[str, Any]:
             "extended": taxonomy.extended,
         },
     }
-
-
-def _header(document: dict[str, Any]) -> dict[str, Any]:
-    keys = ("format", "clearinghouse", "generated_at", "publication_threshold", "taxonomy")
-    return {key: document.get(key) for key in keys}
 
 
 def _read_type(document: dict[str, Any], period: str) -> PublicType:
@@ -112,14 +108,9 @@ def _read_figure(document: dict[str, Any], period: str) -> PublicFigure:
 
 
 def public_json(month: PublicMonth, clearinghouse: str, taxonomy: TaxonomyId) -> bytes:
-    header = public_document(
-        Expected(clearinghouse, taxonomy, month.minimum, month.generated_at, month.taxonomy)
-    )
+    made = Expected(clearinghouse, taxonomy, month.minimum, month.generated_at, month.taxonomy)
     document = {
-        "format": header["format"],
-        "clearinghouse": header["clearinghouse"],
-        "period": month.period,
-        **{key: header[key] for key in ("generated_at", "publication_threshold", "taxonomy")},
+        **_header(month.period, made),
         "types": [_type(of_type) for of_type in month.types],
     }
     return (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8")

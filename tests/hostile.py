@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import os
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from support import INTAKE, TeamClient
@@ -97,18 +97,15 @@ def pkesk_flood(key_id: bytes, size: int, tail: bytes) -> bytes:
     its own key packet, about `size` bytes in all, so that gpg tries half of them before
     the one that works whatever its order: gpg 2.2 tries each packet as it meets it,
     gpg 2.4 gathers them and tries the last one first."""
-    return around_first_packet(tail, lambda count: random_pkesks(key_id, count), size)
+    count = max(2, (size - len(tail)) // len(random_pkesk(key_id)))
+    first, rest = split_first(tail)
+    return (
+        random_pkesks(key_id, count // 2) + first + random_pkesks(key_id, count - count // 2) + rest
+    )
 
 
 def random_pkesks(key_id: bytes, count: int) -> bytes:
     return b"".join(random_pkesk(key_id) for _ in range(count))
-
-
-def around_first_packet(tail: bytes, junk: Callable[[int], bytes], size: int) -> bytes:
-    """`junk(n)` (n packets of one size) before and after the first packet of `tail`."""
-    count = max(2, (size - len(tail)) // len(junk(1)))
-    first, rest = split_first(tail)
-    return junk(count // 2) + first + junk(count - count // 2) + rest
 
 
 def nested_layer(team: TeamClient, inner: bytes) -> bytes:

@@ -103,18 +103,16 @@ def _read_back(
     app: App, times: dict[str, datetime], meta: SiteMeta, but: str
 ) -> dict[str, PublicMonth]:
     """Every run month but `but` whose public.json in the site says what it would say now."""
+    minimum = app.config.reports.min_teams_for_public
+    label = app.taxonomy.canonical_vocabulary.full_name
     found = {}
     for month in (p for p in sorted(times) if p != but):
         path = app.config.publication.site_dir / month / "public.json"
-        expected = Expected(
-            meta.clearinghouse,
-            meta.taxonomy,
-            app.config.reports.min_teams_for_public,
-            as_utc(times[month]),
-            app.taxonomy.canonical_vocabulary.full_name,
-        )
-        read = read_public_json(path.read_bytes(), expected) if path.is_file() else None
-        if read is not None and read.period == month:
+        if not path.is_file():
+            continue
+        now = Expected(meta.clearinghouse, meta.taxonomy, minimum, as_utc(times[month]), label)
+        read = read_public_json(path.read_bytes(), month, now)
+        if read is not None:
             found[month] = read
     return found
 
