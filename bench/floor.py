@@ -32,9 +32,9 @@ class FloorRun:
     cpu: float  # CPU seconds of the gpg processes (not gpg-agent's)
 
 
-def gpg_argv(home: Path, *args: str) -> list[str]:
+def gpg_argv(home: Path, options: Sequence[str], *args: str) -> list[str]:
     base = ["gpg", "--homedir", str(home), "--batch", "--no-tty", "--status-fd", "2"]
-    return [*base, "--trust-model", "always", *args]
+    return [*base, "--trust-model", "always", *options, *args]
 
 
 def ciphertext(raw: bytes) -> bytes:
@@ -51,17 +51,19 @@ def floor(
     inputs: Sequence[bytes],
     receipts: Sequence[tuple[bytes, str]],
     workers: int,
+    options: Sequence[str],
 ) -> FloorRun:
-    """Bare gpg over every message and receipt, `workers` processes at a time."""
+    """Bare gpg over every message and receipt, `workers` processes at a time, with the
+    gpg `options` that change only its cost (the gateway's `keys.gpg.COST_OPTIONS`)."""
 
     def one(index: int) -> None:
-        subprocess.run(
-            gpg_argv(home, "--decrypt"), input=inputs[index], capture_output=True, check=True
-        )
+        decrypt = gpg_argv(home, options, "--decrypt")
+        subprocess.run(decrypt, input=inputs[index], capture_output=True, check=True)
         plaintext, recipient = receipts[index]
         sign = gpg_argv(
-            home, "--armor", "--sign", "--encrypt", "--local-user", signer, "--recipient", recipient
-        )
+            home, options, "--armor", "--sign", "--encrypt", "--local-user", signer,
+            "--recipient", recipient,
+        )  # fmt: skip
         subprocess.run(sign, input=plaintext, capture_output=True, check=True)
 
     before, start = os.times(), time.perf_counter()

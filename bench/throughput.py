@@ -10,7 +10,9 @@ given), and takes turns (--rounds) between:
   finds the gateway idle);
 - the floor: bare gpg doing the same work (decrypt+verify each message, sign+encrypt the
   exact plaintext of each receipt) with 1, 2, 3 and 4 gpg processes at a time
-  (bench/floor.py). The gateway is compared with the best of them.
+  (bench/floor.py), with the options the gateway gives gpg to lower its cost
+  (keys.gpg.COST_OPTIONS; --floor-gpg-defaults leaves them out). The gateway is
+  compared with the best of them.
 
 Then an open loop (bench/openloop.py): --open-messages more mails offered at 0.8 x the
 best floor's rate, whatever the gateway does, and the time from each SMTP 250 to its
@@ -60,6 +62,7 @@ from bench.traffic import (
 )
 from gateway.app import App
 from gateway.config import Config, config_from_mapping
+from keys.gpg import COST_OPTIONS
 from keys.identity import create_identity
 
 FLOOR_WORKERS = (1, 2, 3, 4)
@@ -85,6 +88,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--database-url", default="", help="an empty database (instead of --database)")
     p.add_argument("--large", type=int, default=0, help="then K messages of almost 10 MiB")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    p.add_argument(
+        "--floor-gpg-defaults",
+        action="store_true",
+        help="the floor's gpg without the gateway's cost options (keys.gpg.COST_OPTIONS)",
+    )
     args = p.parse_args(argv)
     if args.open_messages < 0:
         args.open_messages = args.messages
@@ -199,16 +207,21 @@ def gateway_round(
 
 
 def floor_rounds(app: App, teams: dict[str, Team], sent: list[Sent], mails: Mails,
-                 floors: dict[int, Side]) -> None:  # fmt: skip
+                 floors: dict[int, Side], options: Sequence[str]) -> None:  # fmt: skip
     """Bare gpg over the same round's work, at each concurrency in turn."""
     receipts = receipt_plaintexts(app, teams, {s.message_id for s in sent})
     inputs = [ciphertext(raw) for _, raw in mails]
     home, signer = app.config.gnupg_home, app.identity.fingerprint
     for workers, side in floors.items():
         with side.machine.measuring():
-            done = floor(home, signer, inputs, receipts, workers)
+            done = floor(home, signer, inputs, receipts, workers, options)
         side.seconds += done.seconds
         side.own += done.cpu
+
+
+def floor_options(args: argparse.Namespace) -> Sequence[str]:
+    """The floor runs gpg as the gateway does, unless asked for gpg's defaults."""
+    return () if args.floor_gpg_defaults else COST_OPTIONS
 
 
 def rounds(mails: Mails, count: int) -> list[Mails]:
@@ -229,7 +242,7 @@ def run(root: Path, args: argparse.Namespace) -> Figures:
         for chunk in rounds(mails, args.rounds):
             done = gateway_round(app, port, args.senders, pids, chunk, turns.gateway,
                                  len(turns.sent))  # fmt: skip
-            floor_rounds(app, by_email, done, chunk, turns.floors)
+            floor_rounds(app, by_email, done, chunk, turns.floors, floor_options(args))
             turns.sent += done
         found = figures(args, len(mails), turns)
         best = max(len(mails) / side.seconds for side in turns.floors.values())

@@ -44,6 +44,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
     p.add_argument("--top", type=int, default=25, help="functions listed")
     p.add_argument("--dump", type=Path, default=None, help="write the raw profile here")
+    p.add_argument(
+        "--no-profile",
+        dest="profile",
+        action="store_false",
+        help="only the CPU a message, without cProfile's own cost in it",
+    )
     args = p.parse_args(argv)
     args.database_url = ""
     return args
@@ -74,7 +80,8 @@ def profile(root: Path, args: argparse.Namespace, url: str) -> None:
     profiler, probe = cProfile.Profile(time.process_time), Probe()  # CPU, not waits
     before = os.times()
     with probe.running():
-        profiler.enable()
+        if args.profile:
+            profiler.enable()
         done = worker.run_once()
         worker.flush()
         profiler.disable()
@@ -88,6 +95,8 @@ def profile(root: Path, args: argparse.Namespace, url: str) -> None:
     print(f"CPU a message: this process {probe.cpu / count * 1000:.2f} ms, "
           f"its gpg children {gpg / count * 1000:.2f} ms")  # fmt: skip
     print(f"statements a message: {probe.queries / count:.1f}")
+    if not args.profile:
+        return
     if args.dump is not None:
         profiler.dump_stats(args.dump)
     for order in ("tottime", "ncalls"):

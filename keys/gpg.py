@@ -34,9 +34,20 @@ from keys.gpg_status import (
 )
 from keys.key_details import KeyDetails, key_details
 
+# Options that change what a gpg run costs, not what it does: the bench's floor
+# (bench/floor.py) runs bare gpg with them too. Without --no-random-seed-file every run
+# that makes random numbers (signing, encrypting) locks GNUPGHOME/random_seed to read it
+# and again to rewrite it on exit, and libgcrypt waits at least 250 ms when another gpg
+# holds that lock: with four gpg processes at once that left the machine idle a fifth of
+# the time (bench/throughput.py: 73-79 % busy with it, 88-90 % without). The seed file only
+# carries entropy from one run to the next; libgcrypt seeds itself from the kernel's
+# getrandom() in every run either way.
+COST_OPTIONS = ("--no-random-seed-file",)
+
 
 def _options(max_output: int) -> list[str]:
     return [
+        *COST_OPTIONS,
         "--trust-model",
         "always",
         "--no-auto-key-retrieve",

@@ -294,6 +294,18 @@ def test_options_are_strict(tmp_path: Path) -> None:
     assert (tmp_path / "g").stat().st_mode & 0o777 == 0o700
 
 
+def test_gpg_runs_never_lock_a_random_seed_file(bob: tuple[GnuPG, str]) -> None:
+    """No gpg of ours reads or writes the home's random_seed (a locked file: a gpg that
+    finds it locked sleeps 250 ms), while a gpg run without the option writes one."""
+    gpg, fpr = bob
+    sealed = gpg.sign_encrypt(b"report\n", [fpr], fpr).encode()
+    assert gpg.decrypt(sealed).clean
+    assert not (gpg.home / "random_seed").exists()
+    gpg_cli(gpg.home, "--trust-model", "always", "--encrypt", "--recipient", fpr, "--output",
+            os.devnull, os.devnull)  # fmt: skip
+    assert (gpg.home / "random_seed").exists()
+
+
 def test_generate_gives_an_ed25519_signing_key_with_an_encryption_subkey(
     alice: tuple[GnuPG, str],
 ) -> None:
