@@ -237,12 +237,13 @@ def run(root: Path, args: argparse.Namespace) -> Figures:
     large = make_mails(app, teams, args.messages + args.open_messages, args.large, 6_300_000)
     home, by_email = app.config.gnupg_home, {t.email: t for t in teams}
     turns = Turns(Side(Machine(home)), {w: Side(Machine(home)) for w in FLOOR_WORKERS})
+    options = floor_options(args)
     with serving(config, port) as server:
         pids = (server.pid, [c for c in children(server.pid) if "python" in process_name(c)])
         for chunk in rounds(mails, args.rounds):
             done = gateway_round(app, port, args.senders, pids, chunk, turns.gateway,
                                  len(turns.sent))  # fmt: skip
-            floor_rounds(app, by_email, done, chunk, turns.floors, floor_options(args))
+            floor_rounds(app, by_email, done, chunk, turns.floors, options)
             turns.sent += done
         found = figures(args, len(mails), turns)
         best = max(len(mails) / side.seconds for side in turns.floors.values())
